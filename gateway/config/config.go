@@ -1,0 +1,326 @@
+// Package config reads the gateway's configuration from environment
+// variables. A value that is present but invalid is an error naming the
+// variable, so a typo stops the process at start instead of running with a
+// default nobody asked for.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Queue backends.
+const (
+	MQEmbedded = "embedded"
+	MQKafka    = "kafka"
+)
+
+// Config is everything the all-in-one process and the split services need.
+type Config struct {
+	HTTPAddr     string   // SECKILL_HTTP_ADDR
+	RedisURL     string   // SECKILL_REDIS_URL; empty = embedded miniredis
+	RedisPrefix  string   // SECKILL_REDIS_PREFIX: key prefix, one per environment sharing a Redis
+	DBDSN        string   // SECKILL_DB_DSN; empty = embedded SQLite under DataDir
+	MQ           string   // SECKILL_MQ: embedded or kafka
+	KafkaBrokers []string // SECKILL_KAFKA_BROKERS
+	// KafkaPartitions is the partition count of topics the process creates
+	// (SECKILL_KAFKA_PARTITIONS); it caps how many order workers share the load.
+	KafkaPartitions  int
+	KafkaReplication int // SECKILL_KAFKA_REPLICATION: replication factor of created topics
+	// KafkaSessionTimeout is how long the group coordinator waits for a
+	// silent consumer before giving its partitions to the others
+	// (SECKILL_KAFKA_SESSION_TIMEOUT): the pause after a worker crash.
+	KafkaSessionTimeout time.Duration
+	DBMaxOpenConns      int           // SECKILL_DB_MAX_OPEN_CONNS (0 = the driver default of the order module)
+	DBMaxIdleConns      int           // SECKILL_DB_MAX_IDLE_CONNS
+	DBConnMaxLifetime   time.Duration // SECKILL_DB_CONN_MAX_LIFETIME
+	DataDir             string        // SECKILL_DATA_DIR
+	JWTSecret           []byte        // SECKILL_JWT_SECRET
+	AdminToken          string        // SECKILL_ADMIN_TOKEN
+	Demo                bool          // SECKILL_DEMO
+
+	// GeneratedAdminToken is true when AdminToken was made up at start
+	// (demo mode), so the process prints it once for the operator.
+	GeneratedAdminToken bool
+
+	LogFormat string // SECKILL_LOG_FORMAT: text or json
+	LogLevel  string // SECKILL_LOG_LEVEL: debug, info, warn, error
+
+	RateGlobal        float64 // SECKILL_RATE_GLOBAL: requests/s over all API calls
+	RateGlobalBurst   int     // SECKILL_RATE_GLOBAL_BURST
+	RatePerIP         float64 // SECKILL_RATE_PER_IP
+	RatePerIPBurst    int     // SECKILL_RATE_PER_IP_BURST
+	RatePerUser       float64 // SECKILL_RATE_PER_USER
+	RatePerUserBurst  int     // SECKILL_RATE_PER_USER_BURST
+	RateLimiterIdle   time.Duration
+	TrustedProxies    []string      // SECKILL_TRUSTED_PROXIES: CIDRs or IPs whose X-Forwarded-For is believed
+	MaxBodyBytes      int64         // SECKILL_MAX_BODY_BYTES
+	SoldOutTTL        time.Duration // SECKILL_SOLDOUT_TTL
+	PublishTimeout    time.Duration // SECKILL_PUBLISH_TIMEOUT
+	ReservationTTL    time.Duration // SECKILL_RESERVATION_TIMEOUT: a reservation whose publish is unconfirmed this long is released
+	QueueCapacity     int           // SECKILL_QUEUE_CAPACITY (embedded queue)
+	WorkerConcurrency int           // SECKILL_WORKER_CONCURRENCY: order messages in flight; batches fill from these
+	WorkerBatch       int           // SECKILL_WORKER_BATCH: most orders written per database transaction
+	ShutdownTimeout   time.Duration // SECKILL_SHUTDOWN_TIMEOUT
+}
+
+// Names lists every environment variable Load reads, so deploy files can be
+// checked against it (an unknown name in a manifest is a typo nobody sees).
+func Names() []string {
+	return []string{
+		"SECKILL_HTTP_ADDR", "SECKILL_REDIS_URL", "SECKILL_REDIS_PREFIX", "SECKILL_DB_DSN", "SECKILL_MQ",
+		"SECKILL_KAFKA_BROKERS", "SECKILL_KAFKA_PARTITIONS", "SECKILL_KAFKA_REPLICATION", "SECKILL_KAFKA_SESSION_TIMEOUT",
+		"SECKILL_DB_MAX_OPEN_CONNS", "SECKILL_DB_MAX_IDLE_CONNS", "SECKILL_DB_CONN_MAX_LIFETIME",
+		"SECKILL_DATA_DIR", "SECKILL_JWT_SECRET", "SECKILL_ADMIN_TOKEN", "SECKILL_DEMO",
+		"SECKILL_LOG_FORMAT", "SECKILL_LOG_LEVEL",
+		"SECKILL_RATE_GLOBAL", "SECKILL_RATE_GLOBAL_BURST", "SECKILL_RATE_PER_IP", "SECKILL_RATE_PER_IP_BURST",
+		"SECKILL_RATE_PER_USER", "SECKILL_RATE_PER_USER_BURST", "SECKILL_RATE_LIMITER_IDLE",
+		"SECKILL_TRUSTED_PROXIES", "SECKILL_MAX_BODY_BYTES", "SECKILL_SOLDOUT_TTL", "SECKILL_PUBLISH_TIMEOUT",
+		"SECKILL_RESERVATION_TIMEOUT", "SECKILL_QUEUE_CAPACITY", "SECKILL_WORKER_CONCURRENCY",
+		"SECKILL_WORKER_BATCH", "SECKILL_SHUTDOWN_TIMEOUT",
+	}
+}
+
+// Embedded reports whether every backend is the in-process default.
+func (c Config) Embedded() bool {
+	return c.RedisURL == "" && c.DBDSN == "" && c.MQ == MQEmbedded
+}
+
+// Load reads the configuration of a process that serves the HTTP API,
+// through getenv (os.Getenv in main, a map in tests). Every problem is
+// reported, each naming its variable.
+func Load(getenv func(string) string) (Config, error) { return load(getenv, true) }
+
+// LoadWorker reads the configuration of an order worker. A worker verifies no
+// tokens, so SECKILL_JWT_SECRET and SECKILL_ADMIN_TOKEN are not required (and
+// should not be handed to it); when present they are still validated.
+func LoadWorker(getenv func(string) string) (Config, error) { return load(getenv, false) }
+
+func load(getenv func(string) string, needsAuth bool) (Config, error) {
+	p := parser{getenv: getenv}
+	c := Config{
+		HTTPAddr:            p.str("SECKILL_HTTP_ADDR", ":8080"),
+		RedisURL:            p.str("SECKILL_REDIS_URL", ""),
+		RedisPrefix:         p.str("SECKILL_REDIS_PREFIX", "seckill"),
+		DBDSN:               p.str("SECKILL_DB_DSN", ""),
+		MQ:                  p.oneOf("SECKILL_MQ", MQEmbedded, MQEmbedded, MQKafka),
+		KafkaBrokers:        p.list("SECKILL_KAFKA_BROKERS"),
+		KafkaPartitions:     p.positiveInt("SECKILL_KAFKA_PARTITIONS", 12),
+		KafkaReplication:    p.positiveInt("SECKILL_KAFKA_REPLICATION", 1),
+		KafkaSessionTimeout: p.duration("SECKILL_KAFKA_SESSION_TIMEOUT", 30*time.Second),
+		DBMaxOpenConns:      p.positiveInt("SECKILL_DB_MAX_OPEN_CONNS", 0),
+		DBMaxIdleConns:      p.positiveInt("SECKILL_DB_MAX_IDLE_CONNS", 0),
+		DBConnMaxLifetime:   p.duration("SECKILL_DB_CONN_MAX_LIFETIME", 5*time.Minute),
+		DataDir:             p.str("SECKILL_DATA_DIR", "./data"),
+		LogLevel:            p.oneOf("SECKILL_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		RateGlobal:          p.positiveFloat("SECKILL_RATE_GLOBAL", 20000),
+		RateGlobalBurst:     p.positiveInt("SECKILL_RATE_GLOBAL_BURST", 20000),
+		RatePerIP:           p.positiveFloat("SECKILL_RATE_PER_IP", 10000),
+		RatePerIPBurst:      p.positiveInt("SECKILL_RATE_PER_IP_BURST", 20000),
+		RatePerUser:         p.positiveFloat("SECKILL_RATE_PER_USER", 2),
+		RatePerUserBurst:    p.positiveInt("SECKILL_RATE_PER_USER_BURST", 5),
+		RateLimiterIdle:     p.duration("SECKILL_RATE_LIMITER_IDLE", 5*time.Minute),
+		TrustedProxies:      p.list("SECKILL_TRUSTED_PROXIES"),
+		MaxBodyBytes:        int64(p.positiveInt("SECKILL_MAX_BODY_BYTES", 64<<10)),
+		SoldOutTTL:          p.duration("SECKILL_SOLDOUT_TTL", time.Second),
+		PublishTimeout:      p.duration("SECKILL_PUBLISH_TIMEOUT", 2*time.Second),
+		ReservationTTL:      p.duration("SECKILL_RESERVATION_TIMEOUT", 30*time.Second),
+		QueueCapacity:       p.positiveInt("SECKILL_QUEUE_CAPACITY", 100000),
+		WorkerConcurrency:   p.positiveInt("SECKILL_WORKER_CONCURRENCY", 200),
+		WorkerBatch:         p.positiveInt("SECKILL_WORKER_BATCH", 100),
+		ShutdownTimeout:     p.duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second),
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			p.fail("SECKILL_HTTP_ADDR", "must be host:port (e.g. :8080), got %q", c.HTTPAddr)
+		}
+	}
+	if c.RedisURL != "" && !hasScheme(c.RedisURL, "redis://", "rediss://", "redis+cluster://", "rediss+cluster://") {
+		p.fail("SECKILL_REDIS_URL", "must start with redis://, rediss://, redis+cluster:// or rediss+cluster://")
+	}
+	if c.MQ == MQKafka && len(c.KafkaBrokers) == 0 {
+		p.fail("SECKILL_KAFKA_BROKERS", "is required when SECKILL_MQ=kafka")
+	}
+	for _, b := range c.KafkaBrokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			p.fail("SECKILL_KAFKA_BROKERS", "%q is not host:port", b)
+		}
+	}
+	for _, tp := range c.TrustedProxies {
+		if net.ParseIP(tp) == nil {
+			if _, _, err := net.ParseCIDR(tp); err != nil {
+				p.fail("SECKILL_TRUSTED_PROXIES", "%q is neither an IP nor a CIDR", tp)
+			}
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"SECKILL_SOLDOUT_TTL": c.SoldOutTTL, "SECKILL_PUBLISH_TIMEOUT": c.PublishTimeout,
+		"SECKILL_RESERVATION_TIMEOUT": c.ReservationTTL, "SECKILL_SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
+		"SECKILL_RATE_LIMITER_IDLE": c.RateLimiterIdle, "SECKILL_DB_CONN_MAX_LIFETIME": c.DBConnMaxLifetime,
+		"SECKILL_KAFKA_SESSION_TIMEOUT": c.KafkaSessionTimeout,
+	} {
+		if d <= 0 {
+			p.fail(name, "must be a positive duration")
+		}
+	}
+	if c.ReservationTTL <= c.PublishTimeout {
+		p.fail("SECKILL_RESERVATION_TIMEOUT", "must be longer than SECKILL_PUBLISH_TIMEOUT (%s), or live publishes would be reaped", c.PublishTimeout)
+	}
+
+	c.Demo = p.boolean("SECKILL_DEMO", c.Embedded())
+	c.LogFormat = p.oneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Demo], "text", "json")
+
+	if s := getenv("SECKILL_JWT_SECRET"); s != "" {
+		if len(s) < 16 {
+			p.fail("SECKILL_JWT_SECRET", "must be at least 16 bytes")
+		}
+		c.JWTSecret = []byte(s)
+	} else if c.Demo || !needsAuth {
+		c.JWTSecret = []byte(randomHex(32))
+	} else {
+		p.fail("SECKILL_JWT_SECRET", "is required outside demo mode")
+	}
+	if s := getenv("SECKILL_ADMIN_TOKEN"); s != "" {
+		if len(s) < 16 {
+			p.fail("SECKILL_ADMIN_TOKEN", "must be at least 16 characters")
+		}
+		c.AdminToken = s
+	} else if c.Demo {
+		c.AdminToken = randomHex(16)
+		c.GeneratedAdminToken = true
+	} else if needsAuth {
+		p.fail("SECKILL_ADMIN_TOKEN", "is required outside demo mode")
+	}
+	return c, errors.Join(p.errs...)
+}
+
+// Redacted returns the settings that are safe to log: no secrets, no
+// passwords inside URLs.
+func (c Config) Redacted() map[string]any {
+	return map[string]any{
+		"http_addr": c.HTTPAddr, "redis": backendName(c.RedisURL, "embedded miniredis"),
+		"db": backendName(c.DBDSN, "embedded sqlite in "+c.DataDir), "mq": c.MQ,
+		"kafka_brokers": strings.Join(c.KafkaBrokers, ","), "demo": c.Demo,
+		"worker_concurrency": c.WorkerConcurrency, "worker_batch": c.WorkerBatch,
+	}
+}
+
+func backendName(v, embedded string) string {
+	if v == "" {
+		return embedded
+	}
+	return "external"
+}
+
+func hasScheme(s string, schemes ...string) bool {
+	for _, p := range schemes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return hex.EncodeToString(b)
+}
+
+// parser collects one error per bad variable instead of stopping at the first.
+type parser struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (p *parser) fail(name, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s %s", name, fmt.Sprintf(format, args...)))
+}
+
+func (p *parser) str(name, def string) string {
+	if v := strings.TrimSpace(p.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) list(name string) []string {
+	var out []string
+	for _, part := range strings.Split(p.getenv(name), ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+func (p *parser) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(p.str(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	p.fail(name, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+	return def
+}
+
+func (p *parser) positiveInt(name string, def int) int {
+	v := p.getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 {
+		p.fail(name, "must be a positive integer, got %q", v)
+		return def
+	}
+	return n
+}
+
+func (p *parser) positiveFloat(name string, def float64) float64 {
+	v := p.getenv(name)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || f <= 0 {
+		p.fail(name, "must be a positive number, got %q", v)
+		return def
+	}
+	return f
+}
+
+func (p *parser) duration(name string, def time.Duration) time.Duration {
+	v := p.getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		p.fail(name, "must be a duration like 500ms or 2s, got %q", v)
+		return def
+	}
+	return d
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	v := p.getenv(name)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		p.fail(name, "must be true or false, got %q", v)
+		return def
+	}
+	return b
+}

@@ -1,0 +1,543 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/flashsale/seckill/inventory"
+	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/orderid"
+)
+
+// demoTokenTTL is long enough for a demo session and a load test.
+const demoTokenTTL = 24 * time.Hour
+
+// requestIDPattern bounds the idempotency key a client may send with a buy.
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+// decodeJSON reads the body into v. An empty body is allowed when
+// allowEmpty; unknown fields are refused so a misspelt field is not silently
+// ignored. It answers the error itself and reports false.
+func decodeJSON(c *gin.Context, v any, allowEmpty bool) bool {
+	dec := json.NewDecoder(c.Request.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("unexpected data after the JSON object")
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, io.EOF) && allowEmpty:
+		return true
+	case errors.As(err, &tooLarge):
+		abort(c, http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit))
+	case errors.Is(err, io.EOF):
+		abort(c, http.StatusBadRequest, codeBadJSON, "request body is empty; a JSON object is required")
+	default:
+		abort(c, http.StatusBadRequest, codeBadJSON, "malformed JSON body: "+err.Error())
+	}
+	return false
+}
+
+func (s *Server) demoToken(c *gin.Context) {
+	if !s.opts.Demo {
+		abort(c, http.StatusNotFound, codeNotFound, "demo login is only available in demo mode (SECKILL_DEMO=true)")
+		return
+	}
+	var req struct {
+		UserID string `json:"user_id"`
+	}
+	if !decodeJSON(c, &req, false) {
+		return
+	}
+	tok, err := s.opts.Tokens.Issue(req.UserID, demoTokenTTL)
+	if err != nil {
+		abort(c, http.StatusBadRequest, codeValidation, "user_id: "+err.Error())
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"token": tok})
+}
+
+// activityJSON is an activity as the API shows it.
+type activityJSON struct {
+	ID                string    `json:"id"`
+	Name              string    `json:"name"`
+	Stock             int64     `json:"stock"`
+	Remaining         int64     `json:"remaining"`
+	PriceCents        int64     `json:"price_cents"`
+	StartsAt          time.Time `json:"starts_at"`
+	EndsAt            time.Time `json:"ends_at"`
+	PayTimeoutSeconds int64     `json:"pay_timeout_seconds"`
+	State             string    `json:"state"`
+	ServerTime        time.Time `json:"server_time"`
+}
+
+func activityView(a *order.Activity, remaining int64, now time.Time) activityJSON {
+	state := "active"
+	switch {
+	case now.Before(a.StartsAt):
+		state = "upcoming"
+	case !now.Before(a.EndsAt):
+		state = "ended"
+	case remaining <= 0:
+		state = "sold_out"
+	}
+	return activityJSON{
+		ID: strconv.FormatInt(a.ID, 10), Name: a.Name, Stock: a.Stock, Remaining: remaining,
+		PriceCents: a.PriceCents, StartsAt: a.StartsAt.UTC(), EndsAt: a.EndsAt.UTC(),
+		PayTimeoutSeconds: a.PayTimeoutSeconds, State: state, ServerTime: now.UTC(),
+	}
+}
+
+// activity resolves the :id path parameter; it answers 404/503 itself.
+func (s *Server) activity(c *gin.Context) (*order.Activity, bool) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		abort(c, http.StatusNotFound, codeNotFound, fmt.Sprintf("activity %q not found", c.Param("id")))
+		return nil, false
+	}
+	a, err := s.acts.get(c.Request.Context(), id)
+	switch {
+	case errors.Is(err, order.ErrNotFound):
+		abort(c, http.StatusNotFound, codeNotFound, fmt.Sprintf("activity %d not found", id))
+		return nil, false
+	case err != nil:
+		s.log.Warn("read activity", "activity_id", id, "err", err)
+		busy(c, "database unavailable: could not read the activity")
+		return nil, false
+	}
+	return a, true
+}
+
+func (s *Server) getActivity(c *gin.Context) {
+	a, ok := s.activity(c)
+	if !ok {
+		return
+	}
+	now := s.now()
+	var remaining int64
+	if !s.soldOut.isSet(a.ID, now) {
+		r, found, err := s.opts.Inventory.Remaining(c.Request.Context(), a.ID)
+		if err == nil && !found {
+			if err = s.LoadActivity(c.Request.Context(), a); err == nil {
+				r, _, err = s.opts.Inventory.Remaining(c.Request.Context(), a.ID)
+			}
+		}
+		if err != nil {
+			s.log.Warn("read remaining stock", "activity_id", a.ID, "err", err)
+			busy(c, "inventory unavailable: could not read remaining stock")
+			return
+		}
+		remaining = r
+	}
+	c.JSON(http.StatusOK, activityView(a, remaining, now))
+}
+
+// LoadActivity puts an activity's stock into Redis when it is missing there
+// (an embedded Redis that restarted, or a preload that failed at creation).
+func (s *Server) LoadActivity(ctx context.Context, a *order.Activity) error {
+	loaded, n, err := RestoreActivity(ctx, s.opts.Store, s.opts.Inventory, a)
+	if err != nil {
+		return err
+	}
+	if loaded {
+		s.log.Info("loaded activity stock into redis", "activity_id", a.ID, "remaining", a.Available, "reservations", n)
+	}
+	return nil
+}
+
+// RestoreActivity loads an activity into Redis from the database, which is
+// the truth to restore: its available units and its live orders (as claimed
+// reservations, so their users cannot buy twice). Load is set-if-absent, so
+// racing processes agree. It reports whether it loaded and how many
+// reservations it restored.
+func RestoreActivity(ctx context.Context, st Store, inv Inventory, a *order.Activity) (bool, int, error) {
+	live, err := st.ActiveOrders(ctx, a.ID)
+	if err != nil {
+		return false, 0, fmt.Errorf("read live orders of activity %d: %w", a.ID, err)
+	}
+	existing := make([]inventory.Reservation, len(live))
+	for i, o := range live {
+		existing[i] = inventory.Reservation{OrderID: o.ID, UserID: o.UserID, RequestID: o.RequestID, ReservedAt: o.CreatedAt, Status: inventory.StatusClaimed}
+	}
+	loaded, err := inv.Load(ctx, inventoryActivity(a), a.Available, existing)
+	return loaded, len(existing), err
+}
+
+func inventoryActivity(a *order.Activity) inventory.Activity {
+	return inventory.Activity{ID: a.ID, Stock: a.Stock, StartsAt: a.StartsAt, EndsAt: a.EndsAt}
+}
+
+// buy is the hot path: everything before the Reserve call is local, so a
+// sold-out or not-started spike never reaches Redis.
+func (s *Server) buy(c *gin.Context) {
+	user := c.GetString(keyUser)
+	var req struct {
+		RequestID string `json:"request_id"`
+	}
+	if !decodeJSON(c, &req, true) {
+		return
+	}
+	if req.RequestID != "" && !requestIDPattern.MatchString(req.RequestID) {
+		abort(c, http.StatusBadRequest, codeValidation, "request_id: want 1-64 characters of letters, digits and _.:-")
+		return
+	}
+	a, ok := s.activity(c)
+	if !ok {
+		return
+	}
+	now := s.now()
+	switch {
+	case now.Before(a.StartsAt):
+		abort(c, http.StatusForbidden, codeNotStarted, "the sale starts at "+a.StartsAt.UTC().Format(time.RFC3339))
+		return
+	case !now.Before(a.EndsAt):
+		abort(c, http.StatusForbidden, codeEnded, "the sale ended at "+a.EndsAt.UTC().Format(time.RFC3339))
+		return
+	}
+	// A request_id may belong to an order this user already won (a retry
+	// after a lost 202): only Redis knows, so such a request skips the
+	// local flag. The script answers it without writing anything.
+	if req.RequestID == "" && s.soldOut.shouldReject(a.ID, now) {
+		s.metrics.soldOutLocal.Inc()
+		abort(c, http.StatusGone, codeSoldOut, "sold out")
+		return
+	}
+
+	orderID := s.opts.IDs.Next(a.ID)
+	deadline := now.Add(s.opts.PublishTimeout)
+	loadedOnce := false
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		// A hung Redis must give a fast 503, not hold the buyer.
+		rctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RedisTimeout)
+		res, err := s.opts.Inventory.Reserve(rctx, a.ID, user, req.RequestID, orderID, now)
+		cancel()
+		if err != nil {
+			s.metrics.reserve.WithLabelValues("error").Inc()
+			s.log.Warn("reserve", "activity_id", a.ID, "err", err)
+			busy(c, "inventory unavailable; nothing was reserved, try again")
+			return
+		}
+		s.metrics.reserve.WithLabelValues(outcomeName(res.Outcome)).Inc()
+		switch res.Outcome {
+		case inventory.Reserved:
+			s.soldOut.clear(a.ID)
+			s.publish(c, a, user, req.RequestID, orderID)
+			return
+		case inventory.Existing:
+			c.JSON(http.StatusAccepted, gin.H{"order_id": res.OrderID, "state": order.StateQueued})
+			return
+		case inventory.Pending:
+			// The same request is being published by a concurrent call
+			// (a double click). Answer with its outcome, not a guess.
+			if time.Now().Add(wait).After(deadline) {
+				busy(c, "the same request_id is still being processed; try again")
+				return
+			}
+			time.Sleep(wait)
+			now = s.now()
+		case inventory.AlreadyPurchased:
+			abort(c, http.StatusConflict, codeAlreadyPurchased, "this user already holds an order for this activity")
+			return
+		case inventory.SoldOut:
+			s.soldOut.set(a.ID, now)
+			abort(c, http.StatusGone, codeSoldOut, "sold out")
+			return
+		case inventory.NotStarted:
+			abort(c, http.StatusForbidden, codeNotStarted, "the sale has not started")
+			return
+		case inventory.Ended:
+			abort(c, http.StatusForbidden, codeEnded, "the sale has ended")
+			return
+		case inventory.UnknownActivity:
+			if loadedOnce {
+				busy(c, "activity stock is not loaded in redis; try again")
+				return
+			}
+			loadedOnce = true
+			if err := s.LoadActivity(c.Request.Context(), a); err != nil {
+				s.log.Warn("load activity", "activity_id", a.ID, "err", err)
+				busy(c, "inventory unavailable; nothing was reserved, try again")
+				return
+			}
+		default:
+			abort(c, http.StatusInternalServerError, codeInternal, fmt.Sprintf("unexpected reserve outcome %d", res.Outcome))
+			return
+		}
+	}
+}
+
+// publish hands the reserved order to the queue and answers 202 only once
+// the queue accepted it. If it refuses, the reservation is released so the
+// unit goes back on sale, and the client gets 503 with nothing kept.
+func (s *Server) publish(c *gin.Context, a *order.Activity, user, requestID, orderID string) {
+	rid := c.GetString(keyRequestID)
+	payload, err := json.Marshal(order.Message{
+		OrderID: orderID, ActivityID: a.ID, UserID: user, RequestID: requestID,
+		PriceCents: a.PriceCents, ReservedAt: s.now().UTC(), TraceID: rid,
+	})
+	if err != nil {
+		panic(fmt.Sprintf("marshal order message: %v", err)) // plain struct: cannot fail
+	}
+	// A client that hangs up must not turn an accepted publish into an
+	// ambiguous one: the publish runs to its own deadline.
+	detached := context.WithoutCancel(c.Request.Context())
+	ctx, cancel := context.WithTimeout(detached, s.opts.PublishTimeout)
+	defer cancel()
+	start := time.Now()
+	err = s.opts.Publisher.Publish(ctx, order.TopicOrders, &mq.Message{
+		ID: orderID, Key: user, Payload: payload,
+		Headers: map[string]string{"request_id": rid},
+	})
+	s.metrics.publishLatency.Observe(time.Since(start).Seconds())
+	// Release and Confirm get their own deadline: after a publish that
+	// timed out, its context is already spent, and a release that fails
+	// would keep the unit and the user's mark until the reaper.
+	rctx, rcancel := context.WithTimeout(detached, s.opts.RedisTimeout)
+	defer rcancel()
+	if err != nil {
+		reason := "error"
+		if errors.Is(err, mq.ErrQueueFull) {
+			reason = "full"
+		}
+		s.metrics.publishFailed.WithLabelValues(reason).Inc()
+		s.log.Warn("publish order", "order_id", orderID, "activity_id", a.ID, "request_id", rid, "err", err)
+		if _, rerr := s.opts.Inventory.Release(rctx, a.ID, orderID); rerr != nil {
+			// The reaper releases the pending reservation later.
+			s.log.Error("release after failed publish", "order_id", orderID, "err", rerr)
+		}
+		s.soldOut.clear(a.ID)
+		if reason == "full" {
+			busy(c, "order queue is full; nothing was reserved, try again")
+		} else {
+			busy(c, "order queue unavailable; nothing was reserved, try again")
+		}
+		return
+	}
+	// The order is in the queue: mark the reservation so the reaper leaves
+	// it alone. If this fails the worker's claim still wins the race.
+	for attempt := 0; attempt < 3; attempt++ {
+		if _, err = s.opts.Inventory.Confirm(rctx, a.ID, orderID); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		s.log.Warn("confirm reservation", "order_id", orderID, "err", err)
+	}
+	c.JSON(http.StatusAccepted, gin.H{"order_id": orderID, "state": order.StateQueued})
+}
+
+func outcomeName(o inventory.Outcome) string {
+	switch o {
+	case inventory.Reserved:
+		return "reserved"
+	case inventory.Existing:
+		return "existing"
+	case inventory.Pending:
+		return "pending"
+	case inventory.AlreadyPurchased:
+		return "already_purchased"
+	case inventory.SoldOut:
+		return "sold_out"
+	case inventory.NotStarted:
+		return "not_started"
+	case inventory.Ended:
+		return "ended"
+	case inventory.UnknownActivity:
+		return "unknown_activity"
+	}
+	return "other"
+}
+
+// orderJSON is an order as the API shows it.
+type orderJSON struct {
+	OrderID     string     `json:"order_id"`
+	ActivityID  string     `json:"activity_id"`
+	UserID      string     `json:"user_id"`
+	State       string     `json:"state"`
+	PriceCents  int64      `json:"price_cents"`
+	CreatedAt   time.Time  `json:"created_at"`
+	PayDeadline *time.Time `json:"pay_deadline"`
+}
+
+func (s *Server) getOrder(c *gin.Context) {
+	user := c.GetString(keyUser)
+	id := c.Param("id")
+	notFound := func() { abort(c, http.StatusNotFound, codeNotFound, fmt.Sprintf("order %q not found", id)) }
+	actID, _, err := orderid.Parse(id)
+	if err != nil {
+		notFound()
+		return
+	}
+	o, err := s.opts.Store.GetOrder(c.Request.Context(), id)
+	switch {
+	case err == nil:
+		if o.UserID != user { // another user's order does not exist for this caller
+			notFound()
+			return
+		}
+		deadline := o.PayDeadline.UTC()
+		c.JSON(http.StatusOK, orderJSON{
+			OrderID: o.ID, ActivityID: strconv.FormatInt(o.ActivityID, 10), UserID: o.UserID, State: o.State,
+			PriceCents: o.PriceCents, CreatedAt: o.CreatedAt.UTC(), PayDeadline: &deadline,
+		})
+		return
+	case !errors.Is(err, order.ErrNotFound):
+		s.log.Warn("read order", "order_id", id, "err", err)
+		busy(c, "database unavailable: could not read the order")
+		return
+	}
+	// Not written yet: the reservation in Redis is the order while it waits
+	// in the queue.
+	res, found, err := s.opts.Inventory.Lookup(c.Request.Context(), actID, id)
+	if err != nil {
+		s.log.Warn("lookup reservation", "order_id", id, "err", err)
+		busy(c, "inventory unavailable: could not read the order")
+		return
+	}
+	if !found || res.UserID != user {
+		notFound()
+		return
+	}
+	a, err := s.acts.get(c.Request.Context(), actID)
+	switch {
+	case errors.Is(err, order.ErrNotFound):
+		notFound()
+		return
+	case err != nil:
+		s.log.Warn("read activity", "activity_id", actID, "err", err)
+		busy(c, "database unavailable: could not read the order's activity")
+		return
+	}
+	c.JSON(http.StatusOK, orderJSON{
+		OrderID: id, ActivityID: strconv.FormatInt(actID, 10), UserID: user, State: order.StateQueued,
+		PriceCents: a.PriceCents, CreatedAt: res.ReservedAt.UTC(),
+	})
+}
+
+// Limits on what an admin may create.
+const (
+	maxStock      = 10_000_000
+	maxPayTimeout = 7 * 24 * 3600
+	defPayTimeout = 900
+)
+
+func (s *Server) createActivity(c *gin.Context) {
+	var req struct {
+		Name              string `json:"name"`
+		Stock             *int64 `json:"stock"`
+		PriceCents        *int64 `json:"price_cents"`
+		StartsAt          string `json:"starts_at"`
+		EndsAt            string `json:"ends_at"`
+		PayTimeoutSeconds *int64 `json:"pay_timeout_seconds"`
+	}
+	if !decodeJSON(c, &req, false) {
+		return
+	}
+	var problems []string
+	bad := func(field, msg string) { problems = append(problems, field+": "+msg) }
+	name := strings.TrimSpace(req.Name)
+	if name == "" || len(name) > 200 {
+		bad("name", "required, at most 200 characters")
+	}
+	switch {
+	case req.Stock == nil:
+		bad("stock", "required")
+	case *req.Stock <= 0 || *req.Stock > maxStock:
+		bad("stock", fmt.Sprintf("must be between 1 and %d, got %d", maxStock, *req.Stock))
+	}
+	switch {
+	case req.PriceCents == nil:
+		bad("price_cents", "required")
+	case *req.PriceCents < 0:
+		bad("price_cents", fmt.Sprintf("must not be negative, got %d", *req.PriceCents))
+	}
+	starts, errS := time.Parse(time.RFC3339, req.StartsAt)
+	if errS != nil {
+		bad("starts_at", fmt.Sprintf("must be an RFC 3339 time such as 2026-11-11T00:00:00Z, got %q", req.StartsAt))
+	}
+	ends, errE := time.Parse(time.RFC3339, req.EndsAt)
+	if errE != nil {
+		bad("ends_at", fmt.Sprintf("must be an RFC 3339 time such as 2026-11-11T01:00:00Z, got %q", req.EndsAt))
+	}
+	if errS == nil && errE == nil && !ends.After(starts) {
+		bad("ends_at", "must be after starts_at")
+	}
+	payTimeout := int64(defPayTimeout)
+	if req.PayTimeoutSeconds != nil {
+		payTimeout = *req.PayTimeoutSeconds
+		if payTimeout <= 0 || payTimeout > maxPayTimeout {
+			bad("pay_timeout_seconds", fmt.Sprintf("must be between 1 and %d, got %d", maxPayTimeout, payTimeout))
+		}
+	}
+	if len(problems) > 0 {
+		abort(c, http.StatusBadRequest, codeValidation, strings.Join(problems, "; "))
+		return
+	}
+	a := &order.Activity{
+		Name: name, Stock: *req.Stock, Available: *req.Stock, PriceCents: *req.PriceCents,
+		StartsAt: starts.UTC(), EndsAt: ends.UTC(), PayTimeoutSeconds: payTimeout,
+	}
+	if err := s.opts.Store.CreateActivity(c.Request.Context(), a); err != nil {
+		s.log.Error("create activity", "err", err)
+		busy(c, "database unavailable: the activity was not created")
+		return
+	}
+	// Preload now so the first buyer does not pay for it; if Redis is
+	// down the first buy or read loads it instead.
+	if err := s.LoadActivity(c.Request.Context(), a); err != nil {
+		s.log.Warn("preload activity stock", "activity_id", a.ID, "err", err)
+	}
+	s.log.Info("activity created", "activity_id", a.ID, "stock", a.Stock, "starts_at", a.StartsAt, "ends_at", a.EndsAt)
+	c.JSON(http.StatusCreated, activityView(a, a.Stock, s.now()))
+}
+
+func (s *Server) stats(c *gin.Context) {
+	cached, ok := s.activity(c)
+	if !ok {
+		return
+	}
+	// Stats are for audits: read the row itself, not the cached copy, and
+	// read it with its order counts in one statement so that the database
+	// side of the conservation identity holds in the answer.
+	snap, err := s.opts.Store.Snapshot(c.Request.Context(), cached.ID)
+	if err != nil {
+		busy(c, "database unavailable: could not read the activity and its orders")
+		return
+	}
+	a := &snap.Activity
+	inv, found, err := s.opts.Inventory.Stats(c.Request.Context(), a.ID)
+	if err == nil && !found {
+		if err = s.LoadActivity(c.Request.Context(), a); err == nil {
+			inv, _, err = s.opts.Inventory.Stats(c.Request.Context(), a.ID)
+		}
+	}
+	if err != nil {
+		busy(c, "inventory unavailable: "+err.Error())
+		return
+	}
+	created, paid := snap.Created, snap.Paid
+	c.JSON(http.StatusOK, gin.H{
+		"stock":            a.Stock,
+		"remaining":        inv.Remaining,
+		"reserved":         inv.Reserved,
+		"queued":           inv.Reserved - created - paid,
+		"orders_created":   created,
+		"orders_paid":      paid,
+		"orders_cancelled": snap.Cancelled,
+		"db_available":     a.Available,
+	})
+}

@@ -1,0 +1,332 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrInvalid is returned for arguments that can never succeed (a bad
+// activity, an empty order id, an order id already in use): the caller's
+// fault, not Redis's, so it maps to 400 (or a fresh order id) rather than
+// 503. Nothing is changed.
+var ErrInvalid = errors.New("inventory: invalid argument")
+
+// DefaultPrefix starts every key when Options.Prefix is empty.
+const DefaultPrefix = "seckill"
+
+// restoreChunk is how many reservations one restore script call writes.
+// A Redis script blocks the server while it runs, so 100k restored
+// reservations go in many short calls instead of one long one.
+const restoreChunk = 1000
+
+// Options configure a Store.
+type Options struct {
+	// Prefix starts every key ("<Prefix>:{a<ID>}:meta"); DefaultPrefix when
+	// empty. It lets several deployments or test runs share one Redis.
+	// It must not contain '{' or '}', which would move the hash tag.
+	Prefix string
+}
+
+// Store is the Redis side of every activity. It is safe for concurrent use;
+// all state lives in Redis, so any number of gateways may each hold one.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	sc     scripts
+}
+
+// New returns a Store on rdb. It panics when opts.Prefix contains a brace,
+// a programming error that would otherwise spread an activity's keys over
+// several cluster slots and make every script fail there.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	prefix := opts.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		panic(fmt.Sprintf("inventory: key prefix %q must not contain '{' or '}'", prefix))
+	}
+	return &Store{rdb: rdb, prefix: prefix, sc: newScripts()}
+}
+
+// keys returns meta, users, res and pending of one activity, in the order
+// every script expects them.
+func (s *Store) keys(id int64) []string {
+	tag := s.prefix + ":{a" + strconv.FormatInt(id, 10) + "}:"
+	return []string{tag + "meta", tag + "users", tag + "res", tag + "pending"}
+}
+
+func unavailable(op string, id int64, err error) error {
+	return fmt.Errorf("%w: %s activity %d: %w", ErrUnavailable, op, id, err)
+}
+
+func invalid(op string, id int64, format string, args ...any) error {
+	return fmt.Errorf("%w: %s activity %d: %s", ErrInvalid, op, id, fmt.Sprintf(format, args...))
+}
+
+// Load preloads an activity unless its meta key exists, in which case it
+// returns false and changes nothing: another gateway, or an earlier start
+// against the same Redis, loaded it and its live counters win.
+//
+// existing are the reservations the database still holds (the embedded
+// Redis restarted, the orders did not); they are written first, in chunks,
+// each chunk refusing to write once meta exists, and meta is written last
+// with a set-if-absent script, so Reserve never sees a half-restored
+// activity. remaining must leave room for them: len(existing) <= Stock -
+// remaining. A Load interrupted half-way leaves restored reservations
+// without meta; the next Load writes them again and completes it.
+func (s *Store) Load(ctx context.Context, a Activity, remaining int64, existing []Reservation) (bool, error) {
+	const op = "load"
+	switch {
+	case a.Stock <= 0:
+		return false, invalid(op, a.ID, "stock %d must be positive", a.Stock)
+	case remaining < 0 || remaining > a.Stock:
+		return false, invalid(op, a.ID, "remaining %d must be within 0..%d", remaining, a.Stock)
+	case !a.EndsAt.After(a.StartsAt):
+		return false, invalid(op, a.ID, "ends at %s, not after its start %s", a.EndsAt.Format(time.RFC3339), a.StartsAt.Format(time.RFC3339))
+	case int64(len(existing)) > a.Stock-remaining:
+		return false, invalid(op, a.ID, "%d reservations restored but stock %d - remaining %d leaves room for %d", len(existing), a.Stock, remaining, a.Stock-remaining)
+	}
+	users := make(map[string]struct{}, len(existing))
+	orders := make(map[string]struct{}, len(existing))
+	for i, r := range existing {
+		switch {
+		case r.OrderID == "" || r.UserID == "":
+			return false, invalid(op, a.ID, "reservation %d has an empty order or user id", i)
+		case r.Status != StatusPending && r.Status != StatusQueued && r.Status != StatusClaimed:
+			return false, invalid(op, a.ID, "reservation %q has unknown status %q", r.OrderID, r.Status)
+		}
+		if _, dup := users[r.UserID]; dup {
+			return false, invalid(op, a.ID, "user %q holds two reservations", r.UserID)
+		}
+		if _, dup := orders[r.OrderID]; dup {
+			return false, invalid(op, a.ID, "order %q restored twice", r.OrderID)
+		}
+		users[r.UserID] = struct{}{}
+		orders[r.OrderID] = struct{}{}
+	}
+
+	keys := s.keys(a.ID)
+	n, err := s.rdb.Exists(ctx, keys[0]).Result()
+	if err != nil {
+		return false, unavailable(op, a.ID, err)
+	}
+	if n > 0 {
+		return false, nil
+	}
+	for start := 0; start < len(existing); start += restoreChunk {
+		chunk := existing[start:min(start+restoreChunk, len(existing))]
+		args := make([]any, 0, 4*len(chunk))
+		for _, r := range chunk {
+			score := ""
+			if r.Status == StatusPending {
+				score = strconv.FormatInt(r.ReservedAt.UnixMilli(), 10)
+			}
+			args = append(args, r.OrderID, r.UserID, encodeReservation(r), score)
+		}
+		wrote, err := s.sc.restore.Run(ctx, s.rdb, keys, args...).Int()
+		if err != nil {
+			return false, unavailable(op, a.ID, err)
+		}
+		if wrote == 0 {
+			return false, nil // loaded meanwhile by someone else
+		}
+	}
+	loaded, err := s.sc.load.Run(ctx, s.rdb, keys,
+		a.Stock, remaining, a.StartsAt.UnixMilli(), a.EndsAt.UnixMilli()).Int()
+	if err != nil {
+		return false, unavailable(op, a.ID, err)
+	}
+	return loaded == 1, nil
+}
+
+// Reserve takes one unit for userID in one atomic script, or says why not
+// (see Outcome). now is the gateway's clock, compared with the activity's
+// window at millisecond precision; using it rather than Redis TIME keeps
+// the gateway's window check and this one in agreement. requestID may be
+// empty; a non-empty one makes a retried request find its own order again
+// (Existing or Pending) instead of AlreadyPurchased. orderID must be new:
+// the script refuses an id that already names a reservation.
+func (s *Store) Reserve(ctx context.Context, activityID int64, userID, requestID, orderID string, now time.Time) (ReserveResult, error) {
+	const op = "reserve"
+	if userID == "" || orderID == "" {
+		return ReserveResult{}, invalid(op, activityID, "empty user or order id")
+	}
+	nowMS := now.UnixMilli()
+	enc := encodeReservation(Reservation{UserID: userID, RequestID: requestID, ReservedAt: now, Status: StatusPending})
+	v, err := s.sc.reserve.Run(ctx, s.rdb, s.keys(activityID),
+		userID, requestID, orderID, nowMS, enc).Slice()
+	if err != nil {
+		return ReserveResult{}, unavailable(op, activityID, err)
+	}
+	if len(v) != 3 {
+		return ReserveResult{}, unavailable(op, activityID, fmt.Errorf("unexpected reply %v", v))
+	}
+	code, ok1 := v[0].(int64)
+	id, ok2 := v[1].(string)
+	rem, ok3 := v[2].(int64)
+	if !ok1 || !ok2 || !ok3 || code < 0 || code > int64(UnknownActivity) {
+		return ReserveResult{}, unavailable(op, activityID, fmt.Errorf("unexpected reply %v", v))
+	}
+	if code == 0 {
+		return ReserveResult{}, invalid(op, activityID, "order id %q already names a reservation", orderID)
+	}
+	return ReserveResult{Outcome: Outcome(code), OrderID: id, Remaining: rem}, nil
+}
+
+// Confirm marks a pending reservation queued once the queue acknowledged
+// its order message, which takes it out of ReapPending's reach. It returns
+// false when the reservation is gone (reaped or released meanwhile: the
+// caller must not count on the unit); queued and claimed ones stay as they
+// are and return true, so a repeated Confirm is harmless.
+func (s *Store) Confirm(ctx context.Context, activityID int64, orderID string) (bool, error) {
+	n, err := s.sc.confirm.Run(ctx, s.rdb, s.keys(activityID), orderID).Int()
+	if err != nil {
+		return false, unavailable("confirm", activityID, err)
+	}
+	return n == 1, nil
+}
+
+// Release undoes exactly one reservation, whatever its status: the unit
+// returns (never above stock), the reservation goes, and the user's mark
+// goes if it still points at this order, so the user may buy again. It is
+// idempotent: true only on the call that released, so a cancel that is
+// retried or redelivered returns one unit, not two.
+func (s *Store) Release(ctx context.Context, activityID int64, orderID string) (bool, error) {
+	n, err := s.sc.release.Run(ctx, s.rdb, s.keys(activityID), orderID).Int()
+	if err != nil {
+		return false, unavailable("release", activityID, err)
+	}
+	return n == 1, nil
+}
+
+// Claim marks reservations claimed in one script call, for an order worker
+// about to write their rows: ok[i] is true when orderIDs[i] is still
+// reserved (now claimed, out of ReapPending's reach) and false when it was
+// reaped or released, in which case the worker records the order as
+// cancelled instead of selling the unit twice.
+func (s *Store) Claim(ctx context.Context, activityID int64, orderIDs []string) ([]bool, error) {
+	if len(orderIDs) == 0 {
+		return []bool{}, nil
+	}
+	args := make([]any, len(orderIDs))
+	for i, id := range orderIDs {
+		args[i] = id
+	}
+	v, err := s.sc.claim.Run(ctx, s.rdb, s.keys(activityID), args...).Int64Slice()
+	if err != nil {
+		if strings.Contains(err.Error(), "activity not loaded") {
+			return nil, fmt.Errorf("%w: claim activity %d", ErrNotLoaded, activityID)
+		}
+		return nil, unavailable("claim", activityID, err)
+	}
+	if len(v) != len(orderIDs) {
+		return nil, unavailable("claim", activityID, fmt.Errorf("%d answers for %d order ids", len(v), len(orderIDs)))
+	}
+	ok := make([]bool, len(v))
+	for i, n := range v {
+		ok[i] = n == 1
+	}
+	return ok, nil
+}
+
+// ReapPending releases, as Release does, up to limit pending reservations
+// reserved before olderThan, oldest first, and returns their order ids.
+// It is the safety net for a gateway that died between Reserve and
+// Confirm; olderThan should sit well beyond the longest publish, because a
+// reaped reservation's order is cancelled when a worker meets it (Claim).
+// Queued and claimed reservations are never reaped.
+func (s *Store) ReapPending(ctx context.Context, activityID int64, olderThan time.Time, limit int) ([]string, error) {
+	if limit <= 0 {
+		return []string{}, nil
+	}
+	ids, err := s.sc.reap.Run(ctx, s.rdb, s.keys(activityID), olderThan.UnixMilli(), limit).StringSlice()
+	if err != nil {
+		return nil, unavailable("reap pending", activityID, err)
+	}
+	return ids, nil
+}
+
+// Lookup returns the reservation of orderID; false when there is none.
+func (s *Store) Lookup(ctx context.Context, activityID int64, orderID string) (Reservation, bool, error) {
+	v, err := s.rdb.HGet(ctx, s.keys(activityID)[2], orderID).Result()
+	if errors.Is(err, redis.Nil) {
+		return Reservation{}, false, nil
+	}
+	if err != nil {
+		return Reservation{}, false, unavailable("lookup", activityID, err)
+	}
+	r, err := decodeReservation(v)
+	if err != nil {
+		return Reservation{}, false, unavailable("lookup", activityID, err)
+	}
+	r.OrderID = orderID
+	return r, true, nil
+}
+
+// Remaining returns the units left; false when the activity is not loaded.
+// It is one HGET because it sits on the hot path of GET activity.
+func (s *Store) Remaining(ctx context.Context, activityID int64) (int64, bool, error) {
+	n, err := s.rdb.HGet(ctx, s.keys(activityID)[0], "remaining").Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, unavailable("remaining", activityID, err)
+	}
+	return n, true, nil
+}
+
+// Stats returns the Redis side of an activity, read in one script so the
+// four numbers belong to the same instant; false when the activity is not
+// loaded.
+func (s *Store) Stats(ctx context.Context, activityID int64) (Stats, bool, error) {
+	v, err := s.sc.stats.Run(ctx, s.rdb, s.keys(activityID)).Int64Slice()
+	if err != nil {
+		return Stats{}, false, unavailable("stats", activityID, err)
+	}
+	switch len(v) {
+	case 0:
+		return Stats{}, false, nil
+	case 4:
+		return Stats{Stock: v[0], Remaining: v[1], Reserved: v[2], Pending: v[3]}, true, nil
+	}
+	return Stats{}, false, unavailable("stats", activityID, fmt.Errorf("unexpected reply %v", v))
+}
+
+// Ping checks that Redis answers, for readiness probes.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("%w: ping: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// String names the outcome, for logs and test failures.
+func (o Outcome) String() string {
+	switch o {
+	case Reserved:
+		return "Reserved"
+	case Existing:
+		return "Existing"
+	case Pending:
+		return "Pending"
+	case AlreadyPurchased:
+		return "AlreadyPurchased"
+	case SoldOut:
+		return "SoldOut"
+	case NotStarted:
+		return "NotStarted"
+	case Ended:
+		return "Ended"
+	case UnknownActivity:
+		return "UnknownActivity"
+	}
+	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+}

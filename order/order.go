@@ -1,0 +1,67 @@
+// Package order owns the durable side of the pipeline: the activities and
+// orders tables, the order message the gateway publishes, and the worker that
+// writes queued orders into the database in batches.
+package order
+
+import (
+	"errors"
+	"time"
+)
+
+// Order states, as stored and as answered by the API.
+const (
+	StateQueued    = "queued" // never stored: only reported from a Redis reservation
+	StateCreated   = "created"
+	StatePaid      = "paid"
+	StateCancelled = "cancelled"
+)
+
+// TopicOrders carries one Message per reservation from the gateway to the
+// order workers.
+const TopicOrders = "orders"
+
+// ErrNotFound is returned when an activity or order does not exist.
+var ErrNotFound = errors.New("order: not found")
+
+// Activity is a flash sale of Stock units. Available is what the database
+// still has to sell; Version grows with every stock change.
+type Activity struct {
+	ID                int64     `gorm:"primaryKey;autoIncrement" json:"-"`
+	Name              string    `gorm:"size:200;not null"`
+	Stock             int64     `gorm:"not null"`
+	Available         int64     `gorm:"not null"`
+	PriceCents        int64     `gorm:"not null"`
+	StartsAt          time.Time `gorm:"not null"`
+	EndsAt            time.Time `gorm:"not null"`
+	PayTimeoutSeconds int64     `gorm:"not null"`
+	Version           int64     `gorm:"not null"`
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+// Order is one unit sold (or once sold, then cancelled) to one user.
+type Order struct {
+	ID          string    `gorm:"primaryKey;size:64"`
+	ActivityID  int64     `gorm:"not null;uniqueIndex:uk_orders_activity_user,priority:1;index:idx_orders_activity_state,priority:1"`
+	UserID      string    `gorm:"size:64;not null;uniqueIndex:uk_orders_activity_user,priority:2"`
+	RequestID   string    `gorm:"size:64;not null"`
+	State       string    `gorm:"size:16;not null;index:idx_orders_activity_state,priority:2;index:idx_orders_state_deadline,priority:1"`
+	PriceCents  int64     `gorm:"not null"`
+	Version     int64     `gorm:"not null"`
+	PayDeadline time.Time `gorm:"not null;index:idx_orders_state_deadline,priority:2"`
+	TraceID     string    `gorm:"size:64;not null"`
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Message is the payload of TopicOrders (JSON). The gateway publishes it
+// after the Redis reservation; workers may see it more than once.
+type Message struct {
+	OrderID    string    `json:"order_id"`
+	ActivityID int64     `json:"activity_id"`
+	UserID     string    `json:"user_id"`
+	RequestID  string    `json:"request_id,omitempty"`
+	PriceCents int64     `json:"price_cents"`
+	ReservedAt time.Time `json:"reserved_at"`
+	TraceID    string    `json:"trace_id,omitempty"`
+}

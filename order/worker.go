@@ -1,0 +1,593 @@
+package order
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/flashsale/seckill/mq"
+	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
+)
+
+// Errors a Handle call may wrap; the mq retries any error and dead-letters
+// the message after its last attempt, so these tell an operator why.
+var (
+	// ErrWorkerClosed: Handle was called after Close.
+	ErrWorkerClosed = errors.New("order: worker closed")
+	// ErrMalformedMessage: the payload is not a valid order Message.
+	ErrMalformedMessage = errors.New("order: malformed order message")
+	// ErrOutOfStock: the database has fewer units available than the
+	// batch needs. Redis admitted more than the database holds, which
+	// only a bug or a manual edit can cause; nothing was written.
+	ErrOutOfStock = errors.New("order: database stock exhausted")
+	// ErrUserHasOrder: another live (created or paid) order of the same
+	// user and activity is already stored (one unit per user per activity).
+	ErrUserHasOrder = errors.New("order: user already has an order for this activity")
+)
+
+// Claimer takes over a Redis reservation for the order worker. Claim
+// reports, per order id, whether its reservation was still held (and is now
+// claimed); false means it was released meanwhile and the unit went back on
+// sale, so the order must not take a unit from the database. Claiming twice
+// is harmless. inventory.Store satisfies it.
+type Claimer interface {
+	Claim(ctx context.Context, activityID int64, orderIDs []string) ([]bool, error)
+}
+
+// WorkerConfig tunes a Worker. Zero values select the defaults.
+type WorkerConfig struct {
+	// BatchSize caps the messages written in one transaction. Default 100.
+	BatchSize int
+	// Linger is how long the batcher waits, after the first message of a
+	// batch, for more to arrive. Default 2ms.
+	Linger time.Duration
+	// Logger receives failed writes. Nil uses slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the worker's metrics; nil means no metrics.
+	Registerer prometheus.Registerer
+}
+
+const (
+	defaultBatchSize = 100
+	defaultLinger    = 2 * time.Millisecond
+	// writeTimeout bounds one batch (claims and transaction). The batch
+	// does not use the callers' contexts: it serves many of them at once.
+	writeTimeout = 30 * time.Second
+	// activityCacheTTL: activity rows change only in stock, which the
+	// worker never reads from the cache, so a short TTL only bounds how
+	// long a deleted or re-timed activity is remembered.
+	activityCacheTTL = 30 * time.Second
+	// insertChunk keeps one INSERT under every driver's placeholder limit.
+	insertChunk = 500
+)
+
+// Outcomes of one message, the result label of seckill_orders_written_total.
+const (
+	resultCreated    = "created"
+	resultDuplicate  = "duplicate"
+	resultUnreserved = "cancelled_unreserved"
+	resultFailed     = "failed"
+)
+
+// maxIDLen is the width of the id columns; a longer id could never be
+// stored, so it is rejected as malformed rather than retried.
+const (
+	maxIDLen          = 64
+	messageFieldLimit = "at most 64 bytes"
+)
+
+// Worker writes order messages into the database. Concurrent Handle calls
+// are grouped into batches, each written in one transaction, because the
+// database's cost is per transaction (a commit, a row lock on the activity)
+// far more than per row: batching is what lets a few connections keep up
+// with the queue.
+type Worker struct {
+	store   *Store
+	claimer Claimer
+	log     *slog.Logger
+	size    int
+	linger  time.Duration
+	metrics *workerMetrics
+
+	reqs      chan *request // unbuffered: a send succeeds only while the batcher runs
+	quit      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+
+	// activities is owned by the batcher goroutine.
+	activities map[int64]cachedActivity
+}
+
+type request struct {
+	msg Message
+	res chan error // buffered: the batcher never blocks on a caller gone
+}
+
+type cachedActivity struct {
+	a       Activity
+	fetched time.Time
+}
+
+// NewWorker starts a worker's batcher. Subscribe its Handle to TopicOrders
+// with a Concurrency of at least BatchSize so that batches can fill; call
+// Close when done.
+func NewWorker(store *Store, claimer Claimer, cfg WorkerConfig) *Worker {
+	w := &Worker{
+		store:      store,
+		claimer:    claimer,
+		log:        cfg.Logger,
+		size:       orDefault(cfg.BatchSize, defaultBatchSize),
+		linger:     orDefault(cfg.Linger, defaultLinger),
+		reqs:       make(chan *request),
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
+		activities: make(map[int64]cachedActivity),
+	}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	if cfg.Registerer != nil {
+		w.metrics = newWorkerMetrics(cfg.Registerer, w.log)
+	}
+	go w.run()
+	return w
+}
+
+// Handle writes one order message (an mq.Handler). It returns nil once the
+// order is stored (or was stored before: redeliveries are expected), and an
+// error otherwise, so that the queue redelivers or dead-letters it.
+func (w *Worker) Handle(ctx context.Context, m *mq.Message) error {
+	msg, err := decodeMessage(m.Payload)
+	if err != nil {
+		w.metrics.written(resultFailed, 1)
+		return fmt.Errorf("mq message %s: %w", m.ID, err)
+	}
+	select {
+	case <-w.quit:
+		return fmt.Errorf("order %s: %w", msg.OrderID, ErrWorkerClosed)
+	default:
+	}
+	r := &request{msg: msg, res: make(chan error, 1)}
+	select {
+	case w.reqs <- r:
+	case <-w.quit:
+		return fmt.Errorf("order %s: %w", msg.OrderID, ErrWorkerClosed)
+	case <-ctx.Done():
+		return fmt.Errorf("order %s: %w", msg.OrderID, ctx.Err())
+	}
+	select {
+	case err := <-r.res:
+		return err
+	case <-ctx.Done():
+		// The batch may still commit; the redelivery will find the row.
+		return fmt.Errorf("order %s: %w", msg.OrderID, ctx.Err())
+	}
+}
+
+// Close writes the batch being collected, stops the batcher and returns
+// once it has stopped. Handle calls after Close return ErrWorkerClosed.
+func (w *Worker) Close() error {
+	w.closeOnce.Do(func() { close(w.quit) })
+	<-w.done
+	return nil
+}
+
+func decodeMessage(payload []byte) (Message, error) {
+	var m Message
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return m, fmt.Errorf("%w: %w", ErrMalformedMessage, err)
+	}
+	var problem string
+	switch {
+	case m.OrderID == "":
+		problem = "order_id is empty"
+	case len(m.OrderID) > maxIDLen:
+		problem = "order_id is longer than " + messageFieldLimit
+	case m.ActivityID <= 0:
+		problem = fmt.Sprintf("activity_id %d is not positive", m.ActivityID)
+	case m.UserID == "":
+		problem = "user_id is empty"
+	case len(m.UserID) > maxIDLen:
+		problem = "user_id is longer than " + messageFieldLimit
+	case len(m.RequestID) > maxIDLen:
+		problem = "request_id is longer than " + messageFieldLimit
+	case len(m.TraceID) > maxIDLen:
+		problem = "trace_id is longer than " + messageFieldLimit
+	case m.PriceCents < 0:
+		problem = fmt.Sprintf("price_cents %d is negative", m.PriceCents)
+	}
+	if problem != "" {
+		return m, fmt.Errorf("%w: %s", ErrMalformedMessage, problem)
+	}
+	return m, nil
+}
+
+// run is the batcher: it collects requests into batches and writes them one
+// batch at a time. While a batch is being written, new Handle calls wait on
+// the unbuffered channel, so the next batch fills by itself under load.
+func (w *Worker) run() {
+	defer close(w.done)
+	for {
+		var first *request
+		select {
+		case first = <-w.reqs:
+		case <-w.quit:
+			w.drain()
+			return
+		}
+		batch, closing := w.fill([]*request{first})
+		w.flush(batch)
+		if closing {
+			w.drain()
+			return
+		}
+	}
+}
+
+// fill adds requests to batch until it is full or Linger has passed. It
+// reports whether Close was called meanwhile.
+func (w *Worker) fill(batch []*request) ([]*request, bool) {
+	if len(batch) >= w.size {
+		return batch, false
+	}
+	timer := time.NewTimer(w.linger)
+	defer timer.Stop()
+	for len(batch) < w.size {
+		select {
+		case r := <-w.reqs:
+			batch = append(batch, r)
+		case <-timer.C:
+			return batch, false
+		case <-w.quit:
+			return batch, true
+		}
+	}
+	return batch, false
+}
+
+// drain writes the requests of Handle calls that raced with Close.
+func (w *Worker) drain() {
+	for {
+		var batch []*request
+	collect:
+		for len(batch) < w.size {
+			select {
+			case r := <-w.reqs:
+				batch = append(batch, r)
+			default:
+				break collect
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		w.flush(batch)
+	}
+}
+
+// outcome is what happened to one distinct order of a batch.
+type outcome struct {
+	result string
+	err    error
+}
+
+func (w *Worker) flush(batch []*request) {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+
+	// Concurrent redeliveries of one order may share a batch: write it
+	// once and give every copy the same answer.
+	var msgs []Message
+	seen := make(map[string]bool, len(batch))
+	for _, r := range batch {
+		if !seen[r.msg.OrderID] {
+			seen[r.msg.OrderID] = true
+			msgs = append(msgs, r.msg)
+		}
+	}
+
+	start := time.Now()
+	outcomes := w.write(ctx, msgs)
+	w.metrics.observeBatch(len(batch), time.Since(start))
+
+	answered := make(map[string]bool, len(msgs))
+	for _, r := range batch {
+		o := outcomes[r.msg.OrderID]
+		result := o.result
+		if answered[r.msg.OrderID] && o.err == nil {
+			result = resultDuplicate
+		}
+		answered[r.msg.OrderID] = true
+		w.metrics.written(result, 1)
+		if o.err != nil {
+			w.log.Warn("order not written", "order_id", r.msg.OrderID, "activity_id", r.msg.ActivityID, "err", o.err)
+		}
+		r.res <- o.err
+	}
+}
+
+// write stores msgs (distinct order ids) and returns each one's outcome.
+func (w *Worker) write(ctx context.Context, msgs []Message) map[string]outcome {
+	out := make(map[string]outcome, len(msgs))
+	fail := func(m Message, err error) {
+		out[m.OrderID] = outcome{result: resultFailed, err: fmt.Errorf("order %s: %w", m.OrderID, err)}
+	}
+
+	// a) Orders already stored are redeliveries.
+	existing, err := w.existing(ctx, ids(msgs))
+	if err != nil {
+		for _, m := range msgs {
+			fail(m, err)
+		}
+		return out
+	}
+	var fresh []Message
+	for _, m := range msgs {
+		if e, ok := existing[m.OrderID]; ok {
+			if e.ActivityID != m.ActivityID || e.UserID != m.UserID {
+				fail(m, fmt.Errorf("order id already stored for activity %d user %s", e.ActivityID, e.UserID))
+				continue
+			}
+			out[m.OrderID] = outcome{result: resultDuplicate}
+			continue
+		}
+		fresh = append(fresh, m)
+	}
+	if len(fresh) == 0 {
+		return out
+	}
+
+	// b) Claim the reservations, outside the transaction: a Redis round
+	// trip must not hold the database's write lock.
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var rows []Order
+	byActivity := make(map[int64][]Message)
+	for _, m := range fresh {
+		byActivity[m.ActivityID] = append(byActivity[m.ActivityID], m)
+	}
+	for aid, ms := range byActivity {
+		a, err := w.activity(ctx, aid)
+		if err != nil {
+			for _, m := range ms {
+				fail(m, err)
+			}
+			continue
+		}
+		claimed, err := w.claimer.Claim(ctx, aid, ids(ms))
+		if err == nil && len(claimed) != len(ms) {
+			err = fmt.Errorf("claimer answered %d results for %d orders", len(claimed), len(ms))
+		}
+		if err != nil {
+			for _, m := range ms {
+				fail(m, fmt.Errorf("claim reservation: %w", err))
+			}
+			continue
+		}
+		deadline := now.Add(time.Duration(a.PayTimeoutSeconds) * time.Second)
+		for i, m := range ms {
+			state := StateCreated
+			if !claimed[i] {
+				state = StateCancelled
+			}
+			rows = append(rows, Order{
+				ID: m.OrderID, ActivityID: m.ActivityID, UserID: m.UserID,
+				RequestID: m.RequestID, TraceID: m.TraceID,
+				State: state, PriceCents: m.PriceCents, PayDeadline: deadline,
+				CreatedAt: now, UpdatedAt: now,
+			})
+		}
+	}
+	if len(rows) == 0 {
+		return out
+	}
+
+	// c, d) One transaction for the whole batch; if it fails, one per
+	// order, so that one bad order cannot fail its neighbours.
+	err = w.store.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return insertOrders(tx, rows, now)
+	})
+	if err == nil {
+		for _, r := range rows {
+			out[r.ID] = outcome{result: rowResult(r)}
+		}
+		return out
+	}
+	if len(rows) > 1 {
+		w.log.Debug("batch write failed, writing orders one by one", "orders", len(rows), "err", err)
+	}
+	for _, r := range rows {
+		out[r.ID] = w.writeOne(ctx, r, now)
+	}
+	return out
+}
+
+// writeOne stores one order in its own transaction and explains a unique
+// key clash: the same order id is a redelivery that raced with another
+// worker; another order of the same user is an error naming both.
+func (w *Worker) writeOne(ctx context.Context, r Order, now time.Time) outcome {
+	db := w.store.db.WithContext(ctx)
+	err := db.Transaction(func(tx *gorm.DB) error { return insertOrders(tx, []Order{r}, now) })
+	if err == nil {
+		return outcome{result: rowResult(r)}
+	}
+	if !errors.Is(err, gorm.ErrDuplicatedKey) {
+		return outcome{result: resultFailed, err: fmt.Errorf("order %s: %w", r.ID, err)}
+	}
+	var same Order
+	switch lerr := db.Select("id", "activity_id", "user_id").Where("id = ?", r.ID).Take(&same).Error; {
+	case lerr == nil && same.ActivityID == r.ActivityID && same.UserID == r.UserID:
+		return outcome{result: resultDuplicate}
+	case lerr == nil:
+		return outcome{result: resultFailed, err: fmt.Errorf("order %s: order id already stored for activity %d user %s", r.ID, same.ActivityID, same.UserID)}
+	case !errors.Is(lerr, gorm.ErrRecordNotFound):
+		return outcome{result: resultFailed, err: fmt.Errorf("order %s: %w (looking up the clash: %w)", r.ID, err, lerr)}
+	}
+	var other Order
+	live := []string{StateCreated, StatePaid}
+	if lerr := db.Select("id").Where("activity_id = ? AND user_id = ? AND state IN ?", r.ActivityID, r.UserID, live).Take(&other).Error; lerr == nil {
+		return outcome{result: resultFailed, err: fmt.Errorf("order %s: %w: user %s of activity %d already has order %s",
+			r.ID, ErrUserHasOrder, r.UserID, r.ActivityID, other.ID)}
+	}
+	return outcome{result: resultFailed, err: fmt.Errorf("order %s: %w", r.ID, err)}
+}
+
+// insertOrders takes the units of the created orders from their activities
+// and inserts every row. The stock update comes first so that the
+// activity's row lock is taken before the foreign-key checks of the insert
+// take shared locks on it (two workers would otherwise deadlock on MySQL
+// upgrading them), and activities are locked in id order for the same
+// reason.
+func insertOrders(tx *gorm.DB, rows []Order, now time.Time) error {
+	need := make(map[int64]int64)
+	for _, r := range rows {
+		if r.State == StateCreated {
+			need[r.ActivityID]++
+		}
+	}
+	aids := make([]int64, 0, len(need))
+	for aid := range need {
+		aids = append(aids, aid)
+	}
+	slices.Sort(aids)
+	for _, aid := range aids {
+		n := need[aid]
+		res := tx.Model(&Activity{}).
+			Where("id = ? AND available >= ?", aid, n).
+			Updates(map[string]any{
+				"available":  gorm.Expr("available - ?", n),
+				"version":    gorm.Expr("version + 1"),
+				"updated_at": now,
+			})
+		if res.Error != nil {
+			return fmt.Errorf("take %d units of activity %d: %w", n, aid, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("take %d units of activity %d: %w", n, aid, ErrOutOfStock)
+		}
+	}
+	if err := tx.CreateInBatches(rows, insertChunk).Error; err != nil {
+		return fmt.Errorf("insert %d orders: %w", len(rows), err)
+	}
+	return nil
+}
+
+// existing returns the stored orders among ids.
+func (w *Worker) existing(ctx context.Context, orderIDs []string) (map[string]Order, error) {
+	var found []Order
+	err := w.store.db.WithContext(ctx).
+		Select("id", "activity_id", "user_id").
+		Where("id IN ?", orderIDs).
+		Find(&found).Error
+	if err != nil {
+		return nil, fmt.Errorf("look up stored orders: %w", err)
+	}
+	m := make(map[string]Order, len(found))
+	for _, o := range found {
+		m[o.ID] = o
+	}
+	return m, nil
+}
+
+// activity returns activity aid from the cache or the database.
+func (w *Worker) activity(ctx context.Context, aid int64) (Activity, error) {
+	now := time.Now()
+	if c, ok := w.activities[aid]; ok && now.Sub(c.fetched) < activityCacheTTL {
+		return c.a, nil
+	}
+	a, err := w.store.GetActivity(ctx, aid)
+	if err != nil {
+		return Activity{}, err
+	}
+	for id, c := range w.activities {
+		if now.Sub(c.fetched) >= activityCacheTTL {
+			delete(w.activities, id)
+		}
+	}
+	w.activities[aid] = cachedActivity{a: *a, fetched: now}
+	return *a, nil
+}
+
+func rowResult(r Order) string {
+	if r.State == StateCancelled {
+		return resultUnreserved
+	}
+	return resultCreated
+}
+
+func ids(msgs []Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.OrderID
+	}
+	return out
+}
+
+// workerMetrics is nil when the worker has no Registerer; its methods then
+// do nothing.
+type workerMetrics struct {
+	batchSize    prometheus.Histogram
+	writeSeconds prometheus.Histogram
+	writtenTotal *prometheus.CounterVec
+}
+
+func newWorkerMetrics(reg prometheus.Registerer, log *slog.Logger) *workerMetrics {
+	m := &workerMetrics{
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "seckill_order_batch_size",
+			Help:    "Order messages written per database transaction.",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+		}),
+		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "seckill_order_db_write_seconds",
+			Help:    "Time to write one batch of orders (lookup, claims, transaction).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		writtenTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seckill_orders_written_total",
+			Help: "Order messages handled by the worker, by result.",
+		}, []string{"result"}),
+	}
+	m.batchSize = register(reg, m.batchSize, log)
+	m.writeSeconds = register(reg, m.writeSeconds, log)
+	m.writtenTotal = register(reg, m.writtenTotal, log)
+	for _, r := range []string{resultCreated, resultDuplicate, resultUnreserved, resultFailed} {
+		m.writtenTotal.WithLabelValues(r)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// its name, so that two workers in one process share their metrics.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C, log *slog.Logger) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		log.Warn("order worker metric not registered", "err", err)
+	}
+	return c
+}
+
+func (m *workerMetrics) observeBatch(n int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.batchSize.Observe(float64(n))
+	m.writeSeconds.Observe(d.Seconds())
+}
+
+func (m *workerMetrics) written(result string, n int) {
+	if m == nil {
+		return
+	}
+	m.writtenTotal.WithLabelValues(result).Add(float64(n))
+}

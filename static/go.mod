@@ -1,0 +1,3 @@
+module github.com/flashsale/seckill/static
+
+go 1.26.0

@@ -1,0 +1,7 @@
+module github.com/flashsale/seckill/testkit
+
+go 1.26.0
+
+require github.com/go-sql-driver/mysql v1.8.1
+
+require filippo.io/edwards25519 v1.1.0 // indirect
