@@ -1,10 +1,10 @@
 # One entry point for developers and CI. Modules are listed explicitly: at a
 # go.work root, `go test ./...` does not cross module boundaries.
-MODULES := mq inventory order gateway static testkit deploy
+MODULES := mq inventory order notifier gateway static testkit deploy loadtest
 GO      ?= go
 ARGS    ?=
 
-.PHONY: run build test test-short lint fmt bench tidy help services-up services-down services-env
+.PHONY: run build test test-short lint fmt bench tidy help services-up services-down services-env spike spike-compare
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -12,8 +12,9 @@ help: ## list the targets
 run: ## run the all-in-one process (gateway + order workers, embedded backends unless configured)
 	$(GO) run ./gateway/cmd/seckill $(ARGS)
 
-build: ## build the binaries (all-in-one, gateway, order worker) into bin/
+build: ## build the binaries (all-in-one, gateway, order worker, notifier) into bin/
 	@set -e; for b in seckill seckill-gateway seckill-order-worker; do CGO_ENABLED=0 $(GO) build -trimpath -o bin/$$b ./gateway/cmd/$$b; done
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/seckill-notifier ./notifier/cmd/seckill-notifier
 
 test: ## run every module's tests with the race detector (real Redis/MariaDB tests need SECKILL_TEST_REDIS_URL / SECKILL_TEST_MYSQL_DSN)
 	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...); done
@@ -33,6 +34,12 @@ bench: ## benchmarks of every module (set SECKILL_TEST_REDIS_URL / SECKILL_TEST_
 
 tidy: ## go mod tidy in every module
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy); done
+
+spike: ## the load tester: a 100,000-user spike, audited, reports in spike-report/ (ARGS="--users 20000 --redis-url ..."; see docs/loadtest.md)
+	$(GO) run ./loadtest/cmd/spike $(ARGS)
+
+spike-compare: ## the same spike against the naive synchronous mode and the pipeline, side by side (spike-report/compare.html)
+	$(GO) run ./loadtest/cmd/spike --compare $(ARGS)
 
 services-up: ## start Redis (127.0.0.1:6390) and MariaDB (127.0.0.1:3390) from the OS packages, state in .services/; ARGS=--install installs them
 	@scripts/services.sh up $(ARGS)

@@ -576,7 +576,7 @@ func checkComposeHealthchecks(f *files) findings {
 }
 
 var (
-	goBuildPkgRe = regexp.MustCompile(`\./gateway/cmd/\$\{?SERVICE\}?(\s|$)`)
+	goBuildPkgRe = regexp.MustCompile(`\./gateway/cmd/\$\{?SERVICE\}?(\s|;|"|$)`)
 	goBuildOutRe = regexp.MustCompile(`\s-o[= ](\S+)`)
 	ldflagsRe    = regexp.MustCompile(`-ldflags[= ](?:'([^']*)'|"([^"]*)"|(\S+))`)
 )
@@ -637,6 +637,11 @@ func checkDockerfile(f *files) findings {
 	}
 	if !goBuildPkgRe.MatchString(run.args) {
 		fs.add(dockerfilePath, where, "does not build ./gateway/cmd/$SERVICE")
+	}
+	for _, s := range seckillServices {
+		if s.cmdDir != "" && !strings.Contains(run.args, "./"+s.cmdDir+"/$SERVICE") {
+			fs.add(dockerfilePath, where, "does not build ./%s/$SERVICE for SERVICE=%s", s.cmdDir, s.binary)
+		}
 	}
 	if def, ok := build.argDefault("SERVICE"); !ok {
 		fs.add(dockerfilePath, "build stage ARG", "no ARG SERVICE with a default (%s)", strings.Join(allBinaries, "|"))
@@ -700,8 +705,8 @@ func checkDockerfile(f *files) findings {
 func checkBuildTargets(f *files) findings {
 	var fs findings
 	need := func(bin, file, where string) {
-		if !mainPackageIn(filepath.Join(f.root, cmdDir, bin)) {
-			fs.add(file, where, "builds %s, but %s/%s holds no main package", bin, cmdDir, bin)
+		if !mainPackageIn(filepath.Join(f.root, cmdDirOf(bin), bin)) {
+			fs.add(file, where, "builds %s, but %s/%s holds no main package", bin, cmdDirOf(bin), bin)
 		}
 	}
 	if f.compose != nil {
@@ -764,7 +769,7 @@ func checkDockerignore(f *files) findings {
 		keep = append(keep, m+"/go.mod")
 	}
 	for _, b := range allBinaries {
-		keep = append(keep, cmdDir+"/"+b+"/main.go")
+		keep = append(keep, cmdDirOf(b)+"/"+b+"/main.go")
 	}
 	for _, p := range keep {
 		if ignored(f.ignore, p) {
@@ -984,6 +989,14 @@ func checkK8sSecrets(f *files) findings {
 		}
 		if u, err := url.Parse(cm.v.Data["SECKILL_REDIS_URL"]); err == nil && u.User != nil {
 			fs.add(cm.file, cm.where()+" data.SECKILL_REDIS_URL", "carries credentials: put it in the Secret")
+		}
+		for _, k := range []string{"SECKILL_SMTP_PASSWORD", "SECKILL_SMS_WEBHOOK_AUTH_HEADER"} {
+			if _, ok := cm.v.Data[k]; ok {
+				fs.add(cm.file, cm.where()+" data."+k, "is a secret: put it in the Secret")
+			}
+		}
+		if u, err := url.Parse(cm.v.Data["SECKILL_SMTP_URL"]); err == nil && u.User != nil {
+			fs.add(cm.file, cm.where()+" data.SECKILL_SMTP_URL", "carries credentials: put it in the Secret")
 		}
 	}
 	return fs

@@ -13,6 +13,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/distribution/reference"
 	"github.com/flashsale/seckill/gateway/config"
+	notifyconfig "github.com/flashsale/seckill/notifier/config"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -24,6 +25,7 @@ type serviceSpec struct {
 	component string   // app.kubernetes.io/component of its pods
 	required  []string // variables it cannot run without
 	forbidden []string // secrets it does not use and must not be handed
+	cmdDir    string   // where its main package lives, when not cmdDir (gateway/cmd)
 }
 
 var seckillServices = []serviceSpec{
@@ -44,10 +46,27 @@ var seckillServices = []serviceSpec{
 		},
 		forbidden: []string{"SECKILL_JWT_SECRET", "SECKILL_ADMIN_TOKEN"},
 	},
+	{
+		binary:    "seckill-notifier",
+		component: "notifier",
+		required: []string{
+			"SECKILL_HTTP_ADDR", "SECKILL_MQ", "SECKILL_KAFKA_BROKERS", "SECKILL_DB_DSN", "SECKILL_SMTP_URL",
+		},
+		forbidden: []string{"SECKILL_JWT_SECRET", "SECKILL_ADMIN_TOKEN", "SECKILL_REDIS_URL"},
+		cmdDir:    "notifier/cmd",
+	},
 }
 
 // allBinaries are the values the Dockerfile's SERVICE accepts.
-var allBinaries = []string{"seckill", "seckill-gateway", "seckill-order-worker"}
+var allBinaries = []string{"seckill", "seckill-gateway", "seckill-order-worker", "seckill-notifier"}
+
+// cmdDirOf is the directory holding binary's main package directory.
+func cmdDirOf(binary string) string {
+	if s, ok := specByBinary(binary); ok && s.cmdDir != "" {
+		return s.cmdDir
+	}
+	return cmdDir
+}
 
 // secretVars never go into a ConfigMap or a log; they belong in a Secret.
 var secretVars = []string{"SECKILL_JWT_SECRET", "SECKILL_ADMIN_TOKEN", "SECKILL_DB_DSN"}
@@ -87,6 +106,12 @@ func loadConfig(env map[string]string, spec serviceSpec) (config.Config, error) 
 	get := func(k string) string { return env[k] }
 	if spec.binary == "seckill-order-worker" {
 		return config.LoadWorker(get)
+	}
+	if spec.binary == "seckill-notifier" {
+		// The notifier has its own loader (it does not import the
+		// gateway); the checks read these fields of it.
+		s, err := notifyconfig.LoadService(get)
+		return config.Config{HTTPAddr: s.HTTPAddr, ShutdownTimeout: s.ShutdownTimeout, KafkaPartitions: s.KafkaPartitions}, err
 	}
 	return config.Load(get)
 }

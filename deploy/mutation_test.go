@@ -10,7 +10,7 @@ import (
 // The files a copy of the repository needs for the checks.
 var copiedFiles = []string{
 	composeFile, dockerignoreFile, goWorkFile, dockerfilePath, prometheusFile, deployReadme,
-	k8sDir + "/*.yaml", cmdDir + "/*/*.go",
+	k8sDir + "/*.yaml", cmdDir + "/*/*.go", "notifier/cmd/*/*.go",
 }
 
 func copyRepo(t *testing.T) string {
@@ -142,6 +142,11 @@ var mutations = []mutation{
 	{"prometheus worker name", prometheusFile, `names: ["order-worker"]`, `names: ["worker"]`, "no job scrapes compose service order-worker on port 8081"},
 	{"prometheus keeps every pod", prometheusFile, "        action: keep", "        action: drop", "no keep of __meta_kubernetes_pod_annotation_prometheus_io_scrape"},
 	{"prometheus port annotation ignored", prometheusFile, "[__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port]", "[__meta_kubernetes_pod_ip]", "__address__ does not take prometheus.io/port"},
+	// The notifier
+	{"dockerfile notifier not mapped", dockerfilePath, "pkg=./notifier/cmd/$SERVICE", "pkg=./gateway/cmd/$SERVICE", "does not build ./notifier/cmd/$SERVICE for SERVICE=seckill-notifier"},
+	{"compose notifier without SMTP", composeFile, "      SECKILL_SMTP_URL: smtp://mailpit:1025\n", "", "SECKILL_SMTP_URL is required by seckill-notifier"},
+	{"k8s notifier given redis", k8sDir + "/notifier-deployment.yaml", "            - name: SECKILL_SMTP_URL\n", "            - name: SECKILL_REDIS_URL\n              value: redis://redis:6379/0\n            - name: SECKILL_SMTP_URL\n", "SECKILL_REDIS_URL is given to seckill-notifier"},
+	{"k8s smtp password in configmap", k8sDir + "/configmap.yaml", "  SECKILL_SMTP_STARTTLS: mandatory\n", "  SECKILL_SMTP_STARTTLS: mandatory\n  SECKILL_SMTP_PASSWORD: hunter2\n", "data.SECKILL_SMTP_PASSWORD: is a secret"},
 	{"readme without kubectl", deployReadme, "kubectl apply -k deploy/k8s\n", "kubectl apply -f deploy/k8s\n", `deploy/README.md: does not mention "kubectl apply -k deploy/k8s"`},
 }
 

@@ -197,11 +197,15 @@ func (s *Store) Confirm(ctx context.Context, activityID int64, orderID string) (
 // returns (never above stock), the reservation goes, and the user's mark
 // goes if it still points at this order, so the user may buy again. It is
 // idempotent: true only on the call that released, so a cancel that is
-// retried or redelivered returns one unit, not two.
+// retried or redelivered returns one unit, not two. A release is announced
+// to SubscribeReleases.
 func (s *Store) Release(ctx context.Context, activityID int64, orderID string) (bool, error) {
 	n, err := s.sc.release.Run(ctx, s.rdb, s.keys(activityID), orderID).Int()
 	if err != nil {
 		return false, unavailable("release", activityID, err)
+	}
+	if n == 1 {
+		s.announce(ctx, activityID)
 	}
 	return n == 1, nil
 }
@@ -249,6 +253,9 @@ func (s *Store) ReapPending(ctx context.Context, activityID int64, olderThan tim
 	ids, err := s.sc.reap.Run(ctx, s.rdb, s.keys(activityID), olderThan.UnixMilli(), limit).StringSlice()
 	if err != nil {
 		return nil, unavailable("reap pending", activityID, err)
+	}
+	if len(ids) > 0 {
+		s.announce(ctx, activityID)
 	}
 	return ids, nil
 }

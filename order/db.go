@@ -239,3 +239,32 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
+
+// maxTxAttempts bounds how often a transaction is run again after the
+// database rolled it back to break a deadlock.
+const maxTxAttempts = 5
+
+// transaction runs fn in a transaction and runs it again when MySQL picked
+// it as a deadlock victim or timed out its lock wait: InnoDB rolls such a
+// transaction back whole ("try restarting transaction"), so a retry is the
+// documented cure. Cancels and payments touch an order, its activity and
+// the outbox in one transaction, and concurrent ones can deadlock there.
+func (s *Store) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = s.db.WithContext(ctx).Transaction(fn)
+		if err == nil || !retryableTx(err) || attempt == maxTxAttempts {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		}
+	}
+}
+
+func retryableTx(err error) bool {
+	var me *gomysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}

@@ -51,6 +51,9 @@ type WorkerConfig struct {
 	Logger *slog.Logger
 	// Registerer receives the worker's metrics; nil means no metrics.
 	Registerer prometheus.Registerer
+	// Committed is called after each batch that wrote rows (and so outbox
+	// messages): pass the in-process Relay's Kick. Nil: nothing.
+	Committed func()
 }
 
 const (
@@ -88,12 +91,13 @@ const (
 // far more than per row: batching is what lets a few connections keep up
 // with the queue.
 type Worker struct {
-	store   *Store
-	claimer Claimer
-	log     *slog.Logger
-	size    int
-	linger  time.Duration
-	metrics *workerMetrics
+	store     *Store
+	claimer   Claimer
+	log       *slog.Logger
+	size      int
+	linger    time.Duration
+	metrics   *workerMetrics
+	committed func()
 
 	reqs      chan *request // unbuffered: a send succeeds only while the batcher runs
 	quit      chan struct{}
@@ -124,6 +128,7 @@ func NewWorker(store *Store, claimer Claimer, cfg WorkerConfig) *Worker {
 		log:        cfg.Logger,
 		size:       orDefault(cfg.BatchSize, defaultBatchSize),
 		linger:     orDefault(cfg.Linger, defaultLinger),
+		committed:  cfg.Committed,
 		reqs:       make(chan *request),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -131,6 +136,9 @@ func NewWorker(store *Store, claimer Claimer, cfg WorkerConfig) *Worker {
 	}
 	if w.log == nil {
 		w.log = slog.Default()
+	}
+	if w.committed == nil {
+		w.committed = func() {}
 	}
 	if cfg.Registerer != nil {
 		w.metrics = newWorkerMetrics(cfg.Registerer, w.log)
@@ -306,7 +314,7 @@ func (w *Worker) flush(batch []*request) {
 		answered[r.msg.OrderID] = true
 		w.metrics.written(result, 1)
 		if o.err != nil {
-			w.log.Warn("order not written", "order_id", r.msg.OrderID, "activity_id", r.msg.ActivityID, "err", o.err)
+			w.log.Warn("order not written", "order_id", r.msg.OrderID, "activity_id", r.msg.ActivityID, "trace_id", r.msg.TraceID, "err", o.err)
 		}
 		r.res <- o.err
 	}
@@ -347,6 +355,7 @@ func (w *Worker) write(ctx context.Context, msgs []Message) map[string]outcome {
 	// trip must not hold the database's write lock.
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	var rows []Order
+	outbox := make(map[string][]outboxRow, len(fresh)) // by order id
 	byActivity := make(map[int64][]Message)
 	for _, m := range fresh {
 		byActivity[m.ActivityID] = append(byActivity[m.ActivityID], m)
@@ -375,12 +384,20 @@ func (w *Worker) write(ctx context.Context, msgs []Message) map[string]outcome {
 			if !claimed[i] {
 				state = StateCancelled
 			}
-			rows = append(rows, Order{
+			o := Order{
 				ID: m.OrderID, ActivityID: m.ActivityID, UserID: m.UserID,
 				RequestID: m.RequestID, TraceID: m.TraceID,
 				State: state, PriceCents: m.PriceCents, PayDeadline: deadline,
 				CreatedAt: now, UpdatedAt: now,
-			})
+			}
+			rows = append(rows, o)
+			// The order's events and its pay-deadline message commit with
+			// it, so neither can be lost between the write and a publish.
+			if state == StateCreated {
+				outbox[o.ID] = []outboxRow{newEvent(&o, EventCreated, "", a.Name, now), newTimeout(&o, now)}
+			} else {
+				outbox[o.ID] = []outboxRow{newEvent(&o, EventCancelled, ReasonReservationLost, a.Name, now)}
+			}
 		}
 	}
 	if len(rows) == 0 {
@@ -390,9 +407,14 @@ func (w *Worker) write(ctx context.Context, msgs []Message) map[string]outcome {
 	// c, d) One transaction for the whole batch; if it fails, one per
 	// order, so that one bad order cannot fail its neighbours.
 	err = w.store.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return insertOrders(tx, rows, now)
+		var msgs []outboxRow
+		for _, r := range rows {
+			msgs = append(msgs, outbox[r.ID]...)
+		}
+		return insertOrders(tx, rows, msgs, now)
 	})
 	if err == nil {
+		w.committed()
 		for _, r := range rows {
 			out[r.ID] = outcome{result: rowResult(r)}
 		}
@@ -401,8 +423,13 @@ func (w *Worker) write(ctx context.Context, msgs []Message) map[string]outcome {
 	if len(rows) > 1 {
 		w.log.Debug("batch write failed, writing orders one by one", "orders", len(rows), "err", err)
 	}
+	wrote := false
 	for _, r := range rows {
-		out[r.ID] = w.writeOne(ctx, r, now)
+		out[r.ID] = w.writeOne(ctx, r, outbox[r.ID], now)
+		wrote = wrote || out[r.ID].err == nil
+	}
+	if wrote {
+		w.committed()
 	}
 	return out
 }
@@ -410,9 +437,9 @@ func (w *Worker) write(ctx context.Context, msgs []Message) map[string]outcome {
 // writeOne stores one order in its own transaction and explains a unique
 // key clash: the same order id is a redelivery that raced with another
 // worker; another order of the same user is an error naming both.
-func (w *Worker) writeOne(ctx context.Context, r Order, now time.Time) outcome {
+func (w *Worker) writeOne(ctx context.Context, r Order, msgs []outboxRow, now time.Time) outcome {
 	db := w.store.db.WithContext(ctx)
-	err := db.Transaction(func(tx *gorm.DB) error { return insertOrders(tx, []Order{r}, now) })
+	err := db.Transaction(func(tx *gorm.DB) error { return insertOrders(tx, []Order{r}, msgs, now) })
 	if err == nil {
 		return outcome{result: rowResult(r)}
 	}
@@ -438,12 +465,12 @@ func (w *Worker) writeOne(ctx context.Context, r Order, now time.Time) outcome {
 }
 
 // insertOrders takes the units of the created orders from their activities
-// and inserts every row. The stock update comes first so that the
+// and inserts every row and its outbox messages. The stock update comes first so that the
 // activity's row lock is taken before the foreign-key checks of the insert
 // take shared locks on it (two workers would otherwise deadlock on MySQL
 // upgrading them), and activities are locked in id order for the same
 // reason.
-func insertOrders(tx *gorm.DB, rows []Order, now time.Time) error {
+func insertOrders(tx *gorm.DB, rows []Order, msgs []outboxRow, now time.Time) error {
 	need := make(map[int64]int64)
 	for _, r := range rows {
 		if r.State == StateCreated {
@@ -474,7 +501,7 @@ func insertOrders(tx *gorm.DB, rows []Order, now time.Time) error {
 	if err := tx.CreateInBatches(rows, insertChunk).Error; err != nil {
 		return fmt.Errorf("insert %d orders: %w", len(rows), err)
 	}
-	return nil
+	return insertOutbox(tx, msgs)
 }
 
 // existing returns the stored orders among ids.

@@ -31,6 +31,11 @@ import (
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/orderid"
 	"github.com/flashsale/seckill/static"
+
+	"github.com/flashsale/seckill/notifier"
+	"github.com/flashsale/seckill/notifier/contacts"
+	"github.com/flashsale/seckill/notifier/schema"
+	notifysvc "github.com/flashsale/seckill/notifier/service"
 )
 
 // Role selects what a process runs.
@@ -76,6 +81,9 @@ type App struct {
 	queuePing   func(context.Context) error // nil when in-process
 	depth       func() int                  // messages waiting (embedded) or consumer lag (Kafka)
 	worker      *order.Worker
+	life        *order.Lifecycle
+	relay       *order.Relay       // nil where no order worker runs
+	notifier    *notifier.Notifier // the all-in-one's mail and SMS; nil when off
 	server      *httpapi.Server
 	handler     http.Handler
 	limits      httpapi.Limits
@@ -87,8 +95,15 @@ type App struct {
 	shutdownErr error
 }
 
-// orderGroup is the consumer group of the order workers.
-const orderGroup = "order-workers"
+// Consumer groups: the order workers, and the cancellers of unpaid orders
+// (they run in the same processes).
+const (
+	orderGroup  = "order-workers"
+	cancelGroup = "order-cancellers"
+)
+
+// sweepBatch bounds one sweeper query and its cancels.
+const sweepBatch = 500
 
 // New connects the backends, applies migrations, loads stock into Redis and
 // builds the HTTP handler. Nothing listens until Start.
@@ -133,14 +148,45 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 		Help: "Order messages not yet handled: waiting in the embedded queue, or the order workers' consumer lag on Kafka.",
 	}, func() float64 { return float64(a.depth()) }))
 
+	// The outbox relay runs where the order workers run (the gateway's
+	// payments reach it through the table); in-process writers kick it.
+	kick := func() {}
 	if role.consumes() {
-		a.worker = order.NewWorker(a.db, a.inv, order.WorkerConfig{BatchSize: cfg.WorkerBatch, Logger: log, Registerer: a.registry})
+		a.relay = order.NewRelay(a.db, a.queue, order.RelayConfig{Logger: log, Registerer: a.registry})
+		kick = a.relay.Kick
+	}
+	a.life = order.NewLifecycle(a.db, a.inv, order.LifecycleConfig{
+		Publisher: a.queue, Changed: kick, Logger: log, Registerer: a.registry,
+	})
+	if role.consumes() {
+		a.worker = order.NewWorker(a.db, a.inv, order.WorkerConfig{BatchSize: cfg.WorkerBatch, Logger: log, Registerer: a.registry, Committed: kick})
 		err = a.queue.Subscribe(ctx, order.TopicOrders, mq.SubscribeOptions{
 			Group: orderGroup, Concurrency: cfg.WorkerConcurrency, MaxAttempts: 10,
 			MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 		}, a.worker.Handle)
 		if err != nil {
 			return nil, fmt.Errorf("subscribe order workers: %w", err)
+		}
+		// Cancels are few and each is its own small transaction; a modest
+		// concurrency keeps a burst of deadlines from crowding the orders.
+		// A cancel fails only while the database or Redis is away, and
+		// one that committed but could not return its unit to Redis is
+		// finished only by a redelivery (the sweeper looks at created
+		// orders), so it is retried for hours rather than dead-lettered.
+		err = a.queue.Subscribe(ctx, order.TopicOrderTimeouts, mq.SubscribeOptions{
+			Group: cancelGroup, Concurrency: 16, MaxAttempts: 1000,
+			MinBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second,
+		}, a.life.HandleTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("subscribe order cancellers: %w", err)
+		}
+	}
+	// The all-in-one sends mail and SMS itself, in its own consumer group
+	// on the order events (the split deployment runs seckill-notifier).
+	if role == AllInOne && cfg.Notify.Enabled {
+		a.notifier, err = notifysvc.Start(ctx, cfg.Notify, notifysvc.Deps{DB: gdb, Subscriber: a.queue, Registerer: a.registry, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("notifier: %w", err)
 		}
 	}
 	if !role.serves() {
@@ -171,12 +217,26 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 	if err != nil {
 		return nil, fmt.Errorf("static pages: %w", err)
 	}
+	var naive httpapi.NaiveStore // nil: the pipeline
+	if cfg.BuyMode == config.BuyModeNaive {
+		naive = a.db // the teaching anti-pattern (SECKILL_BUY_MODE=naive)
+	}
+	// Demo logins get a made-up contact, so the notifier (here or in
+	// seckill-notifier) has somewhere to write.
+	var demoContacts httpapi.DemoContacts
+	if cfg.Demo {
+		if err := schema.Migrate(ctx, gdb); err != nil {
+			return nil, fmt.Errorf("database migrations: %w", err)
+		}
+		demoContacts = contacts.DemoRecorder{Store: contacts.NewStore(gdb)}
+	}
 	a.server, err = httpapi.New(httpapi.Options{
-		Inventory: a.inv, Store: a.db, Publisher: a.queue, IDs: ids,
+		Inventory: a.inv, Store: a.db, Publisher: a.queue, Payer: a.life, IDs: ids, Naive: naive,
 		Tokens: auth.NewTokens(cfg.JWTSecret), AdminToken: auth.AdminToken(cfg.AdminToken),
 		Limits: a.limits, Demo: cfg.Demo, TrustedProxies: cfg.TrustedProxies,
 		MaxBodyBytes: cfg.MaxBodyBytes, SoldOutTTL: cfg.SoldOutTTL, PublishTimeout: cfg.PublishTimeout,
 		Ready: a.ready, Static: http.FS(pages), Logger: log, Registry: a.registry,
+		DemoContacts: demoContacts,
 	})
 	if err != nil {
 		return nil, err
@@ -318,6 +378,11 @@ func (a *App) Start(ctx context.Context) error {
 		Handler: a.handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 	}
+	if a.server != nil {
+		// Live dashboard streams never go idle: end them when Shutdown
+		// starts, or it would wait for them until its deadline.
+		a.http.RegisterOnShutdown(a.server.CloseStreams)
+	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.bgCancel = cancel
 	a.bg.Go(func() {
@@ -328,9 +393,33 @@ func (a *App) Start(ctx context.Context) error {
 	if a.role.serves() {
 		a.bg.Go(func() { a.limits.PerIP.Run(bg, time.Minute) })
 		a.bg.Go(func() { a.limits.PerUser.Run(bg, time.Minute) })
+		a.bg.Go(func() { a.followReleases(bg) })
+	}
+	if a.relay != nil {
+		a.bg.Go(func() { a.relay.Run(bg) })
+		a.bg.Go(func() { a.life.RunSweeper(bg, a.cfg.SweepInterval, sweepBatch) })
 	}
 	a.bg.Go(func() { a.housekeeping(bg) })
 	return nil
+}
+
+// followReleases clears this gateway's local sold-out flag of an activity
+// whenever any process returns a unit of it to Redis (a cancel, a failed
+// publish, a reaped reservation), so a returned unit is on sale at once on
+// every gateway. It subscribes again until ctx is done if Redis is away.
+func (a *App) followReleases(ctx context.Context) {
+	for {
+		err := a.inv.SubscribeReleases(ctx, a.server.ClearSoldOut)
+		if err == nil {
+			return // the subscription lives until ctx is done
+		}
+		a.log.Warn("subscribe to stock releases (local sold-out flags fall back to their TTL)", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Addr is the address the server listens on (after Start).
@@ -390,6 +479,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 			}
 		}
+		if a.server != nil {
+			a.server.CloseStreams() // waits for the dashboard's samplers, which read the backends
+		}
 		if a.bgCancel != nil {
 			a.bgCancel()
 		}
@@ -409,6 +501,10 @@ func (a *App) closeBackends() error {
 		if err := a.queue.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("drain queue: %w", err))
 		}
+	}
+	// After the queue: its handlers are done, so only the retrier stops.
+	if err := a.notifier.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("notifier: %w", err))
 	}
 	if a.worker != nil {
 		if err := a.worker.Close(); err != nil {

@@ -23,7 +23,7 @@ func (a *App) openKafka(ctx context.Context) error {
 		return fmt.Errorf("kafka (SECKILL_KAFKA_BROKERS): %w", err)
 	}
 	a.queue = b
-	if err := b.EnsureTopics(ctx, order.TopicOrders); err != nil {
+	if err := b.EnsureTopics(ctx, order.TopicOrders, order.TopicOrderTimeouts, order.TopicOrderEvents); err != nil {
 		return fmt.Errorf("kafka (SECKILL_KAFKA_BROKERS): create topics: %w", err)
 	}
 	a.queuePing = b.Ping

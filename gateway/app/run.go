@@ -131,7 +131,8 @@ func (a *App) printBanner(w io.Writer) {
 	mode := map[bool]string{true: "demo mode", false: "production mode"}[a.cfg.Demo]
 	fmt.Fprintf(w, "\nseckill %s is running (%s, queue: %s)\n", a.role, mode, a.cfg.MQ)
 	if a.role.serves() {
-		fmt.Fprintf(w, "  start page       %s/\n", base)
+		fmt.Fprintf(w, "  sale page        %s/\n", base)
+		fmt.Fprintf(w, "  live dashboard   %s/dashboard\n", base)
 		fmt.Fprintf(w, "  API              %s/api/v1/activities/{id}\n", base)
 	}
 	fmt.Fprintf(w, "  health, metrics  %s/healthz  %s/readyz  %s/metrics\n", base, base, base)

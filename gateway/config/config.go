@@ -13,12 +13,24 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	notifyconfig "github.com/flashsale/seckill/notifier/config"
 )
 
 // Queue backends.
 const (
 	MQEmbedded = "embedded"
 	MQKafka    = "kafka"
+)
+
+// Buy modes (SECKILL_BUY_MODE).
+const (
+	// BuyModePipeline is the design: Redis reserve, queue, batching workers.
+	BuyModePipeline = "pipeline"
+	// BuyModeNaive is the teaching anti-pattern: the buy request locks the
+	// activity row and inserts the order inside the request. Only for the
+	// load tester's side-by-side comparison; never in production.
+	BuyModeNaive = "naive"
 )
 
 // Config is everything the all-in-one process and the split services need.
@@ -68,12 +80,18 @@ type Config struct {
 	WorkerConcurrency int           // SECKILL_WORKER_CONCURRENCY: order messages in flight; batches fill from these
 	WorkerBatch       int           // SECKILL_WORKER_BATCH: most orders written per database transaction
 	ShutdownTimeout   time.Duration // SECKILL_SHUTDOWN_TIMEOUT
+	SweepInterval     time.Duration // SECKILL_SWEEP_INTERVAL: how often unpaid orders past their deadline are looked for (the pay-deadline messages' safety net)
+	BuyMode           string        // SECKILL_BUY_MODE: pipeline (default) or naive (the anti-pattern, for comparisons)
+
+	// Notify is the notifier of the all-in-one process (SECKILL_SMTP_*,
+	// SECKILL_SMS_*, SECKILL_MAIL_*, SECKILL_NOTIFY_*, SECKILL_NOTIFIER_ENABLED).
+	Notify notifyconfig.Delivery
 }
 
 // Names lists every environment variable Load reads, so deploy files can be
 // checked against it (an unknown name in a manifest is a typo nobody sees).
 func Names() []string {
-	return []string{
+	return append([]string{
 		"SECKILL_HTTP_ADDR", "SECKILL_REDIS_URL", "SECKILL_REDIS_PREFIX", "SECKILL_DB_DSN", "SECKILL_MQ",
 		"SECKILL_KAFKA_BROKERS", "SECKILL_KAFKA_PARTITIONS", "SECKILL_KAFKA_REPLICATION", "SECKILL_KAFKA_SESSION_TIMEOUT",
 		"SECKILL_DB_MAX_OPEN_CONNS", "SECKILL_DB_MAX_IDLE_CONNS", "SECKILL_DB_CONN_MAX_LIFETIME",
@@ -83,8 +101,8 @@ func Names() []string {
 		"SECKILL_RATE_PER_USER", "SECKILL_RATE_PER_USER_BURST", "SECKILL_RATE_LIMITER_IDLE",
 		"SECKILL_TRUSTED_PROXIES", "SECKILL_MAX_BODY_BYTES", "SECKILL_SOLDOUT_TTL", "SECKILL_PUBLISH_TIMEOUT",
 		"SECKILL_RESERVATION_TIMEOUT", "SECKILL_QUEUE_CAPACITY", "SECKILL_WORKER_CONCURRENCY",
-		"SECKILL_WORKER_BATCH", "SECKILL_SHUTDOWN_TIMEOUT",
-	}
+		"SECKILL_WORKER_BATCH", "SECKILL_SHUTDOWN_TIMEOUT", "SECKILL_BUY_MODE", "SECKILL_SWEEP_INTERVAL",
+	}, notifyconfig.Names()...)
 }
 
 // Embedded reports whether every backend is the in-process default.
@@ -135,6 +153,8 @@ func load(getenv func(string) string, needsAuth bool) (Config, error) {
 		WorkerConcurrency:   p.positiveInt("SECKILL_WORKER_CONCURRENCY", 200),
 		WorkerBatch:         p.positiveInt("SECKILL_WORKER_BATCH", 100),
 		ShutdownTimeout:     p.duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second),
+		SweepInterval:       p.duration("SECKILL_SWEEP_INTERVAL", 15*time.Second),
+		BuyMode:             p.oneOf("SECKILL_BUY_MODE", BuyModePipeline, BuyModePipeline, BuyModeNaive),
 	}
 	if c.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
@@ -163,7 +183,7 @@ func load(getenv func(string) string, needsAuth bool) (Config, error) {
 		"SECKILL_SOLDOUT_TTL": c.SoldOutTTL, "SECKILL_PUBLISH_TIMEOUT": c.PublishTimeout,
 		"SECKILL_RESERVATION_TIMEOUT": c.ReservationTTL, "SECKILL_SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
 		"SECKILL_RATE_LIMITER_IDLE": c.RateLimiterIdle, "SECKILL_DB_CONN_MAX_LIFETIME": c.DBConnMaxLifetime,
-		"SECKILL_KAFKA_SESSION_TIMEOUT": c.KafkaSessionTimeout,
+		"SECKILL_KAFKA_SESSION_TIMEOUT": c.KafkaSessionTimeout, "SECKILL_SWEEP_INTERVAL": c.SweepInterval,
 	} {
 		if d <= 0 {
 			p.fail(name, "must be a positive duration")
@@ -175,6 +195,11 @@ func load(getenv func(string) string, needsAuth bool) (Config, error) {
 
 	c.Demo = p.boolean("SECKILL_DEMO", c.Embedded())
 	c.LogFormat = p.oneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Demo], "text", "json")
+	notify, err := notifyconfig.Load(getenv, c.Demo)
+	if err != nil {
+		p.errs = append(p.errs, err)
+	}
+	c.Notify = notify
 
 	if s := getenv("SECKILL_JWT_SECRET"); s != "" {
 		if len(s) < 16 {
@@ -208,6 +233,7 @@ func (c Config) Redacted() map[string]any {
 		"db": backendName(c.DBDSN, "embedded sqlite in "+c.DataDir), "mq": c.MQ,
 		"kafka_brokers": strings.Join(c.KafkaBrokers, ","), "demo": c.Demo,
 		"worker_concurrency": c.WorkerConcurrency, "worker_batch": c.WorkerBatch,
+		"buy_mode": c.BuyMode,
 	}
 }
 

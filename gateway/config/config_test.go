@@ -69,6 +69,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{"SECKILL_LOG_FORMAT", "xml"},
 		{"SECKILL_MAX_BODY_BYTES", "0"},
 		{"SECKILL_RESERVATION_TIMEOUT", "1s"},
+		{"SECKILL_SWEEP_INTERVAL", "0s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

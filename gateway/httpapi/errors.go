@@ -21,6 +21,8 @@ const (
 	codeEnded            = "ENDED"
 	codeRateLimited      = "RATE_LIMITED"
 	codeBusy             = "BUSY"
+	codeOrderCancelled   = "ORDER_CANCELLED"
+	codeNotPayable       = "NOT_PAYABLE"
 	codeUnavailable      = "UNAVAILABLE"
 	codeInternal         = "INTERNAL"
 )

@@ -52,6 +52,12 @@ func decodeJSON(c *gin.Context, v any, allowEmpty bool) bool {
 	return false
 }
 
+// DemoContacts records the contact of a demo user at login (the notifier's
+// contacts table fills it: notifier/contacts.DemoRecorder).
+type DemoContacts interface {
+	RecordDemoContact(ctx context.Context, userID string) error
+}
+
 func (s *Server) demoToken(c *gin.Context) {
 	if !s.opts.Demo {
 		abort(c, http.StatusNotFound, codeNotFound, "demo login is only available in demo mode (SECKILL_DEMO=true)")
@@ -67,6 +73,13 @@ func (s *Server) demoToken(c *gin.Context) {
 	if err != nil {
 		abort(c, http.StatusBadRequest, codeValidation, "user_id: "+err.Error())
 		return
+	}
+	if s.opts.DemoContacts != nil {
+		if err := s.opts.DemoContacts.RecordDemoContact(c.Request.Context(), req.UserID); err != nil {
+			// The login still works; only this user's notifications
+			// have nowhere to go.
+			s.log.Warn("demo login: could not record the demo contact", "user_id", req.UserID, "err", err)
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"token": tok})
 }
@@ -426,6 +439,46 @@ func (s *Server) getOrder(c *gin.Context) {
 		OrderID: id, ActivityID: strconv.FormatInt(actID, 10), UserID: user, State: order.StateQueued,
 		PriceCents: a.PriceCents, CreatedAt: res.ReservedAt.UTC(),
 	})
+}
+
+// payOrder is the payment callback: it stands for the payment provider's
+// notification that the owner paid. It is idempotent (paying a paid order
+// answers 200 again), so a provider's retried callback is harmless.
+func (s *Server) payOrder(c *gin.Context) {
+	user := c.GetString(keyUser)
+	id := c.Param("id")
+	notFound := func() { abort(c, http.StatusNotFound, codeNotFound, fmt.Sprintf("order %q not found", id)) }
+	actID, _, err := orderid.Parse(id)
+	if err != nil {
+		notFound()
+		return
+	}
+	o, err := s.opts.Payer.Pay(c.Request.Context(), id, user)
+	switch {
+	case err == nil:
+		c.JSON(http.StatusOK, gin.H{"order_id": o.ID, "state": o.State})
+		return
+	case errors.Is(err, order.ErrOrderCancelled):
+		abort(c, http.StatusConflict, codeOrderCancelled,
+			fmt.Sprintf("order %s was cancelled: its pay deadline passed and the unit went back on sale", id))
+		return
+	case !errors.Is(err, order.ErrNotFound):
+		s.log.Warn("pay order", "order_id", id, "err", err)
+		busy(c, "database unavailable: the payment was not recorded, try again")
+		return
+	}
+	// Not stored: still queued if this user holds its reservation.
+	res, found, err := s.opts.Inventory.Lookup(c.Request.Context(), actID, id)
+	switch {
+	case err != nil:
+		s.log.Warn("lookup reservation", "order_id", id, "err", err)
+		busy(c, "inventory unavailable: could not read the order")
+	case found && res.UserID == user:
+		abort(c, http.StatusConflict, codeNotPayable,
+			fmt.Sprintf("order %s is still queued; pay once GET /api/v1/orders/%s says created", id, id))
+	default:
+		notFound()
+	}
 }
 
 // Limits on what an admin may create.

@@ -85,6 +85,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	}
 	opts := httpapi.Options{
 		Inventory: f.inv, Store: f.store, Publisher: broker, IDs: ids, Tokens: f.tokens,
+		Payer:      order.NewLifecycle(f.store, f.inv, order.LifecycleConfig{Logger: quiet()}),
 		AdminToken: auth.AdminToken(adminToken), Demo: true, Logger: quiet(),
 		Limits: httpapi.Limits{
 			Global:  ratelimit.NewGlobal(rate.Inf, 1),

@@ -43,5 +43,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.rateLimited, m.reserve, m.soldOutLocal, m.publishLatency, m.publishFailed)
+	// Export every known label value from the start at 0, so a dashboard
+	// shows "0 rate-limited" rather than "no data", and rate() sees the
+	// first increment.
+	for _, l := range []string{"global", "ip", "user"} {
+		m.rateLimited.WithLabelValues(l)
+	}
+	for _, r := range []string{"full", "error"} {
+		m.publishFailed.WithLabelValues(r)
+	}
 	return m
 }

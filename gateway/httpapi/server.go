@@ -49,6 +49,11 @@ type Store interface {
 	ActiveOrders(ctx context.Context, activityID int64) ([]order.Order, error)
 }
 
+// Payer records payments (order.Lifecycle).
+type Payer interface {
+	Pay(ctx context.Context, orderID, userID string) (*order.Order, error)
+}
+
 // IDGenerator makes order ids (orderid.Generator).
 type IDGenerator interface {
 	Next(activityID int64) string
@@ -68,11 +73,18 @@ type Options struct {
 	Inventory  Inventory
 	Store      Store
 	Publisher  mq.Publisher
+	Payer      Payer
 	IDs        IDGenerator
 	Tokens     *auth.Tokens
 	AdminToken auth.AdminToken
 	Limits     Limits
 	Demo       bool // enables POST /api/v1/auth/demo-token
+	// Naive, when set, switches the buy route to the naive synchronous mode
+	// (SECKILL_BUY_MODE=naive, the teaching anti-pattern; see naive.go).
+	Naive NaiveStore
+	// DemoContacts, when set, records a made-up contact for every demo
+	// login, so the notifier has an address to write to. Nil skips it.
+	DemoContacts DemoContacts
 
 	TrustedProxies []string      // whose X-Forwarded-For is believed; none by default
 	MaxBodyBytes   int64         // default 64 KiB
@@ -80,6 +92,8 @@ type Options struct {
 	PublishTimeout time.Duration // default 2s
 	RedisTimeout   time.Duration // bound on one Redis call of the buy path; default 1s
 	ActivityTTL    time.Duration // how long activity rows are cached; default 2s
+	// DashboardInterval is how often the live dashboard samples; default 1s.
+	DashboardInterval time.Duration
 
 	// Ready reports whether the backends are reachable (GET /readyz).
 	Ready func(ctx context.Context) error
@@ -102,12 +116,13 @@ type Server struct {
 	acts    activityCache
 	reqSeq  atomic.Uint64
 	reqPfx  string
+	dash    *dashboard // the live dashboard (dashboard.go)
 }
 
 // New builds the router.
 func New(opts Options) (*Server, error) {
-	if opts.Inventory == nil || opts.Store == nil || opts.Publisher == nil || opts.IDs == nil || opts.Tokens == nil {
-		return nil, errors.New("httpapi: Inventory, Store, Publisher, IDs and Tokens are required")
+	if opts.Inventory == nil || opts.Store == nil || opts.Publisher == nil || opts.Payer == nil || opts.IDs == nil || opts.Tokens == nil {
+		return nil, errors.New("httpapi: Inventory, Store, Publisher, Payer, IDs and Tokens are required")
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 64 << 10
@@ -142,6 +157,7 @@ func New(opts Options) (*Server, error) {
 		acts:    activityCache{ttl: opts.ActivityTTL, store: opts.Store, now: opts.Now},
 		reqPfx:  hex.EncodeToString(pfx),
 	}
+	s.dash = newDashboard(s, opts.DashboardInterval)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	// gin trusts every proxy unless told otherwise; a spoofed
@@ -159,13 +175,17 @@ func New(opts Options) (*Server, error) {
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
+	e.GET("/dashboard", s.dashboardPage)
 
 	api := e.Group("/api/v1", s.limitGlobalAndIP)
 	api.POST("/auth/demo-token", s.demoToken)
 	api.GET("/activities/:id", s.getActivity)
+	api.GET("/activities", s.listActivities)
+	api.GET("/dashboard/activities/:id/stream", s.dashboardAccess, s.dashboardStream)
 	user := api.Group("", s.requireUser)
-	user.POST("/activities/:id/orders", s.limitUser, s.buy)
+	user.POST("/activities/:id/orders", s.limitUser, s.buyHandler())
 	user.GET("/orders/:id", s.getOrder)
+	user.POST("/orders/:id/pay", s.payOrder)
 	admin := api.Group("/admin", s.requireAdmin)
 	admin.POST("/activities", s.createActivity)
 	admin.GET("/activities/:id/stats", s.stats)
@@ -213,8 +233,19 @@ func (s *Server) observe(c *gin.Context) {
 	code := c.Writer.Status()
 	s.metrics.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(code)).Inc()
 	s.metrics.latency.WithLabelValues(route, c.Request.Method).Observe(time.Since(start).Seconds())
-	if s.log.Enabled(c, slog.LevelDebug) {
-		s.log.Debug("http", "request_id", rid, "method", c.Request.Method, "route", route, "status", code, "duration", time.Since(start))
+	if route == buyRoute {
+		s.dash.record(c.Param("id"), code)
+	}
+	// The access log is debug (a spike is millions of lines), except for
+	// server-side failures, which an operator must be able to trace by
+	// the request id the client saw.
+	level := slog.LevelDebug
+	if code >= http.StatusInternalServerError {
+		level = slog.LevelWarn
+	}
+	if s.log.Enabled(c, level) {
+		s.log.Log(c, level, "http", "request_id", rid, "method", c.Request.Method, "route", route, "status", code,
+			"duration", time.Since(start), "user", c.GetString(keyUser))
 	}
 }
 

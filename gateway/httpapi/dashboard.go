@@ -1,0 +1,551 @@
+package httpapi
+
+// The live dashboard (/dashboard): per activity, the buy requests per second
+// by outcome, the queue, the database writes per second, the units left and
+// the orders by state, pushed once per interval over Server-Sent Events.
+//
+// One sampler per watched activity reads the database (one Snapshot
+// statement) and Redis (one Stats call) per interval, however many browsers
+// watch: a dashboard open on a projector during a spike costs the database
+// one cheap query per second, not one per viewer. The request counts come
+// from per-activity atomic counters bumped by the observe middleware, so the
+// hot path pays an atomic add and no lock.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/flashsale/seckill/order"
+)
+
+// buyRoute is the route template of the buy endpoint.
+const buyRoute = "/api/v1/activities/:id/orders"
+
+// Outcomes of a buy request as the dashboard counts them.
+const (
+	outAccepted = iota
+	outSoldOut
+	outAlreadyPurchased
+	outNotOpen
+	outRateLimited
+	outBusy
+	outRejected
+	outError
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{
+	outAccepted:         "accepted",
+	outSoldOut:          "sold_out",
+	outAlreadyPurchased: "already_purchased",
+	outNotOpen:          "not_open",
+	outRateLimited:      "rate_limited",
+	outBusy:             "busy",
+	outRejected:         "rejected",
+	outError:            "error",
+}
+
+// buyOutcome maps a buy answer's status code to its outcome.
+func buyOutcome(code int) int {
+	switch {
+	case code == http.StatusAccepted:
+		return outAccepted
+	case code == http.StatusGone:
+		return outSoldOut
+	case code == http.StatusConflict:
+		return outAlreadyPurchased
+	case code == http.StatusForbidden:
+		return outNotOpen
+	case code == http.StatusTooManyRequests:
+		return outRateLimited
+	case code == http.StatusServiceUnavailable:
+		return outBusy
+	case code >= 500:
+		return outError
+	}
+	return outRejected
+}
+
+// Dashboard defaults and bounds.
+const (
+	defaultDashboardInterval = time.Second
+	dashboardHistory         = 600             // samples kept per activity (10 minutes at 1/s)
+	dashboardIdle            = 5 * time.Minute // a sampler nobody watches stops after this
+	maxDashboardStreams      = 64              // concurrent SSE streams per process
+	dashboardSubBuffer       = 32              // samples a slow viewer may lag before it is dropped
+	activityListTTL          = time.Second
+	activityListMax          = 50
+)
+
+type buyCounters struct{ n [numOutcomes]atomic.Int64 }
+
+func (bc *buyCounters) load() (out [numOutcomes]int64) {
+	for i := range bc.n {
+		out[i] = bc.n[i].Load()
+	}
+	return out
+}
+
+// DashboardSample is one point of an activity's live numbers.
+type DashboardSample struct {
+	T          time.Time `json:"t"`
+	ActivityID string    `json:"activity_id"`
+	Name       string    `json:"name"`
+	State      string    `json:"state"`
+	Stock      int64     `json:"stock"`
+	Remaining  int64     `json:"remaining"` // units left (Redis)
+	Queued     int64     `json:"queued"`    // accepted, not yet written (reserved - created - paid)
+	Created    int64     `json:"created"`
+	Paid       int64     `json:"paid"`
+	Cancelled  int64     `json:"cancelled"`
+	// DBAvailable is the activity row's available units.
+	DBAvailable int64 `json:"db_available"`
+	// IngressPerS is buy requests per second over the last interval, by
+	// outcome; IngressTotal the counts since the process started.
+	IngressPerS  map[string]float64 `json:"ingress_per_s"`
+	IngressTotal map[string]int64   `json:"ingress_total"`
+	// DBWritesPerS is orders written to the database per second (rows of
+	// this activity that appeared over the last interval).
+	DBWritesPerS float64 `json:"db_writes_per_s"`
+	// QueueDepth is this process's seckill_queue_depth (all activities:
+	// embedded queue depth or Kafka consumer lag); nil when not exported.
+	QueueDepth *float64 `json:"queue_depth"`
+	// Error says which backend could not be read for this sample; the
+	// numbers it could not refresh are the previous sample's.
+	Error string `json:"error,omitempty"`
+}
+
+type dashSub chan DashboardSample
+
+type sampler struct {
+	id        int64
+	subs      map[dashSub]struct{}
+	hist      []DashboardSample
+	idleSince time.Time
+
+	// Previous readings, for rates. Only the sampler goroutine touches them.
+	prevAt     time.Time
+	prevBuys   [numOutcomes]int64
+	prevRows   int64
+	havePrev   bool
+	last       DashboardSample
+	lastDBRead bool
+}
+
+type dashboard struct {
+	s        *Server
+	interval time.Duration
+	ctx      context.Context
+	cancel   context.CancelFunc
+	counters sync.Map // int64 -> *buyCounters
+	streams  atomic.Int64
+
+	mu       sync.Mutex
+	closed   bool
+	samplers map[int64]*sampler
+	wg       sync.WaitGroup
+
+	listMu    sync.Mutex
+	listAt    time.Time
+	list      []activityJSON
+	listLoads singleflight.Group // one database read for a crowd of page loads
+}
+
+func newDashboard(s *Server, interval time.Duration) *dashboard {
+	if interval <= 0 {
+		interval = defaultDashboardInterval
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &dashboard{s: s, interval: interval, ctx: ctx, cancel: cancel, samplers: make(map[int64]*sampler)}
+}
+
+// record counts a buy answer for its activity. Counters exist only for
+// activities that are known to exist (an answer that needed the activity,
+// or a dashboard watching it), so random ids cannot grow the map.
+func (d *dashboard) record(idParam string, code int) {
+	id, err := strconv.ParseInt(idParam, 10, 64)
+	if err != nil || id <= 0 {
+		return
+	}
+	out := buyOutcome(code)
+	v, ok := d.counters.Load(id)
+	if !ok {
+		switch out {
+		case outAccepted, outSoldOut, outAlreadyPurchased, outNotOpen:
+			v, _ = d.counters.LoadOrStore(id, new(buyCounters))
+		default:
+			return
+		}
+	}
+	v.(*buyCounters).n[out].Add(1)
+}
+
+func (d *dashboard) countersFor(id int64) *buyCounters {
+	v, _ := d.counters.LoadOrStore(id, new(buyCounters))
+	return v.(*buyCounters)
+}
+
+var errDashboardClosed = errors.New("dashboard closed: the server is shutting down")
+
+// subscribe starts watching activity id: it returns a channel of new
+// samples and the history so far.
+func (d *dashboard) subscribe(id int64) (dashSub, []DashboardSample, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, nil, errDashboardClosed
+	}
+	sp, ok := d.samplers[id]
+	if !ok {
+		d.countersFor(id)
+		sp = &sampler{id: id, subs: make(map[dashSub]struct{})}
+		d.samplers[id] = sp
+		d.wg.Add(1)
+		go d.run(sp)
+	}
+	ch := make(dashSub, dashboardSubBuffer)
+	sp.subs[ch] = struct{}{}
+	hist := make([]DashboardSample, len(sp.hist))
+	copy(hist, sp.hist)
+	return ch, hist, nil
+}
+
+func (d *dashboard) unsubscribe(id int64, ch dashSub) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sp, ok := d.samplers[id]
+	if !ok {
+		return
+	}
+	if _, ok := sp.subs[ch]; ok {
+		delete(sp.subs, ch)
+		close(ch)
+	}
+	if len(sp.subs) == 0 {
+		sp.idleSince = time.Now()
+	}
+}
+
+// run samples one activity every interval until nobody has watched it for
+// dashboardIdle, or the dashboard closes.
+func (d *dashboard) run(sp *sampler) {
+	defer d.wg.Done()
+	t := time.NewTicker(d.interval)
+	defer t.Stop()
+	for {
+		smp := d.take(sp)
+		d.mu.Lock()
+		sp.hist = append(sp.hist, smp)
+		if n := len(sp.hist); n > dashboardHistory {
+			sp.hist = append(sp.hist[:0:0], sp.hist[n-dashboardHistory:]...)
+		}
+		for ch := range sp.subs {
+			select {
+			case ch <- smp:
+			default: // too slow: drop it; the browser reconnects and gets the history
+				delete(sp.subs, ch)
+				close(ch)
+			}
+		}
+		if len(sp.subs) == 0 && !sp.idleSince.IsZero() && time.Since(sp.idleSince) > dashboardIdle {
+			delete(d.samplers, sp.id)
+			d.mu.Unlock()
+			return
+		}
+		d.mu.Unlock()
+		select {
+		case <-d.ctx.Done():
+			d.mu.Lock()
+			for ch := range sp.subs {
+				delete(sp.subs, ch)
+				close(ch)
+			}
+			d.mu.Unlock()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// take reads one sample of sp's activity.
+func (d *dashboard) take(sp *sampler) DashboardSample {
+	s := d.s
+	ctx, cancel := context.WithTimeout(d.ctx, max(d.interval, 2*time.Second))
+	defer cancel()
+	now := s.now()
+	smp := sp.last // what cannot be read now keeps its last value
+	prevErr := sp.last.Error
+	smp.T = now.UTC()
+	smp.ActivityID = strconv.FormatInt(sp.id, 10)
+	smp.Error = ""
+	var problems []string
+
+	snap, err := s.opts.Store.Snapshot(ctx, sp.id)
+	dbOK := err == nil
+	if dbOK {
+		a := &snap.Activity
+		smp.Name, smp.Stock, smp.DBAvailable = a.Name, a.Stock, a.Available
+		smp.Created, smp.Paid, smp.Cancelled = snap.Created, snap.Paid, snap.Cancelled
+		inv, found, ierr := s.opts.Inventory.Stats(ctx, sp.id)
+		switch {
+		case ierr != nil:
+			problems = append(problems, "redis: "+ierr.Error())
+		case !found:
+			smp.Remaining, smp.Queued = a.Available, 0
+		default:
+			smp.Remaining = inv.Remaining
+			smp.Queued = max(0, inv.Reserved-snap.Created-snap.Paid)
+		}
+		smp.State = activityView(a, smp.Remaining, now).State
+	} else {
+		problems = append(problems, "database: "+err.Error())
+	}
+
+	buys := d.countersFor(sp.id).load()
+	rows := smp.Created + smp.Paid + smp.Cancelled
+	smp.IngressPerS = make(map[string]float64, numOutcomes)
+	smp.IngressTotal = make(map[string]int64, numOutcomes)
+	dt := now.Sub(sp.prevAt).Seconds()
+	for i, name := range outcomeNames {
+		smp.IngressTotal[name] = buys[i]
+		rate := 0.0
+		if sp.havePrev && dt > 0 {
+			rate = float64(buys[i]-sp.prevBuys[i]) / dt
+		}
+		smp.IngressPerS[name] = rate
+	}
+	smp.DBWritesPerS = 0
+	if sp.havePrev && dt > 0 && dbOK && sp.lastDBRead {
+		smp.DBWritesPerS = float64(max(0, rows-sp.prevRows)) / dt
+	}
+	smp.QueueDepth = gatherGauge(s.opts.Registry, "seckill_queue_depth")
+	if len(problems) > 0 {
+		smp.Error = fmt.Sprint(problems)
+		// Once per outage, not once per interval.
+		if prevErr == "" && d.ctx.Err() == nil {
+			s.log.Warn("dashboard: backend unreadable, showing the last numbers", "activity_id", sp.id, "problems", problems)
+		}
+	}
+
+	sp.prevAt, sp.prevBuys, sp.havePrev = now, buys, true
+	if dbOK {
+		sp.prevRows = rows
+	}
+	sp.lastDBRead = dbOK
+	sp.last = smp
+	return smp
+}
+
+// gatherGauge reads the gauge name from g (summed over its label values),
+// or nil when g does not export it.
+func gatherGauge(g prometheus.Gatherer, name string) *float64 {
+	if g == nil {
+		return nil
+	}
+	mfs, err := g.Gather()
+	if err != nil && len(mfs) == 0 {
+		return nil
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		var sum float64
+		for _, m := range mf.GetMetric() {
+			sum += m.GetGauge().GetValue()
+		}
+		return &sum
+	}
+	return nil
+}
+
+// close ends every stream and sampler and waits for the samplers.
+func (d *dashboard) close() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.cancel()
+	d.wg.Wait()
+}
+
+// CloseStreams ends the dashboard's live streams and stops its samplers:
+// long-lived SSE responses would otherwise hold http.Server.Shutdown until
+// its deadline. Register it with http.Server.RegisterOnShutdown and call it
+// again before closing the backends (it waits for the samplers, which read
+// the database and Redis). Safe to call more than once.
+func (s *Server) CloseStreams() { s.dash.close() }
+
+// dashboardPage serves the dashboard's HTML.
+func (s *Server) dashboardPage(c *gin.Context) {
+	if s.opts.Static == nil {
+		abort(c, http.StatusNotFound, codeNotFound, "this process serves no web pages")
+		return
+	}
+	c.FileFromFS("/dashboard.html", s.opts.Static)
+}
+
+// dashboardAccess lets anyone watch in demo mode, and only the admin
+// otherwise: order counts and request rates are operational data.
+func (s *Server) dashboardAccess(c *gin.Context) {
+	if s.opts.Demo {
+		c.Next()
+		return
+	}
+	s.requireAdmin(c)
+}
+
+// dashboardStream is GET /api/v1/dashboard/activities/:id/stream: an SSE
+// stream, first an "history" event with the samples so far (a JSON array),
+// then a "sample" event per interval.
+func (s *Server) dashboardStream(c *gin.Context) {
+	a, ok := s.activity(c)
+	if !ok {
+		return
+	}
+	d := s.dash
+	if d.streams.Add(1) > maxDashboardStreams {
+		d.streams.Add(-1)
+		busy(c, fmt.Sprintf("too many dashboard viewers (at most %d streams)", maxDashboardStreams))
+		return
+	}
+	defer d.streams.Add(-1)
+	sub, hist, err := d.subscribe(a.ID)
+	if err != nil {
+		busy(c, err.Error())
+		return
+	}
+	defer d.unsubscribe(a.ID, sub)
+
+	w := c.Writer
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	// The server's WriteTimeout would cut the stream after 30 s: every
+	// write moves the connection's deadline a little past the next one.
+	window := 2*d.interval + 15*time.Second
+	write := func(frame []byte) bool {
+		if err := rc.SetWriteDeadline(time.Now().Add(window)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return false
+		}
+		if _, err := w.Write(frame); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	event := func(name string, v any) bool {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return false
+		}
+		return write(fmt.Appendf(nil, "event: %s\ndata: %s\n\n", name, b))
+	}
+	if !write([]byte("retry: 2000\n\n")) || !event("history", hist) {
+		return
+	}
+	ping := time.NewTicker(15 * time.Second)
+	defer ping.Stop()
+	ctx := c.Request.Context()
+	for {
+		select {
+		case <-ctx.Done(): // the viewer left
+			return
+		case <-d.ctx.Done(): // shutting down
+			return
+		case <-ping.C:
+			if !write([]byte(": ping\n\n")) {
+				return
+			}
+		case smp, ok := <-sub:
+			if !ok { // dropped as too slow, or closing
+				return
+			}
+			if !event("sample", smp) {
+				return
+			}
+		}
+	}
+}
+
+// activityLister is what GET /api/v1/activities needs from the store
+// (order.Store has it).
+type activityLister interface {
+	ListActivities(ctx context.Context) ([]order.Activity, error)
+}
+
+// listActivities is GET /api/v1/activities: the activities a storefront
+// shows (not ended more than a day ago), newest first, at most 50. The list
+// is cached for a second: a crowd opening the page reads the database once.
+func (s *Server) listActivities(c *gin.Context) {
+	l, ok := s.opts.Store.(activityLister)
+	if !ok {
+		abort(c, http.StatusNotFound, codeNotFound, "this process cannot list activities")
+		return
+	}
+	d := s.dash
+	now := s.now()
+	d.listMu.Lock()
+	list, fresh := d.list, d.list != nil && now.Sub(d.listAt) < activityListTTL
+	d.listMu.Unlock()
+	if !fresh {
+		v, err, _ := d.listLoads.Do("list", func() (any, error) {
+			// Shared by every waiting request: bounded, not tied to one.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 5*time.Second)
+			defer cancel()
+			return s.loadActivityList(ctx, l, now)
+		})
+		if err != nil {
+			s.log.Warn("list activities", "err", err)
+			busy(c, "could not list the activities: "+err.Error())
+			return
+		}
+		list = v.([]activityJSON)
+	}
+	c.JSON(http.StatusOK, gin.H{"activities": list, "server_time": now.UTC()})
+}
+
+// loadActivityList reads the list GET /api/v1/activities shows and caches it.
+func (s *Server) loadActivityList(ctx context.Context, l activityLister, now time.Time) ([]activityJSON, error) {
+	acts, err := l.ListActivities(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("database unavailable: %w", err)
+	}
+	sort.Slice(acts, func(i, j int) bool { return acts[i].ID > acts[j].ID })
+	out := make([]activityJSON, 0, min(len(acts), activityListMax))
+	for i := range acts {
+		a := &acts[i]
+		if a.EndsAt.Before(now.Add(-24 * time.Hour)) {
+			continue
+		}
+		remaining, found, err := s.opts.Inventory.Remaining(ctx, a.ID)
+		if err != nil {
+			return nil, fmt.Errorf("inventory unavailable: %w", err)
+		}
+		if !found {
+			remaining = a.Available
+		}
+		out = append(out, activityView(a, remaining, now))
+		if len(out) == activityListMax {
+			break
+		}
+	}
+	d := s.dash
+	d.listMu.Lock()
+	d.list, d.listAt = out, now
+	d.listMu.Unlock()
+	return out, nil
+}

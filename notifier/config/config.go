@@ -1,0 +1,264 @@
+// Package config reads the notifier's settings from environment variables.
+// Delivery (SMTP, SMS webhook, rate limits, retries) is read both by the
+// all-in-one process (through gateway/config) and by the seckill-notifier
+// binary; Service adds what the standalone binary needs besides (database,
+// Kafka, listen address, logging), with the same names and meanings as the
+// other services. The notifier does not import the gateway, so this package
+// parses those shared names itself.
+//
+// As everywhere in seckill, a value that is present but invalid is an error
+// naming the variable, and secrets (SMTP password, the webhook's auth header,
+// credentials inside URLs) never appear in errors or logs.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	mailch "github.com/flashsale/seckill/notifier/mail"
+	"github.com/flashsale/seckill/notifier/render"
+	"github.com/flashsale/seckill/notifier/sms"
+)
+
+// DefaultFrom is the sender when SECKILL_SMTP_FROM is unset. Set a real one:
+// relays refuse or spam-folder mail from a domain they cannot verify.
+const DefaultFrom = "Flash Sale <no-reply@seckill.local>"
+
+// Delivery is how notifications go out.
+type Delivery struct {
+	// Enabled runs the notifier inside the all-in-one process
+	// (SECKILL_NOTIFIER_ENABLED, default true). The seckill-notifier
+	// binary ignores it.
+	Enabled bool
+
+	// SMTP is nil when SECKILL_SMTP_URL is unset.
+	SMTP *mailch.SMTPConfig
+	// SMS is nil when SECKILL_SMS_WEBHOOK_URL is unset.
+	SMS *sms.WebhookConfig
+	// LogMail and LogSMS write the channel to the log instead: demo mode
+	// without a server configured. Outside demo mode an unconfigured
+	// channel is off, so no personal data lands in production logs.
+	LogMail, LogSMS bool
+
+	MailRate    float64 // SECKILL_MAIL_RATE, sends/s per process
+	MailBurst   int     // SECKILL_MAIL_BURST
+	SMSRate     float64 // SECKILL_SMS_RATE
+	SMSBurst    int     // SECKILL_SMS_BURST
+	Concurrency int     // SECKILL_NOTIFY_CONCURRENCY: events handled at once, and parked sends retried at once
+
+	SendTimeout time.Duration // SECKILL_NOTIFY_SEND_TIMEOUT
+	RetryMin    time.Duration // SECKILL_NOTIFY_RETRY_MIN
+	RetryMax    time.Duration // SECKILL_NOTIFY_RETRY_MAX
+	RetryFor    time.Duration // SECKILL_NOTIFY_RETRY_FOR
+	Retention   time.Duration // SECKILL_NOTIFY_RETENTION
+
+	TemplateDir string         // SECKILL_NOTIFY_TEMPLATE_DIR; empty = the embedded templates
+	Location    *time.Location // SECKILL_NOTIFY_TIMEZONE; pay deadlines are shown in it
+}
+
+// Channels reports whether any channel would send (or log) anything.
+func (d Delivery) Channels() (mail, sms bool) {
+	return d.SMTP != nil || d.LogMail, d.SMS != nil || d.LogSMS
+}
+
+// Names lists the variables Load reads.
+func Names() []string {
+	return []string{
+		"SECKILL_NOTIFIER_ENABLED",
+		"SECKILL_SMTP_URL", "SECKILL_SMTP_USER", "SECKILL_SMTP_PASSWORD", "SECKILL_SMTP_STARTTLS", "SECKILL_SMTP_FROM",
+		"SECKILL_SMS_WEBHOOK_URL", "SECKILL_SMS_WEBHOOK_AUTH_HEADER", "SECKILL_SMS_WEBHOOK_BODY",
+		"SECKILL_MAIL_RATE", "SECKILL_MAIL_BURST", "SECKILL_SMS_RATE", "SECKILL_SMS_BURST",
+		"SECKILL_NOTIFY_CONCURRENCY", "SECKILL_NOTIFY_SEND_TIMEOUT",
+		"SECKILL_NOTIFY_RETRY_MIN", "SECKILL_NOTIFY_RETRY_MAX", "SECKILL_NOTIFY_RETRY_FOR", "SECKILL_NOTIFY_RETENTION",
+		"SECKILL_NOTIFY_TEMPLATE_DIR", "SECKILL_NOTIFY_TIMEZONE",
+	}
+}
+
+// Load reads the delivery settings. demo is the process's demo mode: it
+// turns an unconfigured channel into a logging one.
+func Load(getenv func(string) string, demo bool) (Delivery, error) {
+	p := &parser{getenv: getenv}
+	d := loadDelivery(p, demo)
+	return d, errors.Join(p.errs...)
+}
+
+func loadDelivery(p *parser, demo bool) Delivery {
+	d := Delivery{
+		Enabled:     p.boolean("SECKILL_NOTIFIER_ENABLED", true),
+		MailRate:    p.positiveFloat("SECKILL_MAIL_RATE", 10),
+		MailBurst:   p.positiveInt("SECKILL_MAIL_BURST", 20),
+		SMSRate:     p.positiveFloat("SECKILL_SMS_RATE", 5),
+		SMSBurst:    p.positiveInt("SECKILL_SMS_BURST", 10),
+		Concurrency: p.positiveInt("SECKILL_NOTIFY_CONCURRENCY", 8),
+		SendTimeout: p.duration("SECKILL_NOTIFY_SEND_TIMEOUT", 10*time.Second),
+		RetryMin:    p.duration("SECKILL_NOTIFY_RETRY_MIN", time.Second),
+		RetryMax:    p.duration("SECKILL_NOTIFY_RETRY_MAX", 5*time.Minute),
+		RetryFor:    p.duration("SECKILL_NOTIFY_RETRY_FOR", 24*time.Hour),
+		Retention:   p.duration("SECKILL_NOTIFY_RETENTION", 30*24*time.Hour),
+		TemplateDir: p.str("SECKILL_NOTIFY_TEMPLATE_DIR", ""),
+		Location:    time.UTC,
+	}
+	if d.RetryMax < d.RetryMin {
+		p.fail("SECKILL_NOTIFY_RETRY_MAX", "must not be shorter than SECKILL_NOTIFY_RETRY_MIN (%s)", d.RetryMin)
+	}
+	if d.RetryFor < d.RetryMin {
+		p.fail("SECKILL_NOTIFY_RETRY_FOR", "must not be shorter than SECKILL_NOTIFY_RETRY_MIN (%s)", d.RetryMin)
+	}
+	if d.Retention < 24*time.Hour {
+		p.fail("SECKILL_NOTIFY_RETENTION", "must be at least 24h: it is how long a redelivered event is still recognised as a duplicate")
+	}
+	if tz := p.str("SECKILL_NOTIFY_TIMEZONE", ""); tz != "" {
+		loc, err := time.LoadLocation(tz)
+		if err != nil {
+			p.fail("SECKILL_NOTIFY_TIMEZONE", "%q is not an IANA time zone (e.g. Asia/Shanghai)", tz)
+		} else {
+			d.Location = loc
+		}
+	}
+	if d.TemplateDir != "" {
+		if st, err := os.Stat(d.TemplateDir); err != nil || !st.IsDir() {
+			p.fail("SECKILL_NOTIFY_TEMPLATE_DIR", "%q is not a readable directory", d.TemplateDir)
+		} else if _, err := render.New(render.Options{Dir: os.DirFS(d.TemplateDir), Location: d.Location}); err != nil {
+			p.fail("SECKILL_NOTIFY_TEMPLATE_DIR", "templates do not render: %v", err)
+		}
+	}
+	d.SMTP = loadSMTP(p, d.SendTimeout)
+	d.SMS = loadSMS(p, d.SendTimeout)
+	d.LogMail = d.SMTP == nil && demo
+	d.LogSMS = d.SMS == nil && demo
+	return d
+}
+
+func loadSMTP(p *parser, timeout time.Duration) *mailch.SMTPConfig {
+	raw := p.str("SECKILL_SMTP_URL", "")
+	user, pass := p.getenv("SECKILL_SMTP_USER"), p.getenv("SECKILL_SMTP_PASSWORD")
+	policy := p.oneOf("SECKILL_SMTP_STARTTLS", mailch.StartTLSOpportunistic,
+		mailch.StartTLSMandatory, mailch.StartTLSOpportunistic, mailch.StartTLSNone)
+	from := p.str("SECKILL_SMTP_FROM", DefaultFrom)
+	if _, err := mail.ParseAddress(from); err != nil {
+		p.fail("SECKILL_SMTP_FROM", "%q is not a mail address (\"Name <addr@example.com>\" or \"addr@example.com\")", from)
+	}
+	if raw == "" {
+		for _, n := range []string{"SECKILL_SMTP_USER", "SECKILL_SMTP_PASSWORD"} {
+			if p.getenv(n) != "" {
+				p.fail(n, "is set but SECKILL_SMTP_URL is not: set the server too")
+			}
+		}
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url's errors quote the input, password included.
+		p.fail("SECKILL_SMTP_URL", "does not parse as a URL (smtp://[user:password@]host[:port])")
+		return nil
+	}
+	cfg := &mailch.SMTPConfig{Host: u.Hostname(), StartTLS: policy, From: from, Timeout: timeout}
+	switch u.Scheme {
+	case "smtp":
+		cfg.Port = 587
+	case "smtps":
+		cfg.Port, cfg.ImplicitTLS = 465, true
+		if v := p.getenv("SECKILL_SMTP_STARTTLS"); v != "" {
+			p.fail("SECKILL_SMTP_STARTTLS", "does not apply to smtps:// (TLS from the first byte); remove it or use smtp://")
+		}
+	default:
+		p.fail("SECKILL_SMTP_URL", "scheme must be smtp:// (STARTTLS per SECKILL_SMTP_STARTTLS) or smtps:// (implicit TLS), got %q", u.Scheme)
+		return nil
+	}
+	if cfg.Host == "" {
+		p.fail("SECKILL_SMTP_URL", "has no host")
+		return nil
+	}
+	if ps := u.Port(); ps != "" {
+		n, err := strconv.Atoi(ps)
+		if err != nil || n <= 0 || n > 65535 {
+			p.fail("SECKILL_SMTP_URL", "port %q is not 1-65535", ps)
+			return nil
+		}
+		cfg.Port = n
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		p.fail("SECKILL_SMTP_URL", "takes no path or query: smtp://[user:password@]host[:port]")
+	}
+	if u.User != nil {
+		cfg.Username = u.User.Username()
+		cfg.Password, _ = u.User.Password()
+	}
+	// The separate variables win, so the password can live in a secret
+	// store apart from the URL.
+	if user != "" {
+		cfg.Username = user
+	}
+	if pass != "" {
+		cfg.Password = pass
+	}
+	if cfg.Password != "" && cfg.Username == "" {
+		p.fail("SECKILL_SMTP_USER", "is required with a password (in SECKILL_SMTP_URL or SECKILL_SMTP_PASSWORD)")
+	}
+	if _, err := mailch.NewSMTP(*cfg); err != nil {
+		p.fail("SECKILL_SMTP_URL", "%v", err)
+	}
+	return cfg
+}
+
+func loadSMS(p *parser, timeout time.Duration) *sms.WebhookConfig {
+	raw := p.str("SECKILL_SMS_WEBHOOK_URL", "")
+	auth := strings.TrimSpace(p.getenv("SECKILL_SMS_WEBHOOK_AUTH_HEADER"))
+	body := p.getenv("SECKILL_SMS_WEBHOOK_BODY")
+	if _, _, err := sms.ParseAuthHeader(auth); err != nil {
+		p.fail("SECKILL_SMS_WEBHOOK_AUTH_HEADER", "%v", err)
+	}
+	if _, err := sms.ParseBody(body); err != nil {
+		p.fail("SECKILL_SMS_WEBHOOK_BODY", "is not a usable template: %v", err)
+	}
+	if raw == "" {
+		for _, n := range []string{"SECKILL_SMS_WEBHOOK_AUTH_HEADER", "SECKILL_SMS_WEBHOOK_BODY"} {
+			if p.getenv(n) != "" {
+				p.fail(n, "is set but SECKILL_SMS_WEBHOOK_URL is not")
+			}
+		}
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.fail("SECKILL_SMS_WEBHOOK_URL", "must be an absolute http:// or https:// URL")
+		return nil
+	}
+	return &sms.WebhookConfig{URL: raw, AuthHeader: auth, Body: body, Timeout: timeout}
+}
+
+// Redacted describes d for the start-up log: where mail and SMS go, never a
+// credential.
+func (d Delivery) Redacted() map[string]any {
+	mail := "off"
+	switch {
+	case d.SMTP != nil:
+		scheme := "smtp"
+		if d.SMTP.ImplicitTLS {
+			scheme = "smtps"
+		}
+		mail = fmt.Sprintf("%s://%s (starttls %s, auth %t)", scheme, net.JoinHostPort(d.SMTP.Host, strconv.Itoa(d.SMTP.Port)), d.SMTP.StartTLS, d.SMTP.Username != "")
+	case d.LogMail:
+		mail = "log"
+	}
+	smsTo := "off"
+	switch {
+	case d.SMS != nil:
+		if u, err := url.Parse(d.SMS.URL); err == nil {
+			smsTo = u.Scheme + "://" + u.Host + u.Path
+		}
+	case d.LogSMS:
+		smsTo = "log"
+	}
+	return map[string]any{
+		"mail": mail, "sms": smsTo, "mail_rate": d.MailRate, "sms_rate": d.SMSRate,
+		"concurrency": d.Concurrency, "retry_for": d.RetryFor.String(),
+	}
+}

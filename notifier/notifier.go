@@ -1,0 +1,511 @@
+// Package notifier tells buyers about their orders by mail and SMS without
+// ever slowing an order down. It consumes the order-events topic in its own
+// consumer group, so the order workers never wait for it, and it keeps its
+// work in its own table, so a slow or dead provider never holds a queue.
+//
+// # Delivery discipline
+//
+// For each event and each channel (mail, SMS) the notifier inserts a row in
+// the notifications table (package ledger) before sending anything. The
+// UNIQUE (event_id, channel) key is the dedupe: the outbox relay's
+// redeliveries, a second replica and a restart all find the row and send
+// nothing. Channels are independent rows, so mail failing never re-sends the
+// SMS.
+//
+// The inserting handler then makes the first attempt itself, after the
+// channel's rate limit (x/time/rate, per process). A transient failure
+// (timeout, refused connection, SMTP 4xx, HTTP 5xx/429) parks the row with
+// exponential backoff and jitter and acknowledges the queue message: the
+// retrier, a loop in every notifier process, claims due rows and tries again
+// until the row is RetryFor old, then dead-letters it. A permanent failure
+// (SMTP 5xx, provider 4xx, a template that cannot render) is dead-lettered at
+// once, with the reason in last_error. Because the work lives in the database,
+// an SMTP outage of hours costs rows, not queue capacity, and the mail goes
+// out when the server is back, from whichever replica is alive.
+//
+// # The crash window
+//
+// A row is owned through a lease (due_at_ms) and every state change is a
+// compare-and-swap on its version. A process that dies after inserting or
+// claiming a row leaves it pending; after the lease (3 x SendTimeout) any
+// replica retries it. Exactly-once delivery to an SMTP server or an SMS
+// provider is impossible: a process that dies after the provider accepted a
+// message but before the row is marked sent (one UPDATE) sends it again after
+// the lease. The resend carries the same Message-ID, and the same
+// Idempotency-Key for SMS providers that honour one. Everything else is
+// at-most-once per (event, channel).
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/notifier/channel"
+	"github.com/flashsale/seckill/notifier/contacts"
+	"github.com/flashsale/seckill/notifier/ledger"
+	"github.com/flashsale/seckill/notifier/render"
+	"github.com/flashsale/seckill/order"
+)
+
+// Group is the consumer group of the notifier on order.TopicOrderEvents.
+const Group = "notifier"
+
+// Limit is a per-channel send rate.
+type Limit struct {
+	Rate  float64 // sends per second
+	Burst int
+}
+
+// Defaults of Options.
+const (
+	DefaultSendTimeout  = 10 * time.Second
+	DefaultRetryMin     = time.Second
+	DefaultRetryMax     = 5 * time.Minute
+	DefaultRetryFor     = 24 * time.Hour
+	DefaultConcurrency  = 8
+	DefaultPollInterval = time.Second
+	DefaultRetention    = 30 * 24 * time.Hour
+)
+
+// Default rate limits: well inside what common transactional mail and SMS
+// accounts allow per sending process.
+var (
+	DefaultMailLimit = Limit{Rate: 10, Burst: 20}
+	DefaultSMSLimit  = Limit{Rate: 5, Burst: 10}
+)
+
+// Options wire a Notifier. Ledger, Contacts and Renderer are required; a nil
+// Mailer or Texter turns that channel off.
+type Options struct {
+	Ledger   *ledger.Ledger
+	Contacts contacts.Source
+	Renderer *render.Renderer
+	Mailer   channel.Mailer
+	Texter   channel.Texter
+
+	MailLimit Limit // default DefaultMailLimit
+	SMSLimit  Limit // default DefaultSMSLimit
+	// Concurrency is how many parked notifications the retrier sends at
+	// once. Default DefaultConcurrency.
+	Concurrency int
+	// SendTimeout bounds one attempt, and the wait for the rate limit
+	// before it. Default DefaultSendTimeout.
+	SendTimeout time.Duration
+	// RetryMin and RetryMax bound the backoff between attempts: RetryMin
+	// doubled per failed attempt, capped at RetryMax, then jittered.
+	RetryMin, RetryMax time.Duration
+	// RetryFor is how long transient failures are retried, counted from
+	// the first attempt; then the notification is dead-lettered.
+	RetryFor time.Duration
+	// PollInterval is how often the retrier looks for due notifications.
+	PollInterval time.Duration
+	// Retention is how long sent rows are kept: the dedupe memory. Default
+	// DefaultRetention.
+	Retention time.Duration
+
+	Registerer prometheus.Registerer // nil: metrics are kept but not exported
+	Logger     *slog.Logger
+	// Jitter returns a number in [0, 1); nil uses math/rand/v2.
+	Jitter func() float64
+}
+
+func (o *Options) withDefaults() error {
+	if o.Ledger == nil || o.Contacts == nil || o.Renderer == nil {
+		return errors.New("notifier: Ledger, Contacts and Renderer are required")
+	}
+	def := func(p *time.Duration, d time.Duration) {
+		if *p <= 0 {
+			*p = d
+		}
+	}
+	def(&o.SendTimeout, DefaultSendTimeout)
+	def(&o.RetryMin, DefaultRetryMin)
+	def(&o.RetryMax, DefaultRetryMax)
+	def(&o.RetryFor, DefaultRetryFor)
+	def(&o.PollInterval, DefaultPollInterval)
+	def(&o.Retention, DefaultRetention)
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = o.RetryMin
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.MailLimit.Rate <= 0 || o.MailLimit.Burst <= 0 {
+		o.MailLimit = DefaultMailLimit
+	}
+	if o.SMSLimit.Rate <= 0 || o.SMSLimit.Burst <= 0 {
+		o.SMSLimit = DefaultSMSLimit
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Jitter == nil {
+		o.Jitter = rand.Float64
+	}
+	return nil
+}
+
+// sender is one channel as the notifier drives it.
+type sender struct {
+	name    string
+	limiter *rate.Limiter
+	address func(contacts.Contact) string
+	send    func(ctx context.Context, e order.Event, to string) error
+}
+
+// Notifier consumes order events and delivers notifications. Handle is the
+// mq.Handler; Start runs the retrier until Close.
+type Notifier struct {
+	opts     Options
+	log      *slog.Logger
+	ledger   *ledger.Ledger
+	metrics  *metrics
+	senders  []*sender
+	byName   map[string]*sender
+	lease    time.Duration
+	stop     context.CancelFunc
+	done     sync.WaitGroup
+	startOne sync.Once
+	stopOne  sync.Once
+}
+
+// New builds a Notifier; nothing runs until Start (the retrier) and the
+// caller subscribing Handle.
+func New(opts Options) (*Notifier, error) {
+	if err := opts.withDefaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: register metrics: %w", err)
+	}
+	n := &Notifier{
+		opts: opts, log: opts.Logger, ledger: opts.Ledger, metrics: m, byName: map[string]*sender{},
+		// The lease covers the rate-limit wait, the send and the
+		// outcome's write, each bounded by SendTimeout.
+		lease: 3 * opts.SendTimeout,
+	}
+	r := opts.Renderer
+	if opts.Mailer != nil {
+		n.add(&sender{
+			name: channel.Mail, limiter: rate.NewLimiter(rate.Limit(opts.MailLimit.Rate), opts.MailLimit.Burst),
+			address: func(c contacts.Contact) string { return c.Email },
+			send: func(ctx context.Context, e order.Event, to string) error {
+				msg, err := r.Mail(e, to)
+				if err != nil {
+					return channel.Permanent(err)
+				}
+				return opts.Mailer.SendMail(ctx, msg)
+			},
+		})
+	}
+	if opts.Texter != nil {
+		n.add(&sender{
+			name: channel.SMS, limiter: rate.NewLimiter(rate.Limit(opts.SMSLimit.Rate), opts.SMSLimit.Burst),
+			address: func(c contacts.Contact) string { return c.Phone },
+			send: func(ctx context.Context, e order.Event, to string) error {
+				msg, err := r.SMS(e, to)
+				if err != nil {
+					return channel.Permanent(err)
+				}
+				return opts.Texter.SendSMS(ctx, msg)
+			},
+		})
+	}
+	return n, nil
+}
+
+func (n *Notifier) add(s *sender) {
+	n.senders = append(n.senders, s)
+	n.byName[s.name] = s
+}
+
+// SubscribeOptions are the options to subscribe Handle with: the notifier's
+// own group, so order workers and other consumers never wait for it. The
+// queue's retries only cover failures to reach the database (the ledger);
+// channel failures are retried by the notifier itself.
+func SubscribeOptions(concurrency int) mq.SubscribeOptions {
+	return mq.SubscribeOptions{
+		Group: Group, Concurrency: max(concurrency, 1), MaxAttempts: 20,
+		MinBackoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second,
+	}
+}
+
+// maxIDLen is the width of the ledger's id columns.
+const maxIDLen = 64
+
+// Handle processes one order event. It returns an error only when the
+// database could not record the work (the queue then redelivers, and the
+// dedupe makes that safe); channel failures are parked, never returned.
+func (n *Notifier) Handle(ctx context.Context, msg *mq.Message) error {
+	ev, err := order.DecodeEvent(msg.Payload)
+	if err == nil && (len(ev.ID) > maxIDLen || len(ev.OrderID) > maxIDLen || len(ev.UserID) > maxIDLen) {
+		err = fmt.Errorf("order event %s: event_id, order_id or user_id longer than %d bytes", ev.ID, maxIDLen)
+	}
+	if err != nil {
+		// Retrying cannot repair a payload: drop it loudly.
+		n.metrics.invalid.Inc()
+		n.log.ErrorContext(ctx, "notifier: dropping an order event it cannot read", "message_id", msg.ID, "err", err)
+		return nil
+	}
+	c, found, err := n.opts.Contacts.Lookup(ctx, ev.UserID)
+	if err != nil {
+		return fmt.Errorf("notifier: event %s: %w", ev.ID, err)
+	}
+	errs := make([]error, len(n.senders))
+	var wg sync.WaitGroup
+	for i, s := range n.senders {
+		to := ""
+		if found {
+			to = s.address(c)
+		}
+		if to == "" {
+			n.metrics.count(s.name, ResultSkipped)
+			n.log.DebugContext(ctx, "notifier: no address", "channel", s.name, "user_id", ev.UserID, "event_id", ev.ID)
+			continue
+		}
+		wg.Go(func() { errs[i] = n.deliverNew(ctx, s, ev, msg.Payload, to) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// deliverNew claims (event, channel) and makes the first attempt.
+func (n *Notifier) deliverNew(ctx context.Context, s *sender, ev order.Event, payload []byte, to string) error {
+	e := &ledger.Entry{
+		EventID: ev.ID, Channel: s.name, EventType: ev.Type, OrderID: ev.OrderID, UserID: ev.UserID,
+		Recipient: to, Payload: payload,
+	}
+	inserted, existing, err := n.ledger.Insert(ctx, e, n.lease)
+	if err != nil {
+		return err
+	}
+	if !inserted {
+		n.metrics.count(s.name, ResultDuplicate)
+		n.log.DebugContext(ctx, "notifier: duplicate event", "channel", s.name, "event_id", ev.ID, "status", existing.Status)
+		return nil
+	}
+	n.attempt(ctx, s, e, ev)
+	return nil
+}
+
+// attempt sends a notification the caller owns (inserted or claimed) and
+// records the outcome.
+func (n *Notifier) attempt(ctx context.Context, s *sender, e *ledger.Entry, ev order.Event) {
+	log := n.log.With("channel", s.name, "event_id", e.EventID, "order_id", e.OrderID, "attempt", e.Attempts+1)
+	// Record outcomes even while stopping: the send happened either way.
+	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opts.SendTimeout)
+	defer cancel()
+
+	wait, cancelWait := context.WithTimeout(ctx, n.opts.SendTimeout)
+	err := s.limiter.Wait(wait)
+	cancelWait()
+	if err != nil {
+		// Stopping, or the channel's rate is spoken for longer than a
+		// lease allows: hand the row to the retrier without counting an
+		// attempt.
+		if _, rerr := n.ledger.Release(rec, e, time.Now().Add(n.opts.PollInterval)); rerr != nil {
+			log.WarnContext(ctx, "notifier: release after rate-limit wait", "err", rerr)
+		}
+		return
+	}
+
+	start := time.Now()
+	sendCtx, cancelSend := context.WithTimeout(ctx, n.opts.SendTimeout)
+	err = s.send(sendCtx, ev, e.Recipient)
+	cancelSend()
+	n.metrics.seconds.WithLabelValues(s.name).Observe(time.Since(start).Seconds())
+
+	var ok bool
+	var dberr error
+	switch {
+	case err == nil:
+		n.metrics.count(s.name, ResultSent)
+		ok, dberr = n.ledger.MarkSent(rec, e)
+		log.DebugContext(ctx, "notifier: sent")
+	case ctx.Err() != nil:
+		// The process is stopping; the attempt was cut short, not failed.
+		ok, dberr = n.ledger.Release(rec, e, time.Now())
+	case channel.IsPermanent(err):
+		n.metrics.count(s.name, ResultFailed)
+		n.metrics.count(s.name, ResultDeadLettered)
+		ok, dberr = n.ledger.MarkDeadLettered(rec, e, err.Error())
+		log.WarnContext(ctx, "notifier: dead-lettered, the provider refused it", "err", err)
+	default:
+		n.metrics.count(s.name, ResultFailed)
+		next := time.Now().Add(n.backoff(e.Attempts + 1))
+		if next.Sub(e.CreatedAt) > n.opts.RetryFor {
+			n.metrics.count(s.name, ResultDeadLettered)
+			reason := fmt.Sprintf("gave up after %d attempts over %s: %v", e.Attempts+1, time.Since(e.CreatedAt).Round(time.Second), err)
+			ok, dberr = n.ledger.MarkDeadLettered(rec, e, reason)
+			log.WarnContext(ctx, "notifier: dead-lettered, retries exhausted", "err", err)
+			break
+		}
+		n.metrics.count(s.name, ResultRetried)
+		ok, dberr = n.ledger.Reschedule(rec, e, next, err.Error())
+		log.InfoContext(ctx, "notifier: attempt failed, will retry", "retry_at", next.UTC(), "err", err)
+	}
+	switch {
+	case dberr != nil:
+		// The lease runs out and the row is retried: at worst a resend.
+		log.ErrorContext(ctx, "notifier: could not record the outcome", "err", dberr)
+	case !ok:
+		log.WarnContext(ctx, "notifier: lost the row's lease during the attempt; another replica owns it now")
+	}
+}
+
+// backoff is the delay before attempt number attempt+1 after attempt
+// failures: RetryMin doubled per failure, capped at RetryMax, with jitter
+// over its upper half (so retries of a burst spread out but never come
+// sooner than half the schedule).
+func (n *Notifier) backoff(failures int) time.Duration {
+	d := n.opts.RetryMin
+	for i := 1; i < failures && d < n.opts.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, n.opts.RetryMax)
+	return d/2 + time.Duration(n.opts.Jitter()*float64(d/2))
+}
+
+// Start runs the retrier in the background until Close.
+func (n *Notifier) Start(ctx context.Context) {
+	n.startOne.Do(func() {
+		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		n.stop = cancel
+		n.done.Go(func() { n.retryLoop(ctx) })
+	})
+}
+
+// Close stops the retrier and waits for its attempts in flight. Stop the
+// subscription first (mq Close), so no handler runs after it. A nil
+// Notifier is closed already.
+func (n *Notifier) Close() error {
+	if n == nil {
+		return nil
+	}
+	n.stopOne.Do(func() {
+		if n.stop != nil {
+			n.stop()
+		}
+	})
+	n.done.Wait()
+	return nil
+}
+
+func (n *Notifier) retryLoop(ctx context.Context) {
+	t := time.NewTicker(n.opts.PollInterval)
+	defer t.Stop()
+	var lastPurge, lastBacklog time.Time
+	for {
+		n.retryDue(ctx)
+		if time.Since(lastBacklog) >= max(5*time.Second, n.opts.PollInterval) {
+			lastBacklog = time.Now()
+			n.updateBacklog(ctx)
+		}
+		if time.Since(lastPurge) >= time.Hour {
+			lastPurge = time.Now()
+			n.purge(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// retryDue claims and sends due notifications, batch by batch, until none
+// is due.
+func (n *Notifier) retryDue(ctx context.Context) {
+	batch := n.opts.Concurrency * 4
+	sem := make(chan struct{}, n.opts.Concurrency)
+	for ctx.Err() == nil {
+		due, err := n.ledger.Due(ctx, batch)
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.WarnContext(ctx, "notifier: retrier", "err", err)
+			}
+			return
+		}
+		var wg sync.WaitGroup
+		for i := range due {
+			e := &due[i]
+			s := n.byName[e.Channel]
+			ev, derr := order.DecodeEvent(e.Payload)
+			if s == nil || derr != nil {
+				n.deadLetterUnsendable(ctx, e, s == nil, derr)
+				continue
+			}
+			ok, err := n.ledger.Claim(ctx, e, n.lease)
+			if err != nil || !ok {
+				continue // another replica took it, or the database is away
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				_, _ = n.ledger.Release(context.WithoutCancel(ctx), e, time.Now())
+				continue
+			}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				n.attempt(ctx, s, e, ev)
+			})
+		}
+		wg.Wait()
+		if len(due) < batch {
+			return
+		}
+	}
+}
+
+// deadLetterUnsendable settles a row this process cannot send: its channel
+// is not configured here, or its payload does not decode.
+func (n *Notifier) deadLetterUnsendable(ctx context.Context, e *ledger.Entry, noChannel bool, derr error) {
+	ok, err := n.ledger.Claim(ctx, e, n.lease)
+	if err != nil || !ok {
+		return
+	}
+	reason := fmt.Sprintf("payload does not decode: %v", derr)
+	if noChannel {
+		reason = fmt.Sprintf("channel %q is not configured in this notifier", e.Channel)
+	}
+	n.metrics.count(e.Channel, ResultDeadLettered)
+	if _, err := n.ledger.MarkDeadLettered(ctx, e, reason); err != nil {
+		n.log.WarnContext(ctx, "notifier: dead-letter", "event_id", e.EventID, "err", err)
+		return
+	}
+	n.log.WarnContext(ctx, "notifier: dead-lettered", "channel", e.Channel, "event_id", e.EventID, "reason", reason)
+}
+
+func (n *Notifier) updateBacklog(ctx context.Context) {
+	counts, err := n.ledger.Backlog(ctx)
+	if err != nil {
+		return
+	}
+	for _, s := range n.senders {
+		n.metrics.backlog.WithLabelValues(s.name).Set(float64(counts[s.name]))
+	}
+}
+
+func (n *Notifier) purge(ctx context.Context) {
+	cutoff := time.Now().Add(-n.opts.Retention)
+	for ctx.Err() == nil {
+		deleted, err := n.ledger.Purge(ctx, cutoff, 1000)
+		if err != nil {
+			n.log.WarnContext(ctx, "notifier: purge sent notifications", "err", err)
+			return
+		}
+		if deleted < 1000 {
+			return
+		}
+	}
+}

@@ -1,0 +1,138 @@
+// Package service wires a running notifier: channels from the
+// configuration, its tables, the retrier and the subscription to the order
+// events. The all-in-one process calls Start with its own database and
+// queue; the seckill-notifier binary (Main) opens them itself, on Kafka.
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
+
+	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/notifier"
+	"github.com/flashsale/seckill/notifier/channel"
+	"github.com/flashsale/seckill/notifier/config"
+	"github.com/flashsale/seckill/notifier/contacts"
+	"github.com/flashsale/seckill/notifier/ledger"
+	"github.com/flashsale/seckill/notifier/mail"
+	"github.com/flashsale/seckill/notifier/render"
+	"github.com/flashsale/seckill/notifier/schema"
+	"github.com/flashsale/seckill/notifier/sms"
+	"github.com/flashsale/seckill/order"
+)
+
+// Deps are what the hosting process provides.
+type Deps struct {
+	// DB is the shared database (order.OpenDB). Start applies the
+	// notifier's migrations to it.
+	DB *gorm.DB
+	// Subscriber delivers order.TopicOrderEvents.
+	Subscriber mq.Subscriber
+	// Contacts replaces the contacts table (a user service); nil uses it.
+	Contacts contacts.Source
+	// Registerer receives the metrics; nil keeps them unexported.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+
+	// Mailer and Texter replace the configured channels (tests); nil
+	// builds them from the configuration.
+	Mailer channel.Mailer
+	Texter channel.Texter
+	// Tune adjusts the notifier's options after they are built from the
+	// configuration (tests shorten the poll interval).
+	Tune func(*notifier.Options)
+}
+
+// Channels builds the senders cfg asks for; nil means the channel is off.
+func Channels(cfg config.Delivery, log *slog.Logger) (channel.Mailer, channel.Texter, error) {
+	var m channel.Mailer
+	var t channel.Texter
+	switch {
+	case cfg.SMTP != nil:
+		s, err := mail.NewSMTP(*cfg.SMTP)
+		if err != nil {
+			return nil, nil, fmt.Errorf("SECKILL_SMTP_URL: %w", err)
+		}
+		m = s
+	case cfg.LogMail:
+		m = mail.NewLog(log)
+	}
+	switch {
+	case cfg.SMS != nil:
+		w, err := sms.NewWebhook(*cfg.SMS)
+		if err != nil {
+			return nil, nil, fmt.Errorf("SECKILL_SMS_WEBHOOK_URL: %w", err)
+		}
+		t = w
+	case cfg.LogSMS:
+		t = sms.NewLog(log)
+	}
+	return m, t, nil
+}
+
+// Start migrates the notifier's tables, starts the retrier and subscribes
+// the notifier to the order events in its own consumer group. It returns a
+// nil Notifier (and no error) when cfg turns every channel off. Shut down by
+// closing the subscriber first (its handlers finish), then the Notifier.
+func Start(ctx context.Context, cfg config.Delivery, deps Deps) (*notifier.Notifier, error) {
+	log := deps.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	mailer, texter, err := Channels(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if deps.Mailer != nil {
+		mailer = deps.Mailer
+	}
+	if deps.Texter != nil {
+		texter = deps.Texter
+	}
+	if mailer == nil && texter == nil {
+		log.Info("notifier off: no mail or SMS channel configured (SECKILL_SMTP_URL, SECKILL_SMS_WEBHOOK_URL)")
+		return nil, nil
+	}
+	if err := schema.Migrate(ctx, deps.DB); err != nil {
+		return nil, err
+	}
+	ropts := render.Options{Location: cfg.Location}
+	if cfg.TemplateDir != "" {
+		ropts.Dir = os.DirFS(cfg.TemplateDir)
+	}
+	r, err := render.New(ropts)
+	if err != nil {
+		return nil, fmt.Errorf("SECKILL_NOTIFY_TEMPLATE_DIR: %w", err)
+	}
+	src := deps.Contacts
+	if src == nil {
+		src = contacts.NewStore(deps.DB)
+	}
+	opts := notifier.Options{
+		Ledger: ledger.New(deps.DB, nil), Contacts: src, Renderer: r, Mailer: mailer, Texter: texter,
+		MailLimit:   notifier.Limit{Rate: cfg.MailRate, Burst: cfg.MailBurst},
+		SMSLimit:    notifier.Limit{Rate: cfg.SMSRate, Burst: cfg.SMSBurst},
+		Concurrency: cfg.Concurrency, SendTimeout: cfg.SendTimeout,
+		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, RetryFor: cfg.RetryFor, Retention: cfg.Retention,
+		Registerer: deps.Registerer, Logger: log,
+	}
+	if deps.Tune != nil {
+		deps.Tune(&opts)
+	}
+	n, err := notifier.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	n.Start(ctx)
+	if err := deps.Subscriber.Subscribe(ctx, order.TopicOrderEvents, notifier.SubscribeOptions(cfg.Concurrency), n.Handle); err != nil {
+		_ = n.Close()
+		return nil, fmt.Errorf("notifier: subscribe to %s: %w", order.TopicOrderEvents, err)
+	}
+	log.Info("notifier running", "group", notifier.Group, "topic", order.TopicOrderEvents, "delivery", cfg.Redacted())
+	return n, nil
+}

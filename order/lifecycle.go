@@ -1,0 +1,376 @@
+package order
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
+
+	"github.com/flashsale/seckill/mq"
+)
+
+// Errors of the order lifecycle; the gateway maps them to HTTP answers.
+var (
+	// ErrOrderCancelled: the order was cancelled (its pay deadline passed)
+	// and can no longer be paid.
+	ErrOrderCancelled = errors.New("order: order cancelled")
+	// ErrStockInconsistent: returning a unit would lift the activity's
+	// available stock above its stock, so the unit was never taken or was
+	// already returned. Only a bug or a manual edit gets here; the cancel
+	// is not applied, and the message is retried, then dead-lettered.
+	ErrStockInconsistent = errors.New("order: available stock would exceed stock")
+)
+
+// Releaser gives a cancelled order's unit back to Redis: remaining + 1 and
+// the user's reservation removed, so the user may buy again. Releasing twice
+// is a no-op (false). inventory.Store satisfies it; it also tells every
+// gateway that units came back, so their local sold-out flags clear.
+type Releaser interface {
+	Release(ctx context.Context, activityID int64, orderID string) (bool, error)
+}
+
+// LifecycleConfig wires a Lifecycle. Zero values select the defaults.
+type LifecycleConfig struct {
+	// Publisher reschedules a pay-deadline message that arrived early
+	// (another machine's clock). Nil: an early message is retried by the
+	// queue instead.
+	Publisher mq.Publisher
+	// Changed is called after each committed state change (it wrote to the
+	// outbox): pass the in-process Relay's Kick. Nil: nothing.
+	Changed func()
+	// Now is the clock; nil uses time.Now.
+	Now func() time.Time
+	// Logger; nil uses slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the lifecycle metrics; nil means no metrics.
+	Registerer prometheus.Registerer
+}
+
+// Lifecycle moves stored orders on: created -> paid by the owner, created ->
+// cancelled at the pay deadline (with the unit returned to the database and
+// to Redis). Every transition is a version-checked update guarded by the
+// state it leaves, so a payment and a cancellation racing for one order
+// cannot both win, and a redelivered cancel returns nothing twice.
+type Lifecycle struct {
+	store    *Store
+	releaser Releaser
+	pub      mq.Publisher
+	changed  func()
+	now      func() time.Time
+	log      *slog.Logger
+	metrics  *lifecycleMetrics
+}
+
+// NewLifecycle returns a Lifecycle over store that returns units through r.
+func NewLifecycle(store *Store, r Releaser, cfg LifecycleConfig) *Lifecycle {
+	l := &Lifecycle{store: store, releaser: r, pub: cfg.Publisher, changed: cfg.Changed, now: cfg.Now, log: cfg.Logger}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if l.changed == nil {
+		l.changed = func() {}
+	}
+	if l.log == nil {
+		l.log = slog.Default()
+	}
+	if cfg.Registerer != nil {
+		l.metrics = newLifecycleMetrics(cfg.Registerer, l.log)
+	}
+	return l
+}
+
+// maxTransitionTries bounds the re-reads after a lost version check: each
+// loss means another transition committed, after which the order is no
+// longer created, so the second read decides.
+const maxTransitionTries = 3
+
+// Pay marks order orderID of userID paid and returns it. Paying a paid order
+// again returns it unchanged. Another user's order, and an order not yet
+// stored (still queued), are ErrNotFound: the caller tells them apart with
+// the Redis reservation. A cancelled order is ErrOrderCancelled; so is an
+// order past its deadline, which Pay cancels on the spot (the unit goes
+// back) rather than leave it to the timer.
+func (l *Lifecycle) Pay(ctx context.Context, orderID, userID string) (*Order, error) {
+	var last error
+	for range maxTransitionTries {
+		o, err := l.store.GetOrder(ctx, orderID)
+		if err != nil {
+			return nil, err
+		}
+		if o.UserID != userID {
+			return nil, fmt.Errorf("order %s of another user: %w", orderID, ErrNotFound)
+		}
+		switch o.State {
+		case StatePaid:
+			return o, nil
+		case StateCancelled:
+			return nil, fmt.Errorf("order %s: %w", orderID, ErrOrderCancelled)
+		}
+		now := l.now().UTC()
+		if !now.Before(o.PayDeadline) {
+			// The next read says what happened: cancelled (even if the
+			// Redis release failed: the pay-deadline message repeats it),
+			// paid meanwhile, or still created after a failed cancel.
+			_, last = l.CancelExpired(ctx, orderID)
+			continue
+		}
+		won, err := l.transition(ctx, o, StatePaid, lockShare, now, func(tx *gorm.DB, name string) error {
+			return insertOutbox(tx, []outboxRow{newEvent(o, EventPaid, "", name, now)})
+		})
+		if err != nil {
+			return nil, err
+		}
+		if won {
+			l.metrics.paid()
+			o.State, o.Version, o.UpdatedAt = StatePaid, o.Version+1, now
+			return o, nil
+		}
+	}
+	if last != nil {
+		return nil, fmt.Errorf("order %s: pay after the deadline: %w", orderID, last)
+	}
+	return nil, fmt.Errorf("order %s: pay: the order kept changing", orderID)
+}
+
+// CancelExpired cancels order orderID if it is still created and its pay
+// deadline has passed: in one transaction the order becomes cancelled, its
+// unit returns to the activity's available stock and the cancelled event
+// goes to the outbox; then the unit returns to Redis. It reports whether
+// this call cancelled the order. A paid order is left alone. For an order
+// cancelled earlier it repeats only the Redis release (idempotent), which
+// finishes a cancel whose release failed after the commit.
+func (l *Lifecycle) CancelExpired(ctx context.Context, orderID string) (bool, error) {
+	for range maxTransitionTries {
+		o, err := l.store.GetOrder(ctx, orderID)
+		if err != nil {
+			return false, err
+		}
+		switch o.State {
+		case StatePaid:
+			return false, nil
+		case StateCancelled:
+			return false, l.release(ctx, o)
+		}
+		now := l.now().UTC()
+		if now.Before(o.PayDeadline) {
+			return false, fmt.Errorf("order %s due at %s: %w", orderID, o.PayDeadline.Format(time.RFC3339Nano), errNotDue)
+		}
+		won, err := l.transition(ctx, o, StateCancelled, lockUpdate, now, func(tx *gorm.DB, name string) error {
+			res := tx.Model(&Activity{}).
+				Where("id = ? AND available < stock", o.ActivityID).
+				Updates(map[string]any{
+					"available":  gorm.Expr("available + 1"),
+					"version":    gorm.Expr("version + 1"),
+					"updated_at": now,
+				})
+			if res.Error != nil {
+				return fmt.Errorf("return the unit of order %s to activity %d: %w", o.ID, o.ActivityID, res.Error)
+			}
+			if res.RowsAffected == 0 {
+				return fmt.Errorf("return the unit of order %s to activity %d: %w", o.ID, o.ActivityID, ErrStockInconsistent)
+			}
+			return insertOutbox(tx, []outboxRow{newEvent(o, EventCancelled, ReasonPayTimeout, name, now)})
+		})
+		if err != nil {
+			return false, err
+		}
+		if won {
+			l.metrics.cancelled(ReasonPayTimeout)
+			return true, l.release(ctx, o)
+		}
+	}
+	return false, fmt.Errorf("order %s: cancel: the order kept changing", orderID)
+}
+
+// Activity row locks a transition takes first, on MySQL.
+const (
+	lockShare  = " LOCK IN SHARE MODE" // MariaDB knows no FOR SHARE
+	lockUpdate = " FOR UPDATE"
+)
+
+// transition moves o from created to state if nobody changed it since it was
+// read (its version), running also in the same transaction. It reports
+// whether it won; false means another transition got there first.
+//
+// On MySQL it first locks the order's activity row (lock): updating an
+// order re-checks its foreign key, which takes a shared lock on the
+// activity, and a cancel then needs that row exclusively to return the
+// unit. Two cancels that both took the shared lock first would deadlock
+// on the upgrade; taking the activity lock before the order's makes every
+// transition lock in the same order.
+func (l *Lifecycle) transition(ctx context.Context, o *Order, state, lock string, now time.Time, also func(tx *gorm.DB, activityName string) error) (bool, error) {
+	a, err := l.store.GetActivity(ctx, o.ActivityID)
+	if err != nil {
+		return false, err
+	}
+	won := false
+	err = l.store.transaction(ctx, func(tx *gorm.DB) error {
+		won = false // a deadlock victim runs again from the start
+		if tx.Dialector.Name() == "mysql" {
+			var id int64
+			if err := tx.Raw("SELECT id FROM activities WHERE id = ?"+lock, o.ActivityID).Scan(&id).Error; err != nil {
+				return fmt.Errorf("order %s: lock activity %d: %w", o.ID, o.ActivityID, err)
+			}
+		}
+		res := tx.Model(&Order{}).
+			Where("id = ? AND version = ? AND state = ?", o.ID, o.Version, StateCreated).
+			Updates(map[string]any{"state": state, "version": gorm.Expr("version + 1"), "updated_at": now})
+		if res.Error != nil {
+			return fmt.Errorf("order %s: %s: %w", o.ID, state, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return nil
+		}
+		won = true
+		return also(tx, a.Name)
+	})
+	if err != nil {
+		return false, err
+	}
+	if won {
+		l.changed()
+	}
+	return won, nil
+}
+
+func (l *Lifecycle) release(ctx context.Context, o *Order) error {
+	if _, err := l.releaser.Release(ctx, o.ActivityID, o.ID); err != nil {
+		return fmt.Errorf("order %s cancelled; returning its unit to redis: %w", o.ID, err)
+	}
+	return nil
+}
+
+// Sweep cancels up to limit orders whose pay deadline passed while they are
+// still created, oldest deadline first, on the (state, pay_deadline) index.
+// It is the safety net under the pay-deadline messages: an order whose
+// message was lost is cancelled by the next sweep. It returns how many it
+// cancelled; one failing order does not stop the others.
+func (l *Lifecycle) Sweep(ctx context.Context, limit int) (int, error) {
+	var due []string
+	err := l.store.db.WithContext(ctx).Model(&Order{}).
+		Where("state = ? AND pay_deadline <= ?", StateCreated, l.now().UTC()).
+		Order("pay_deadline").Limit(limit).Pluck("id", &due).Error
+	if err != nil {
+		return 0, fmt.Errorf("sweep: find expired orders: %w", err)
+	}
+	var errs []error
+	n := 0
+	for _, id := range due {
+		won, err := l.CancelExpired(ctx, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if won {
+			n++
+		}
+	}
+	l.metrics.swept(n)
+	return n, errors.Join(errs...)
+}
+
+// RunSweeper sweeps every interval until ctx is done, in batches of limit
+// until a batch comes back short.
+func (l *Lifecycle) RunSweeper(ctx context.Context, interval time.Duration, limit int) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			n, err := l.Sweep(ctx, limit)
+			if err != nil && ctx.Err() == nil {
+				l.log.Warn("sweeper", "err", err)
+			}
+			if n > 0 {
+				l.log.Info("sweeper cancelled unpaid orders past their deadline", "count", n)
+			}
+			if n < limit || err != nil {
+				break
+			}
+		}
+	}
+}
+
+// HandleTimeout is the mq.Handler of TopicOrderTimeouts: it cancels the
+// order if it is still unpaid. Delivering one message twice is harmless.
+func (l *Lifecycle) HandleTimeout(ctx context.Context, m *mq.Message) error {
+	var t Timeout
+	if err := json.Unmarshal(m.Payload, &t); err != nil || t.OrderID == "" {
+		// Redelivery cannot fix it; the sweeper covers the order if any.
+		l.log.Error("dropping malformed pay-deadline message", "message_id", m.ID, "err", err)
+		return nil
+	}
+	_, err := l.CancelExpired(ctx, t.OrderID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		// Written to the outbox in the order's own transaction, so the
+		// order exists unless it was deleted by hand.
+		l.log.Warn("pay-deadline message for an unknown order", "order_id", t.OrderID)
+		return nil
+	case errors.Is(err, errNotDue) && l.pub != nil:
+		// Another machine's clock ran ahead: schedule it again for the
+		// deadline rather than burn the queue's attempts.
+		again := &mq.Message{ID: m.ID, Key: m.Key, Payload: m.Payload, DeliverAt: t.PayDeadline}
+		if perr := l.pub.Publish(ctx, TopicOrderTimeouts, again); perr != nil {
+			return fmt.Errorf("reschedule %s: %w (after %w)", t.OrderID, perr, err)
+		}
+		return nil
+	}
+	return err
+}
+
+// lifecycleMetrics is nil when the lifecycle has no Registerer.
+type lifecycleMetrics struct {
+	paidTotal      prometheus.Counter
+	cancelledTotal *prometheus.CounterVec
+	sweptTotal     prometheus.Counter
+}
+
+func newLifecycleMetrics(reg prometheus.Registerer, log *slog.Logger) *lifecycleMetrics {
+	m := &lifecycleMetrics{
+		paidTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seckill_orders_paid_total",
+			Help: "Orders moved from created to paid.",
+		}),
+		cancelledTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seckill_orders_cancelled_total",
+			Help: "Orders cancelled with their unit returned, by reason (pay_timeout). Orders the worker stored cancelled because their reservation was gone are in seckill_orders_written_total{result=\"cancelled_unreserved\"}.",
+		}, []string{"reason"}),
+		sweptTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seckill_sweeper_cancelled_total",
+			Help: "Orders the sweeper cancelled because their pay-deadline message had not (a lost or late message).",
+		}),
+	}
+	m.paidTotal = register(reg, m.paidTotal, log)
+	m.cancelledTotal = register(reg, m.cancelledTotal, log)
+	m.sweptTotal = register(reg, m.sweptTotal, log)
+	m.cancelledTotal.WithLabelValues(ReasonPayTimeout)
+	return m
+}
+
+func (m *lifecycleMetrics) paid() {
+	if m != nil {
+		m.paidTotal.Inc()
+	}
+}
+
+func (m *lifecycleMetrics) cancelled(reason string) {
+	if m != nil {
+		m.cancelledTotal.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *lifecycleMetrics) swept(n int) {
+	if m != nil {
+		m.sweptTotal.Add(float64(n))
+	}
+}
