@@ -1,0 +1,421 @@
+// Package audit checks the seven invariants of the design brief after a
+// load-test run, from what the run collected: the admin stats (polled
+// during the run and read at the end), every answer the generator got,
+// and, when the database is reachable, the rows themselves.
+//
+// It is a pure function of its Evidence, so each invariant can be shown to
+// fail by feeding it evidence that breaks it (see audit_test.go): an audit
+// that cannot fail proves nothing.
+package audit
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/flashsale/seckill/loadtest/api"
+)
+
+// Mode is the gateway's buy mode, which decides what the invariants are
+// about: in naive mode Redis holds no stock, so only the database counts.
+type Mode string
+
+// Buy modes (SECKILL_BUY_MODE).
+const (
+	Pipeline Mode = "pipeline"
+	Naive    Mode = "naive"
+)
+
+// Order states.
+const (
+	StateQueued    = "queued"
+	StateCreated   = "created"
+	StatePaid      = "paid"
+	StateCancelled = "cancelled"
+)
+
+// PayAnswer is the last definite answer the tool got to paying an order.
+type PayAnswer string
+
+// Pay answers.
+const (
+	PayOK        PayAnswer = "paid"      // 200 {"state":"paid"}
+	PayCancelled PayAnswer = "cancelled" // 409 ORDER_CANCELLED
+	// PayUnknown: every attempt failed without a definite answer (a
+	// timeout may still have paid), so the order is left out of the
+	// answer-by-answer comparison.
+	PayUnknown PayAnswer = "unknown"
+)
+
+// Resale is the phase that buys the units returned by cancellations.
+type Resale struct {
+	Before   api.Stats `json:"before"`   // stats when it started (every cancellation processed)
+	Users    int       `json:"users"`    // fresh users who tried
+	Accepted int       `json:"accepted"` // distinct orders they got
+}
+
+// DBFacts are read from the database itself (nil without a DSN).
+type DBFacts struct {
+	Stock     int64            `json:"stock"`
+	Available int64            `json:"available"`
+	ByState   map[string]int64 `json:"by_state"`
+	// UsersWithTwoLive are users holding more than one live order.
+	UsersWithTwoLive []string `json:"users_with_two_live"`
+	// States of every order of the activity, by id.
+	States map[string]string `json:"-"`
+}
+
+// Evidence is what a run collected about one activity.
+type Evidence struct {
+	Mode  Mode
+	Stock int64
+	// Final is the stats read once the queue drained and the lifecycle
+	// settled; Samples were polled during the run.
+	Final   api.Stats
+	Samples []api.Stats
+	// UsersTried counts distinct users whose buy got past the rate limits.
+	UsersTried int
+	// Accepted maps every order id answered 202 to its user.
+	Accepted map[string]string
+	// RequestOrders maps "user/request_id" to every distinct order id
+	// answered 202 for it (a double click must see one).
+	RequestOrders map[string][]string
+	// FinalStates are the orders' states read back at the end (GET
+	// /api/v1/orders/{id} as the owner; "" when it answered 404).
+	FinalStates map[string]string
+	// Pays holds, per order the tool tried to pay, the definite answer.
+	Pays map[string]PayAnswer
+	// Lifecycle is true when the gateway serves pay and delayed cancel,
+	// so invariants 6 and 7 can be exercised.
+	Lifecycle bool
+	Resale    *Resale
+	DB        *DBFacts
+}
+
+// Status of one check.
+type Status string
+
+// Statuses.
+const (
+	OK       Status = "ok"
+	Violated Status = "VIOLATED"
+	Skipped  Status = "not exercised"
+)
+
+// Check is the verdict on one invariant.
+type Check struct {
+	Invariant int      `json:"invariant"`
+	Name      string   `json:"name"`
+	Status    Status   `json:"status"`
+	Details   []string `json:"details,omitempty"`
+}
+
+// Result is every check.
+type Result struct {
+	Checks []Check `json:"checks"`
+}
+
+// OK reports whether no invariant was violated.
+func (r Result) OK() bool {
+	for _, c := range r.Checks {
+		if c.Status == Violated {
+			return false
+		}
+	}
+	return true
+}
+
+// Violations lists the violated checks.
+func (r Result) Violations() []Check {
+	var v []Check
+	for _, c := range r.Checks {
+		if c.Status == Violated {
+			v = append(v, c)
+		}
+	}
+	return v
+}
+
+// Names of the invariants, numbered as in the design brief.
+var names = [...]string{
+	1: "never oversold",
+	2: "never undersold",
+	3: "conservation",
+	4: "one active order per user",
+	5: "nothing lost",
+	6: "a cancellation returns exactly one unit, sold again",
+	7: "pay and cancel: exactly one wins",
+}
+
+// Name returns the name of invariant n.
+func Name(n int) string { return names[n] }
+
+// checker accumulates the findings of one invariant.
+type checker struct {
+	c       Check
+	skipped string
+}
+
+func newCheck(n int) *checker { return &checker{c: Check{Invariant: n, Name: names[n], Status: OK}} }
+
+func (k *checker) fail(format string, args ...any) {
+	k.c.Status = Violated
+	if len(k.c.Details) < 20 { // enough to diagnose; a broken run could list thousands
+		k.c.Details = append(k.c.Details, fmt.Sprintf(format, args...))
+	} else if len(k.c.Details) == 20 {
+		k.c.Details = append(k.c.Details, "... (more)")
+	}
+}
+
+func (k *checker) note(format string, args ...any) {
+	k.c.Details = append(k.c.Details, fmt.Sprintf(format, args...))
+}
+
+func (k *checker) skip(why string) { k.skipped = why }
+
+func (k *checker) done() Check {
+	if k.c.Status == OK && k.skipped != "" {
+		k.c.Status = Skipped
+		k.c.Details = append(k.c.Details, k.skipped)
+	}
+	return k.c
+}
+
+// Run checks every invariant against e.
+func Run(e Evidence) Result {
+	return Result{Checks: []Check{
+		oversold(e), undersold(e), conservation(e), onePerUser(e), nothingLost(e), cancellations(e), payRace(e),
+	}}
+}
+
+func oversold(e Evidence) Check {
+	k := newCheck(1)
+	all := append(append([]api.Stats(nil), e.Samples...), e.Final)
+	for i, s := range all {
+		when := fmt.Sprintf("stats sample %d", i+1)
+		if i == len(all)-1 {
+			when = "final stats"
+		}
+		if s.Live() > e.Stock {
+			k.fail("%s: %d created + %d paid orders for a stock of %d", when, s.OrdersCreated, s.OrdersPaid, e.Stock)
+		}
+		if s.DBAvailable < 0 {
+			k.fail("%s: database available is %d", when, s.DBAvailable)
+		}
+		if e.Mode == Pipeline && s.Remaining < 0 {
+			k.fail("%s: Redis remaining is %d", when, s.Remaining)
+		}
+	}
+	if d := e.DB; d != nil {
+		if live := d.ByState[StateCreated] + d.ByState[StatePaid]; live > e.Stock {
+			k.fail("database: %d live orders for a stock of %d", live, e.Stock)
+		}
+	}
+	k.note("checked %d stats samples and the final stats", len(e.Samples))
+	return k.done()
+}
+
+func undersold(e Evidence) Check {
+	k := newCheck(2)
+	f := e.Final
+	switch {
+	case e.UsersTried < int(e.Stock):
+		k.skip(fmt.Sprintf("only %d distinct users got past the rate limits for %d units", e.UsersTried, e.Stock))
+	case f.OrdersCancelled > 0 && e.Resale == nil:
+		k.skip(fmt.Sprintf("%d orders were cancelled and no resale phase ran", f.OrdersCancelled))
+	case f.OrdersCancelled > 0 && int64(e.Resale.Users) < e.Resale.Before.DBAvailable:
+		k.skip(fmt.Sprintf("%d orders were cancelled and only %d resale users tried for %d returned units", f.OrdersCancelled, e.Resale.Users, e.Resale.Before.DBAvailable))
+	default:
+		if f.Live() != e.Stock {
+			k.fail("%d distinct users tried for %d units, yet %d created + %d paid orders exist", e.UsersTried, e.Stock, f.OrdersCreated, f.OrdersPaid)
+		}
+		if e.Mode == Pipeline && f.Remaining != 0 {
+			k.fail("Redis still has %d units to sell", f.Remaining)
+		}
+		if f.DBAvailable != 0 {
+			k.fail("the database still has %d units available", f.DBAvailable)
+		}
+	}
+	return k.done()
+}
+
+func conservation(e Evidence) Check {
+	k := newCheck(3)
+	f := e.Final
+	if e.Mode == Pipeline {
+		if want := e.Stock - (f.Queued + f.Live()); f.Remaining != want {
+			k.fail("Redis remaining %d != stock %d - (queued %d + created %d + paid %d) = %d", f.Remaining, e.Stock, f.Queued, f.OrdersCreated, f.OrdersPaid, want)
+		}
+		if f.Queued != 0 {
+			k.fail("%d orders still queued after the drain", f.Queued)
+		}
+	} else {
+		k.note("naive mode: Redis holds no stock, only the database is checked")
+	}
+	if want := e.Stock - f.Live(); f.DBAvailable != want {
+		k.fail("database available %d != stock %d - (created %d + paid %d) = %d", f.DBAvailable, e.Stock, f.OrdersCreated, f.OrdersPaid, want)
+	}
+	if f.Stock != e.Stock {
+		k.fail("stats report stock %d, the activity was created with %d", f.Stock, e.Stock)
+	}
+	if d := e.DB; d != nil {
+		live := d.ByState[StateCreated] + d.ByState[StatePaid]
+		if d.Available != d.Stock-live {
+			k.fail("database rows: available %d != stock %d - live orders %d", d.Available, d.Stock, live)
+		}
+		if d.ByState[StateCreated] != f.OrdersCreated || d.ByState[StatePaid] != f.OrdersPaid || d.ByState[StateCancelled] != f.OrdersCancelled {
+			k.fail("database rows by state %v disagree with the stats (created %d, paid %d, cancelled %d)", d.ByState, f.OrdersCreated, f.OrdersPaid, f.OrdersCancelled)
+		}
+	}
+	return k.done()
+}
+
+func onePerUser(e Evidence) Check {
+	k := newCheck(4)
+	liveByUser := map[string][]string{}
+	for id, user := range e.Accepted {
+		if s := e.FinalStates[id]; s == StateCreated || s == StatePaid {
+			liveByUser[user] = append(liveByUser[user], id)
+		}
+	}
+	for _, user := range sortedKeys(liveByUser) {
+		if ids := liveByUser[user]; len(ids) > 1 {
+			sort.Strings(ids)
+			k.fail("user %s holds %d live orders: %s", user, len(ids), strings.Join(ids, ", "))
+		}
+	}
+	for _, key := range sortedKeys(e.RequestOrders) {
+		// A retry that comes after its order was cancelled (its pay
+		// deadline passed) is a new purchase: Redis forgot the request.
+		// Two orders of one request that were not cancelled are a
+		// double sale of one click.
+		var kept []string
+		for _, id := range e.RequestOrders[key] {
+			if e.FinalStates[id] != StateCancelled {
+				kept = append(kept, id)
+			}
+		}
+		if len(kept) > 1 {
+			k.fail("request %s was answered with %d order ids not cancelled: %s (a retry or double click must get the same one)", key, len(kept), strings.Join(kept, ", "))
+		}
+	}
+	if e.DB != nil {
+		for _, u := range e.DB.UsersWithTwoLive {
+			k.fail("database: user %s has more than one live order", u)
+		}
+	}
+	return k.done()
+}
+
+func nothingLost(e Evidence) Check {
+	k := newCheck(5)
+	for _, id := range sortedKeys(e.Accepted) {
+		switch s := e.FinalStates[id]; s {
+		case StateCreated, StatePaid, StateCancelled:
+		case "":
+			k.fail("order %s (user %s) was answered 202 but does not exist", id, e.Accepted[id])
+		default:
+			k.fail("order %s (user %s) was answered 202 and is still %s after the drain", id, e.Accepted[id], s)
+		}
+		if e.DB != nil && e.DB.States != nil {
+			if s, ok := e.DB.States[id]; !ok {
+				k.fail("order %s was answered 202 but has no database row", id)
+			} else if viaAPI := e.FinalStates[id]; viaAPI != "" && s != viaAPI {
+				k.fail("order %s: the API says %s, the database row says %s", id, viaAPI, s)
+			}
+		}
+	}
+	if total := e.Final.Live() + e.Final.OrdersCancelled; total < int64(len(e.Accepted)) {
+		k.fail("%d orders were answered 202 but only %d exist (created %d + paid %d + cancelled %d)",
+			len(e.Accepted), total, e.Final.OrdersCreated, e.Final.OrdersPaid, e.Final.OrdersCancelled)
+	}
+	k.note("%d orders answered 202", len(e.Accepted))
+	return k.done()
+}
+
+func cancellations(e Evidence) Check {
+	k := newCheck(6)
+	if !e.Lifecycle {
+		k.skip("the gateway has no pay endpoint, so no order was paid or timed out")
+		return k.done()
+	}
+	r := e.Resale
+	if r == nil || r.Before.OrdersCancelled == 0 {
+		k.skip("no order was cancelled in this run")
+		return k.done()
+	}
+	b := r.Before
+	// Every unit not held by a live order came back: exactly one per
+	// cancellation, on both sides.
+	if want := e.Stock - b.Live(); b.DBAvailable != want {
+		k.fail("after %d cancellations the database has %d units available, want stock %d - live %d = %d", b.OrdersCancelled, b.DBAvailable, e.Stock, b.Live(), want)
+	}
+	if e.Mode == Pipeline {
+		if want := e.Stock - (b.Queued + b.Live()); b.Remaining != want {
+			k.fail("after %d cancellations Redis has %d units, want stock %d - (queued %d + live %d) = %d", b.OrdersCancelled, b.Remaining, e.Stock, b.Queued, b.Live(), want)
+		}
+	}
+	// And the returned units sell again.
+	if want := min(int64(r.Users), b.DBAvailable); int64(r.Accepted) != want {
+		k.fail("%d units came back and %d fresh users tried, but %d orders were accepted (want %d)", b.DBAvailable, r.Users, r.Accepted, want)
+	}
+	k.note("%d cancellations by the time the run settled; the %d units then back on sale (the others were bought again during the spike) went to %d of %d fresh users",
+		b.OrdersCancelled, b.DBAvailable, r.Accepted, r.Users)
+	return k.done()
+}
+
+func payRace(e Evidence) Check {
+	k := newCheck(7)
+	if !e.Lifecycle {
+		k.skip("the gateway has no pay endpoint")
+		return k.done()
+	}
+	paid := 0
+	for _, id := range sortedKeys(e.Pays) {
+		final := e.FinalStates[id]
+		switch e.Pays[id] {
+		case PayOK:
+			paid++
+			if final != StatePaid {
+				k.fail("order %s: pay answered 200 paid, but the order ended %q", id, final)
+			}
+		case PayCancelled:
+			if final != StateCancelled {
+				k.fail("order %s: pay answered ORDER_CANCELLED, but the order ended %q", id, final)
+			}
+		}
+	}
+	for _, id := range sortedKeys(e.FinalStates) {
+		if e.FinalStates[id] == StatePaid && e.Pays[id] != PayOK && e.Pays[id] != PayUnknown {
+			k.fail("order %s ended paid, but no pay was answered 200", id)
+		}
+	}
+	unknown := countPays(e.Pays, PayUnknown)
+	if e.Final.OrdersPaid < int64(paid) || e.Final.OrdersPaid > int64(paid+unknown) {
+		k.fail("stats count %d paid orders; %d pays were answered 200 (and %d got no definite answer)", e.Final.OrdersPaid, paid, unknown)
+	}
+	if len(e.Pays) == 0 {
+		k.skip("no order was paid")
+	}
+	k.note("%d orders paid, %d pays answered ORDER_CANCELLED", paid, countPays(e.Pays, PayCancelled))
+	return k.done()
+}
+
+func countPays(m map[string]PayAnswer, a PayAnswer) int {
+	n := 0
+	for _, v := range m {
+		if v == a {
+			n++
+		}
+	}
+	return n
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

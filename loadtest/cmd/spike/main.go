@@ -1,0 +1,216 @@
+// Command spike runs a Double-11 spike against the seckill gateway and
+// audits it: make spike (one run) and make spike-compare (the same spike
+// against the naive synchronous mode and against the pipeline).
+//
+// Exit status: 0 when every audit passed, 1 when an invariant was
+// violated, 2 when the run could not be carried out (bad flags, gateway
+// unreachable). docs/loadtest.md explains every flag and number.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flashsale/seckill/loadtest/audit"
+	"github.com/flashsale/seckill/loadtest/report"
+	"github.com/flashsale/seckill/loadtest/scenario"
+	"github.com/flashsale/seckill/loadtest/spike"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// setFlags collects repeated --set KEY=VALUE.
+type setFlags map[string]string
+
+func (s setFlags) String() string { return fmt.Sprint(map[string]string(s)) }
+func (s setFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || !strings.HasPrefix(k, "SECKILL_") {
+		return fmt.Errorf("want SECKILL_NAME=value, got %q", v)
+	}
+	s[k] = val
+	return nil
+}
+
+// config is everything the flags say.
+type config struct {
+	opts     spike.Options
+	compare  bool
+	naiveURL string
+	out      string
+	quiet    bool
+}
+
+func parse(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("spike", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sc := scenario.Default()
+	c := &config{}
+	o := &c.opts
+	sets := setFlags{}
+	var mode, logLevel, gatewayLogLevel string
+
+	fs.IntVar(&sc.Users, "users", sc.Users, "simulated users (humans, bots and late users)")
+	fs.Int64Var(&sc.Stock, "stock", sc.Stock, "units on sale")
+	fs.DurationVar(&sc.Countdown, "countdown", sc.Countdown, "page traffic (activity GETs) before the start")
+	fs.Float64Var(&sc.PageViewShare, "page-view-share", sc.PageViewShare, "share of users who open the page during the countdown (1-3 loads each)")
+	fs.Float64Var(&sc.FirstSecondShare, "first-second-share", sc.FirstSecondShare, "share of humans whose first click falls in the first second")
+	fs.DurationVar(&sc.Tail, "tail", sc.Tail, "the decaying tail of arrivals after the first second")
+	fs.Float64Var(&sc.DoubleClickShare, "double-click-share", sc.DoubleClickShare, "humans who click twice with the same request_id")
+	fs.Float64Var(&sc.RequestIDShare, "request-id-share", sc.RequestIDShare, "humans and late users who send a request_id (the buyer page always does; without one the local sold-out flag can answer)")
+	fs.IntVar(&sc.Retries, "retries", sc.Retries, "retries after 429/503 per click")
+	fs.DurationVar(&sc.RetryBackoff, "retry-backoff", sc.RetryBackoff, "first retry backoff (doubles, jittered; Retry-After wins when longer)")
+	fs.Float64Var(&sc.BotShare, "bot-share", sc.BotShare, "share of users that are bots")
+	fs.Float64Var(&sc.BotRate, "bot-rate", sc.BotRate, "requests/s of one bot")
+	fs.DurationVar(&sc.BotDuration, "bot-duration", sc.BotDuration, "how long a bot fires")
+	fs.Float64Var(&sc.LateShare, "late-share", sc.LateShare, "share of users arriving after the sell-out")
+	fs.DurationVar(&sc.LateWindow, "late-window", sc.LateWindow, "late users arrive within this after the tail")
+	fs.Float64Var(&sc.PayShare, "pay-share", sc.PayShare, "winners who pay promptly")
+	fs.Float64Var(&sc.RaceShare, "race-share", sc.RaceShare, "winners who pay right at the deadline, racing the cancel")
+	fs.DurationVar(&sc.PayWithin, "pay-within", sc.PayWithin, "prompt payers pay within this after winning")
+	fs.DurationVar(&sc.PayTimeout, "pay-timeout", sc.PayTimeout, "the activity's pay timeout (whole seconds); the rest of the winners time out")
+	fs.Uint64Var(&sc.Seed, "seed", sc.Seed, "seed of the crowd: the same seed plays the same crowd")
+
+	fs.StringVar(&o.URL, "url", "", "a deployed gateway (http://host:port); without it the tool starts one in-process")
+	fs.StringVar(&c.naiveURL, "naive-url", "", "with --compare and --url: a gateway running SECKILL_BUY_MODE=naive")
+	fs.StringVar(&mode, "mode", "pipeline", "buy mode: pipeline or naive (in-process: started so; --url: what the gateway runs, for the audit)")
+	fs.BoolVar(&c.compare, "compare", false, "run the same spike against naive and pipeline and write a side-by-side report")
+	fs.StringVar(&o.AdminToken, "admin-token", os.Getenv("SECKILL_ADMIN_TOKEN"), "with --url: the gateway's admin token (default $SECKILL_ADMIN_TOKEN)")
+	fs.StringVar(&o.JWTSecret, "jwt-secret", os.Getenv("SECKILL_JWT_SECRET"), "with --url: mint user tokens with this secret (default $SECKILL_JWT_SECRET); empty uses the demo login")
+	fs.StringVar(&o.RedisURL, "redis-url", "", "in-process gateway: a real Redis (redis://...) instead of miniredis")
+	fs.StringVar(&o.DBDSN, "db-dsn", "", "in-process gateway: a MySQL/MariaDB DSN instead of SQLite; with --url: read by the audit")
+	fs.Var(sets, "set", "in-process gateway: SECKILL_NAME=value, repeatable (e.g. --set SECKILL_WORKER_BATCH=200)")
+	fs.IntVar(&o.Conns, "conns", 512, "connections to the gateway at most")
+	fs.IntVar(&o.MaxInFlight, "max-inflight", 20000, "requests in flight at most (beyond, sends leave late and the lateness is measured)")
+	fs.DurationVar(&o.ProbeDuration, "probe-duration", 3*time.Second, "each saturation probe (healthz, buy sold out, buy in stock); 0 skips them")
+	fs.IntVar(&o.ProbeClients, "probe-clients", 64, "closed-loop clients of a probe")
+	fs.DurationVar(&o.SettleTimeout, "settle-timeout", 0, "bound on waiting for the queue and the pay deadlines (default pay timeout + 60s)")
+	fs.StringVar(&c.out, "out", "spike-report", "directory for the reports (JSON and HTML)")
+	fs.BoolVar(&c.quiet, "quiet", false, "no live progress line")
+	fs.StringVar(&logLevel, "log-level", "warn", "log level of the tool: debug, info, warn, error")
+	fs.StringVar(&gatewayLogLevel, "gateway-log-level", "error", "log level of the in-process gateway")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q (flags start with --)", fs.Args())
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	o.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	var glvl slog.Level
+	if err := glvl.UnmarshalText([]byte(gatewayLogLevel)); err != nil {
+		return nil, fmt.Errorf("--gateway-log-level: %w", err)
+	}
+	o.GatewayLog = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: glvl}))
+	o.Scenario = sc
+	o.Mode = audit.Mode(mode)
+	o.Env = sets
+	if !c.quiet {
+		o.Progress = stderr
+		o.ProgressLines = !isTerminal(stderr)
+	}
+	if c.compare && (o.URL == "") != (c.naiveURL == "") {
+		return nil, errors.New("--compare with deployed gateways needs both --url (pipeline) and --naive-url; without either, both are started in-process")
+	}
+	if !c.compare && c.naiveURL != "" {
+		return nil, errors.New("--naive-url only applies with --compare")
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c, err := parse(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "spike:", err)
+		return 2
+	}
+	if !c.compare {
+		rep, err := spike.Run(ctx, c.opts)
+		return finish(stdout, stderr, c.out, []*report.Run{rep}, nil, err)
+	}
+	naive := c.opts
+	naive.Name, naive.Mode = "naive", audit.Naive
+	if c.naiveURL != "" {
+		naive.URL = c.naiveURL
+	}
+	pipe := c.opts
+	pipe.Name, pipe.Mode = "pipeline", audit.Pipeline
+	fmt.Fprintln(stderr, "spike: 1/2 naive mode")
+	nrep, err := spike.Run(ctx, naive)
+	if err != nil {
+		return finish(stdout, stderr, c.out, []*report.Run{nrep}, nil, err)
+	}
+	fmt.Fprintln(stderr, "spike: 2/2 pipeline mode")
+	prep, err := spike.Run(ctx, pipe)
+	if err != nil {
+		return finish(stdout, stderr, c.out, []*report.Run{nrep, prep}, nil, err)
+	}
+	return finish(stdout, stderr, c.out, []*report.Run{nrep, prep}, report.NewCompare(nrep, prep), nil)
+}
+
+// finish prints the summaries, writes the files and picks the exit code.
+func finish(stdout, stderr io.Writer, dir string, runs []*report.Run, cmp *report.Compare, runErr error) int {
+	ok := true
+	for _, r := range runs {
+		if r == nil || r.Timeline == nil {
+			continue
+		}
+		r.WriteSummary(stdout)
+		j, h, err := r.WriteFiles(dir)
+		if err != nil {
+			fmt.Fprintln(stderr, "spike:", err)
+			return 2
+		}
+		fmt.Fprintf(stdout, "report: %s and %s\n", h, j)
+		ok = ok && r.Audit.OK()
+	}
+	if cmp != nil {
+		cmp.WriteSummary(stdout)
+		p, err := cmp.WriteFiles(dir)
+		if err != nil {
+			fmt.Fprintln(stderr, "spike:", err)
+			return 2
+		}
+		fmt.Fprintf(stdout, "comparison: %s\n", p)
+	}
+	if runErr != nil {
+		fmt.Fprintln(stderr, "spike:", runErr)
+		return 2
+	}
+	if !ok {
+		fmt.Fprintln(stderr, "spike: AUDIT FAILED: an invariant was violated (see the audit above)")
+		return 1
+	}
+	return 0
+}
+
+// isTerminal reports whether w is a character device (a terminal), where a
+// redrawn progress line makes sense.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flashsale/seckill/loadtest/internal/fakegw"
+)
+
+func TestFlagsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad mode", []string{"--mode", "sync"}, "--mode"},
+		{"no users", []string{"--users", "0"}, "--users"},
+		{"share over 1", []string{"--bot-share", "2"}, "--bot-share"},
+		{"compare with one url", []string{"--compare", "--url", "http://x"}, "--naive-url"},
+		{"naive url alone", []string{"--naive-url", "http://x"}, "only applies with --compare"},
+		{"stray argument", []string{"now"}, "unexpected arguments"},
+		{"bad set", []string{"--set", "WORKERS=3"}, "SECKILL_NAME=value"},
+		{"url without admin token", []string{"--url", "http://127.0.0.1:1", "--admin-token", ""}, "--admin-token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), tc.args, &out, &errb); code != 2 {
+				t.Fatalf("exit %d, want 2 (stderr %q)", code, errb.String())
+			}
+			if !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("stderr %q does not name %s", errb.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestExitCodes runs the CLI against a fake gateway: honest, it exits 0
+// and writes the reports; overselling, it exits 1.
+func TestExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		oversell int64
+		code     int
+	}{
+		{"honest gateway", 0, 0},
+		{"overselling gateway", 2, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := fakegw.New("admin-token-0123456789", []byte("cli-test-secret-0123456789"))
+			g.Oversell = tc.oversell
+			ts := httptest.NewServer(g)
+			t.Cleanup(ts.Close)
+			dir := t.TempDir()
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{
+				"--url", ts.URL, "--admin-token", "admin-token-0123456789", "--jwt-secret", "cli-test-secret-0123456789",
+				"--users", "200", "--stock", "10", "--countdown", "0", "--tail", "300ms", "--late-window", "200ms",
+				"--bot-duration", "300ms", "--probe-duration", "0", "--settle-timeout", "1s", "--quiet", "--out", dir,
+			}, &out, &errb)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out.String(), errb.String())
+			}
+			for _, f := range []string{"pipeline.json", "pipeline.html"} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Errorf("report %s not written: %v", f, err)
+				}
+			}
+			if tc.code == 1 && !strings.Contains(errb.String(), "AUDIT FAILED") {
+				t.Errorf("stderr %q does not say the audit failed", errb.String())
+			}
+			if !strings.Contains(out.String(), "1. never oversold") {
+				t.Errorf("no summary on stdout:\n%s", out.String())
+			}
+		})
+	}
+}

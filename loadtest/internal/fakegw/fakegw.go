@@ -1,0 +1,186 @@
+// Package fakegw is a small in-memory gateway speaking the parts of the v1
+// contract the load tester uses, without the order lifecycle (no pay
+// route). Tests use it to make the tester meet a gateway that breaks an
+// invariant on purpose (Oversell), which the real one never does.
+package fakegw
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flashsale/seckill/gateway/auth"
+)
+
+// Gateway is the fake. Its zero value is not usable: call New.
+type Gateway struct {
+	// Oversell sells this many units beyond the stock.
+	Oversell int64
+
+	admin  string
+	tokens *auth.Tokens
+	mux    *http.ServeMux
+
+	mu     sync.Mutex
+	acts   map[string]*activity
+	nextID int
+	seq    int
+}
+
+type activity struct {
+	stock    int64
+	sold     int64
+	starts   time.Time
+	byUser   map[string]string // user -> order id
+	orders   map[string]string // order id -> user
+	requests int
+}
+
+// New returns a fake that accepts admin and the user tokens of secret.
+func New(admin string, secret []byte) *Gateway {
+	g := &Gateway{admin: admin, tokens: auth.NewTokens(secret), acts: map[string]*activity{}, mux: http.NewServeMux()}
+	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
+	g.mux.HandleFunc("GET /metrics", g.metrics)
+	g.mux.HandleFunc("POST /api/v1/admin/activities", g.create)
+	g.mux.HandleFunc("GET /api/v1/admin/activities/{id}/stats", g.stats)
+	g.mux.HandleFunc("GET /api/v1/activities/{id}", g.activity)
+	g.mux.HandleFunc("POST /api/v1/activities/{id}/orders", g.buy)
+	g.mux.HandleFunc("GET /api/v1/orders/{id}", g.order)
+	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fail(w, http.StatusNotFound, "NOT_FOUND", "no route "+r.Method+" "+r.URL.Path)
+	})
+	return g
+}
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+
+func fail(w http.ResponseWriter, status int, code, msg string) {
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"code": code, "message": msg})
+}
+
+func (g *Gateway) user(w http.ResponseWriter, r *http.Request) (string, bool) {
+	u, err := g.tokens.Verify(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+	if err != nil {
+		fail(w, http.StatusUnauthorized, "UNAUTHORIZED", err.Error())
+		return "", false
+	}
+	return u, true
+}
+
+func (g *Gateway) create(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer "+g.admin {
+		fail(w, http.StatusUnauthorized, "UNAUTHORIZED", "admin token")
+		return
+	}
+	var in struct {
+		Stock    int64  `json:"stock"`
+		StartsAt string `json:"starts_at"`
+	}
+	json.NewDecoder(r.Body).Decode(&in)
+	starts, err := time.Parse(time.RFC3339, in.StartsAt)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "VALIDATION", "starts_at")
+		return
+	}
+	g.mu.Lock()
+	g.nextID++
+	id := strconv.Itoa(g.nextID)
+	g.acts[id] = &activity{stock: in.Stock, starts: starts, byUser: map[string]string{}, orders: map[string]string{}}
+	g.mu.Unlock()
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(map[string]string{"id": id})
+}
+
+func (g *Gateway) get(w http.ResponseWriter, r *http.Request) (*activity, bool) {
+	g.mu.Lock()
+	a := g.acts[r.PathValue("id")]
+	g.mu.Unlock()
+	if a == nil {
+		fail(w, http.StatusNotFound, "NOT_FOUND", "activity")
+	}
+	return a, a != nil
+}
+
+func (g *Gateway) activity(w http.ResponseWriter, r *http.Request) {
+	if _, ok := g.get(w, r); ok {
+		w.Write([]byte(`{"state":"active"}`))
+	}
+}
+
+// buy sells to every new user while stock (plus Oversell) lasts and
+// writes the order at once (state created).
+func (g *Gateway) buy(w http.ResponseWriter, r *http.Request) {
+	user, ok := g.user(w, r)
+	if !ok {
+		return
+	}
+	a, ok := g.get(w, r)
+	if !ok {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a.requests++
+	switch {
+	case time.Now().Before(a.starts):
+		fail(w, http.StatusForbidden, "NOT_STARTED", "not started")
+	case a.byUser[user] != "":
+		w.WriteHeader(http.StatusAccepted)
+		json.NewEncoder(w).Encode(map[string]string{"order_id": a.byUser[user], "state": "created"})
+	case a.sold >= a.stock+g.Oversell:
+		fail(w, http.StatusGone, "SOLD_OUT", "sold out")
+	default:
+		g.seq++
+		id := fmt.Sprintf("%019d-%s", g.seq, r.PathValue("id"))
+		a.sold++
+		a.byUser[user], a.orders[id] = id, user
+		w.WriteHeader(http.StatusAccepted)
+		json.NewEncoder(w).Encode(map[string]string{"order_id": id, "state": "created"})
+	}
+}
+
+func (g *Gateway) order(w http.ResponseWriter, r *http.Request) {
+	user, ok := g.user(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	_, aid, _ := strings.Cut(id, "-")
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if a := g.acts[aid]; a != nil && a.orders[id] == user {
+		json.NewEncoder(w).Encode(map[string]any{"order_id": id, "user_id": user, "state": "created"})
+		return
+	}
+	fail(w, http.StatusNotFound, "NOT_FOUND", "order")
+}
+
+// stats reports the sold units honestly, however many that is.
+func (g *Gateway) stats(w http.ResponseWriter, r *http.Request) {
+	a, ok := g.get(w, r)
+	if !ok {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	json.NewEncoder(w).Encode(map[string]int64{
+		"stock": a.stock, "remaining": a.stock - a.sold, "reserved": a.sold, "queued": 0,
+		"orders_created": a.sold, "orders_paid": 0, "orders_cancelled": 0, "db_available": a.stock - a.sold,
+	})
+}
+
+func (g *Gateway) metrics(w http.ResponseWriter, _ *http.Request) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var sold, reqs int64
+	for _, a := range g.acts {
+		sold += a.sold
+		reqs += int64(a.requests)
+	}
+	fmt.Fprintf(w, "seckill_reserve_total{outcome=\"reserved\"} %d\nseckill_orders_written_total{result=\"created\"} %d\nseckill_queue_depth 0\n", sold, sold)
+}

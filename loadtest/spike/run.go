@@ -1,0 +1,477 @@
+// Package spike runs a Double-11 spike against a gateway (a deployed one,
+// or one it starts in-process), measures it, audits the invariants and
+// produces the report. Run is the whole procedure; the CLI in cmd/spike
+// only parses flags and writes files.
+package spike
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flashsale/seckill/loadtest/api"
+	"github.com/flashsale/seckill/loadtest/audit"
+	"github.com/flashsale/seckill/loadtest/measure"
+	"github.com/flashsale/seckill/loadtest/report"
+	"github.com/flashsale/seckill/loadtest/scenario"
+	"github.com/flashsale/seckill/order"
+)
+
+// Options configure one run.
+type Options struct {
+	Name     string // report name ("pipeline", "naive", ...)
+	Scenario scenario.Config
+	// Mode is the gateway's buy mode. An in-process gateway is started in
+	// it; for a deployed one (URL) it tells the audit what to check.
+	Mode audit.Mode
+
+	// URL of a deployed gateway; empty starts one in-process.
+	URL        string
+	AdminToken string // required with URL
+	JWTSecret  string // with URL: mint tokens; empty: demo login
+	// RedisURL and DBDSN are the backends of the in-process gateway
+	// (empty: embedded miniredis and SQLite). With URL, DBDSN is only read
+	// by the audit.
+	RedisURL string
+	DBDSN    string
+	// Env overrides SECKILL_* variables of the in-process gateway.
+	Env map[string]string
+
+	Conns       int // connections to the gateway (default 512)
+	MaxInFlight int // requests in flight at most (default 20000)
+
+	ProbeDuration time.Duration // each saturation probe; 0 skips them
+	ProbeClients  int           // closed-loop clients of a probe (default 64)
+
+	// SettleTimeout bounds each wait for the queue to drain and the
+	// lifecycle to settle (default: pay timeout + 60s).
+	SettleTimeout time.Duration
+
+	Progress io.Writer // the live progress line; nil for none
+	// ProgressLines prints a progress line every 5 seconds instead of
+	// redrawing one line (for logs, where a carriage return is noise).
+	ProgressLines bool
+	Log           *slog.Logger
+	// GatewayLog is the in-process gateway's logger (default: Log).
+	GatewayLog *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	if o.Name == "" {
+		o.Name = string(o.Mode)
+	}
+	if o.Mode == "" {
+		o.Mode = audit.Pipeline
+	}
+	if o.Mode != audit.Pipeline && o.Mode != audit.Naive {
+		return fmt.Errorf("--mode must be pipeline or naive, got %q", o.Mode)
+	}
+	if err := o.Scenario.Validate(); err != nil {
+		return err
+	}
+	if o.URL != "" && o.AdminToken == "" {
+		return errors.New("--admin-token is required with --url (activities and stats are admin routes)")
+	}
+	if o.URL == "" && (o.AdminToken != "" || o.JWTSecret != "") {
+		return errors.New("--admin-token and --jwt-secret only apply with --url: the in-process gateway makes up its own")
+	}
+	if o.Conns <= 0 {
+		o.Conns = 512
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 20000
+	}
+	if o.ProbeClients <= 0 {
+		o.ProbeClients = 64
+	}
+	if o.SettleTimeout <= 0 {
+		o.SettleTimeout = o.Scenario.PayTimeout + 60*time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.GatewayLog == nil {
+		o.GatewayLog = o.Log
+	}
+	return nil
+}
+
+// runner is the state of one run.
+type runner struct {
+	ctx    context.Context
+	opts   Options
+	client *api.Client
+	// winners carries the payments and order reads of the winners on
+	// connections of their own (see executor.atFree).
+	winners *api.Client
+	// monitor reads /metrics and the stats every second on connections
+	// of its own, so the crowd's backlog cannot starve the timeline.
+	monitor *api.Client
+	rec     *measure.Recorder
+	exec    *executor
+	ledger  *ledger
+	log     *slog.Logger
+}
+
+// Run performs one run: setup, countdown and spike, payments and
+// timeouts, resale of the returned units, audit, saturation probes. It
+// returns the report, and an error only when the run could not be carried
+// out; a failed audit is in the report (Audit.OK).
+func Run(ctx context.Context, o Options) (*report.Run, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	rep := &report.Run{
+		Name: o.Name, Mode: o.Mode, StartedAt: time.Now().UTC(), Scenario: o.Scenario,
+		Machine: report.ThisMachine("the generator, gateway, workers, Redis and database share these CPUs"),
+	}
+	base, secret, admin := o.URL, o.JWTSecret, o.AdminToken
+	var store *order.Store
+	if o.URL == "" {
+		inst, err := startEmbedded(ctx, string(o.Mode), o.RedisURL, o.DBDSN, o.Env, o.GatewayLog)
+		if err != nil {
+			return nil, err
+		}
+		defer inst.cleanup()
+		base, secret, admin = inst.base, inst.secret, inst.admin
+		store = inst.store()
+		rep.Target, rep.Backends, rep.Settings = "embedded", inst.backends, inst.settings
+	} else {
+		rep.Target, rep.Backends = o.URL, "deployed gateway"
+		rep.Machine.Shared = "the generator runs here; the gateway may not"
+		rep.Settings = []string{"the gateway's own configuration (rate limits apply to the generator's single IP)"}
+		if o.DBDSN != "" {
+			db, err := order.OpenDB(ctx, order.DBConfig{DSN: o.DBDSN, Logger: o.Log})
+			if err != nil {
+				return nil, fmt.Errorf("--db-dsn: %w", err)
+			}
+			if sqlDB, err := db.DB(); err == nil {
+				defer sqlDB.Close()
+			}
+			store = order.NewStore(db)
+		}
+	}
+	r := &runner{
+		ctx: ctx, opts: o, ledger: newLedger(), log: o.Log,
+		client: api.New(base, api.Options{AdminToken: admin, JWTSecret: []byte(secret), Conns: o.Conns}),
+	}
+	r.winners = api.New(base, api.Options{AdminToken: admin, JWTSecret: []byte(secret), Conns: 64})
+	r.monitor = api.New(base, api.Options{AdminToken: admin, Conns: 4, Timeout: 5 * time.Second})
+	defer r.client.Close()
+	defer r.winners.Close()
+	defer r.monitor.Close()
+	if err := r.spike(rep, store); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// spike is the body of Run once the gateway is reachable.
+func (r *runner) spike(rep *report.Run, store *order.Store) error {
+	ctx, o := r.ctx, r.opts
+	if a := r.client.Healthz(ctx); a.Status != http.StatusOK {
+		return fmt.Errorf("gateway %s not healthy: %s", r.client.Base(), a.Outcome())
+	}
+	prefix := fmt.Sprintf("lt%d", time.Now().Unix()%100000) // distinct users per run on a shared deployment
+	plan := scenario.Build(o.Scenario, prefix)
+	rep.Crowd = map[string]int{}
+	for k, n := range plan.Counts() {
+		rep.Crowd[k.String()] = n
+	}
+
+	tokens, err := r.tokens(plan)
+	if err != nil {
+		return err
+	}
+	probeToken := tokens[plan.Users[0].ID]
+	lifecycle, err := r.client.HasPayRoute(ctx, probeToken)
+	if err != nil {
+		return fmt.Errorf("probe the pay route: %w", err)
+	}
+	if !lifecycle {
+		rep.Notes = append(rep.Notes, "the gateway has no pay endpoint: nobody pays, nothing times out, invariants 6 and 7 are not exercised")
+	}
+
+	// T0 on a whole second (the API's times are whole seconds), after the
+	// countdown.
+	t0 := time.Now().Add(o.Scenario.Countdown + 1500*time.Millisecond).Truncate(time.Second).Add(time.Second)
+	activity, err := r.client.CreateActivity(ctx, api.ActivitySpec{
+		Name: "load test " + o.Name, Stock: o.Scenario.Stock, PriceCents: 9900,
+		StartsAt: t0, EndsAt: t0.Add(2 * time.Hour), PayTimeoutSeconds: int64(o.Scenario.PayTimeout / time.Second),
+	})
+	if err != nil {
+		return err
+	}
+	rep.ActivityID = activity
+	r.rec = measure.New(t0, epBuy)
+	r.exec = newExecutor(ctx, o.MaxInFlight)
+
+	before, _ := r.monitor.Metrics(ctx)
+	smp := &sampler{r: r, activity: activity, t0: t0, progress: o.Progress, label: o.Name}
+	stopSampling := make(chan struct{})
+	var sampling sync.WaitGroup
+	sampling.Go(func() { smp.run(ctx, stopSampling) })
+
+	c := &crowd{r: r, activity: activity, t0: t0, tokens: tokens, lifecycle: lifecycle, cfg: o.Scenario}
+	c.schedule(plan)
+	r.exec.wait() // every click, retry and payment has been answered
+	settled, err := r.settle(activity, lifecycle)
+	if err != nil {
+		close(stopSampling)
+		sampling.Wait()
+		return err
+	}
+	after, _ := r.monitor.Metrics(ctx)
+	// One more edge so that the timeline covers the last second.
+	time.Sleep(time.Until(t0.Add(time.Duration(r.rec.SecondOf(time.Now())+1)*time.Second)) + 50*time.Millisecond)
+	close(stopSampling)
+	sampling.Wait()
+	if o.Progress != nil && !o.ProgressLines {
+		fmt.Fprintln(o.Progress)
+	}
+	samples := smp.all()
+	naive := o.Mode == audit.Naive
+	rep.Timeline = timeline(r, samples, naive)
+	rep.Funnel = funnel(r, before, after, naive)
+	rep.Latency = r.rec.Latencies()
+	rep.Lag = r.rec.Lag()
+	buyAll := r.rec.Latency(epBuy, measure.AllOutcomes)
+	spikeSpan := r.buySpan()
+
+	// The units that timed out go back on sale: fresh users buy them.
+	var resale *audit.Resale
+	if lifecycle && settled.OrdersCancelled > 0 {
+		resale, err = r.resale(activity, settled, prefix)
+		if err != nil {
+			return err
+		}
+		if _, err := r.settle(activity, lifecycle); err != nil {
+			return err
+		}
+	}
+
+	ev, err := r.evidence(activity, store, lifecycle, resale, smp.stats())
+	if err != nil {
+		return err
+	}
+	rep.Final = ev.Final
+	rep.Audit = audit.Run(ev)
+
+	if o.ProbeDuration > 0 {
+		probes, err := r.probes(activity, prefix)
+		if err != nil {
+			return err
+		}
+		rep.Probes = probes
+	}
+	rep.ComputeFigures(buyAll, spikeSpan)
+	if rep.Lag.P99 > 100 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the generator sent late (p99 %.0fms behind schedule): the machine could not offer the planned load on time; latencies include that wait", rep.Lag.P99))
+	}
+	return nil
+}
+
+// buySpan is from the first buy's schedule to the last buy's answer.
+func (r *runner) buySpan() time.Duration {
+	var first, last int = 1 << 30, -1 << 30
+	for _, s := range r.rec.Seconds() {
+		if s.Sent[epBuy] > 0 {
+			first = min(first, s.T)
+		}
+		for k := range s.Answers {
+			if strings.HasPrefix(k, epBuy+" ") {
+				last = max(last, s.T+1)
+			}
+		}
+	}
+	if last < first {
+		return 0
+	}
+	return time.Duration(last-first) * time.Second
+}
+
+// tokens gets a token for every user: minted locally from the JWT secret,
+// or through the demo login (64 at a time).
+func (r *runner) tokens(plan scenario.Plan) (map[string]string, error) {
+	out := make(map[string]string, len(plan.Users))
+	var mu sync.Mutex
+	var firstErr error
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for _, u := range plan.Users {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			tok, err := r.client.Token(r.ctx, u.ID)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			out[u.ID] = tok
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, fmt.Errorf("user tokens: %w", firstErr)
+	}
+	return out, nil
+}
+
+// settle waits until the queue is drained and, with the lifecycle, every
+// order is paid or cancelled (the unpaid ones time out).
+func (r *runner) settle(activity string, lifecycle bool) (api.Stats, error) {
+	deadline := time.Now().Add(r.opts.SettleTimeout)
+	for {
+		st, err := r.client.Stats(r.ctx, activity)
+		if err == nil {
+			drained := r.opts.Mode == audit.Naive || st.Queued <= 0
+			if drained && (!lifecycle || st.OrdersCreated == 0) {
+				return st, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return st, fmt.Errorf("settle: %w", err)
+			}
+			// Not an error of the run: the audit shows what is wrong.
+			r.log.Warn("did not settle", "timeout", r.opts.SettleTimeout, "stats", st)
+			return st, nil
+		}
+		select {
+		case <-r.ctx.Done():
+			return st, r.ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// resale sends fresh users after the returned units: invariant 6 says a
+// returned unit can be sold again. Each retries a sold-out answer a few
+// times (the local sold-out flag lives up to SECKILL_SOLDOUT_TTL) and pays
+// what it wins, so the activity ends sold and paid.
+func (r *runner) resale(activity string, before api.Stats, prefix string) (*audit.Resale, error) {
+	n := int(before.DBAvailable) + max(5, int(before.DBAvailable)/10)
+	res := &audit.Resale{Before: before, Users: n}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range n {
+		user := fmt.Sprintf("%s-resale-%05d", prefix, i)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			tok, err := r.client.Token(r.ctx, user)
+			if err != nil {
+				r.log.Warn("resale token", "err", err)
+				return
+			}
+			reqID := "resale-" + user
+			for attempt := 0; attempt < 20 && r.ctx.Err() == nil; attempt++ {
+				a := r.client.Buy(r.ctx, activity, tok, reqID)
+				r.ledger.buyAnswer(user, reqID, a)
+				if a.Status == http.StatusAccepted {
+					mu.Lock()
+					res.Accepted++
+					mu.Unlock()
+					r.payNow(user, a.OrderID, tok)
+					return
+				}
+				if a.Status == http.StatusConflict || a.Status == http.StatusForbidden {
+					return
+				}
+				time.Sleep(300 * time.Millisecond) // 410 (the flag), 429, 503: try again shortly
+			}
+		})
+	}
+	wg.Wait()
+	return res, r.ctx.Err()
+}
+
+// payNow pays a resold order until a definite answer.
+func (r *runner) payNow(user, orderID, tok string) {
+	for attempt := 0; attempt < 100 && r.ctx.Err() == nil; attempt++ {
+		a := r.client.Pay(r.ctx, orderID, tok)
+		switch {
+		case a.Status == http.StatusOK:
+			r.ledger.payAnswer(orderID, audit.PayOK)
+			return
+		case a.Status == http.StatusConflict && a.Code == "ORDER_CANCELLED":
+			r.ledger.payAnswer(orderID, audit.PayCancelled)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r.ledger.payAnswer(orderID, audit.PayUnknown)
+	r.log.Warn("resale pay: no definite answer", "user", user, "order_id", orderID)
+}
+
+// evidence collects what the audit needs: the final stats, every 202
+// order's state as its owner reads it, and the database rows when a
+// database is at hand.
+func (r *runner) evidence(activity string, store *order.Store, lifecycle bool, resale *audit.Resale, samples []api.Stats) (audit.Evidence, error) {
+	accepted, requestOrders, pays, tried := r.ledger.snapshot()
+	final, err := r.client.Stats(r.ctx, activity)
+	if err != nil {
+		return audit.Evidence{}, err
+	}
+	ev := audit.Evidence{
+		Mode: r.opts.Mode, Stock: r.opts.Scenario.Stock, Final: final, Samples: samples,
+		UsersTried: tried, Accepted: accepted, RequestOrders: requestOrders, Pays: pays,
+		Lifecycle: lifecycle, Resale: resale, FinalStates: map[string]string{},
+	}
+	ids := make([]string, 0, len(accepted))
+	for id := range accepted {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	var firstErr error
+	for _, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			tok, err := r.client.Token(r.ctx, accepted[id])
+			if err != nil {
+				mu.Lock()
+				firstErr = err
+				mu.Unlock()
+				return
+			}
+			o, a := r.client.GetOrder(r.ctx, id, tok)
+			mu.Lock()
+			defer mu.Unlock()
+			switch a.Status {
+			case http.StatusOK:
+				ev.FinalStates[id] = o.State
+			case http.StatusNotFound:
+				ev.FinalStates[id] = ""
+			default:
+				if firstErr == nil {
+					firstErr = fmt.Errorf("read order %s back: %s", id, a.Outcome())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return ev, firstErr
+	}
+	if store != nil {
+		facts, err := dbFacts(r.ctx, store, activity)
+		if err != nil {
+			return ev, err
+		}
+		ev.DB = facts
+	}
+	return ev, nil
+}

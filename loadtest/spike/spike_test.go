@@ -1,0 +1,188 @@
+package spike
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flashsale/seckill/loadtest/audit"
+	"github.com/flashsale/seckill/loadtest/internal/fakegw"
+	"github.com/flashsale/seckill/loadtest/report"
+	"github.com/flashsale/seckill/loadtest/scenario"
+	"github.com/flashsale/seckill/testkit"
+)
+
+// small is a spike scaled down for tests: a few thousand users, short
+// phases, a 2s pay timeout so that orders time out within the test.
+func small(users int, stock int64) scenario.Config {
+	c := scenario.Default()
+	c.Users, c.Stock = users, stock
+	c.Countdown, c.Tail, c.LateWindow, c.BotDuration = time.Second, time.Second, 500*time.Millisecond, time.Second
+	c.PayTimeout, c.PayWithin = 2*time.Second, 500*time.Millisecond
+	return c
+}
+
+// testLog shows the in-process gateway's warnings with -v, so that a
+// failed audit comes with the gateway's side of the story.
+func testLog(t *testing.T) *slog.Logger {
+	if !testing.Verbose() {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func checkReport(t *testing.T, rep *report.Run, wantProbes int) {
+	t.Helper()
+	if !rep.Audit.OK() {
+		t.Fatalf("audit failed: %+v", rep.Audit.Violations())
+	}
+	if len(rep.Audit.Checks) != 7 {
+		t.Fatalf("%d audit checks, want 7", len(rep.Audit.Checks))
+	}
+	if len(rep.Funnel) != 5 || rep.Funnel[0].Count == 0 {
+		t.Errorf("funnel %+v; want 5 stages from a non-zero request count", rep.Funnel)
+	}
+	for i := 1; i < len(rep.Funnel); i++ {
+		if rep.Funnel[i].Count > rep.Funnel[i-1].Count {
+			t.Errorf("funnel widens at %q: %v > %v", rep.Funnel[i].Name, rep.Funnel[i].Count, rep.Funnel[i-1].Count)
+		}
+	}
+	if got := rep.Funnel[len(rep.Funnel)-1].Count; got < float64(rep.Scenario.Stock) {
+		t.Errorf("funnel: %v written, want at least the stock %d", got, rep.Scenario.Stock)
+	}
+	if len(rep.Timeline) == 0 || rep.Figures.PeakIngress == 0 || rep.Figures.PeakDBWrite == 0 || rep.Figures.SpikeBuyP99 == 0 {
+		t.Errorf("figures %+v from %d seconds of timeline; want ingress, DB writes and latency measured", rep.Figures, len(rep.Timeline))
+	}
+	if len(rep.Probes) != wantProbes {
+		t.Errorf("%d probes, want %d", len(rep.Probes), wantProbes)
+	}
+	for _, p := range rep.Probes {
+		if p.Requests == 0 || p.RPS <= 0 {
+			t.Errorf("probe %+v measured nothing", p)
+		}
+	}
+}
+
+func TestRunEmbedded(t *testing.T) {
+	for _, mode := range []audit.Mode{audit.Pipeline, audit.Naive} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			rep, err := Run(context.Background(), Options{
+				Mode: mode, Scenario: small(800, 30), ProbeDuration: 300 * time.Millisecond, ProbeClients: 8,
+				GatewayLog: testLog(t),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkReport(t, rep, 4)
+			// Orders timed out, so the lifecycle was exercised.
+			if rep.Final.OrdersPaid != rep.Scenario.Stock || rep.Final.OrdersCancelled == 0 {
+				t.Errorf("final %+v; want every unit paid in the end and some orders timed out", rep.Final)
+			}
+			for _, n := range []int{6, 7} {
+				if c := rep.Audit.Checks[n-1]; c.Status != audit.OK {
+					t.Errorf("invariant %d %s; want exercised and ok", n, c.Status)
+				}
+			}
+			if mode == audit.Naive && rep.Funnel[2].Name != "reached the database" {
+				t.Errorf("naive funnel %+v; want the database as the third stage", rep.Funnel)
+			}
+		})
+	}
+}
+
+func TestRunRealRedisAndMariaDB(t *testing.T) {
+	redisURL, dsn := testkit.RedisURL(t), testkit.MySQLDSN(t)
+	for _, mode := range []audit.Mode{audit.Pipeline, audit.Naive} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			rep, err := Run(context.Background(), Options{
+				Mode: mode, Scenario: small(800, 30), RedisURL: redisURL, DBDSN: dsn, GatewayLog: testLog(t),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkReport(t, rep, 0)
+			if !strings.Contains(rep.Backends, "redis external") || !strings.Contains(rep.Backends, "database external") {
+				t.Errorf("backends %q; want the real ones", rep.Backends)
+			}
+		})
+	}
+}
+
+func fakeOptions(t *testing.T, oversell int64) Options {
+	t.Helper()
+	const admin, secret = "fake-admin-token", "fake-jwt-secret-0123456789"
+	g := fakegw.New(admin, []byte(secret))
+	g.Oversell = oversell
+	ts := httptest.NewServer(g)
+	t.Cleanup(ts.Close)
+	c := small(300, 20)
+	c.Countdown = 0
+	return Options{URL: ts.URL, AdminToken: admin, JWTSecret: secret, Scenario: c, SettleTimeout: 2 * time.Second}
+}
+
+// TestRunCatchesAnOversellingGateway shows the audit failing a gateway that
+// sells more than it has: a tester that cannot fail proves nothing.
+func TestRunCatchesAnOversellingGateway(t *testing.T) {
+	rep, err := Run(context.Background(), fakeOptions(t, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Audit.OK() {
+		t.Fatal("the audit passed a gateway that sold 23 units of 20")
+	}
+	c := rep.Audit.Checks[0]
+	if c.Status != audit.Violated || !strings.Contains(strings.Join(c.Details, "\n"), "23 created + 0 paid orders for a stock of 20") {
+		t.Errorf("invariant 1: %+v; want the oversell named", c)
+	}
+}
+
+func TestRunWithoutLifecycle(t *testing.T) {
+	rep, err := Run(context.Background(), fakeOptions(t, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Audit.OK() {
+		t.Fatalf("honest fake failed the audit: %+v", rep.Audit.Violations())
+	}
+	for _, n := range []int{6, 7} {
+		if c := rep.Audit.Checks[n-1]; c.Status != audit.Skipped {
+			t.Errorf("invariant %d = %s; want not exercised without a pay endpoint", n, c.Status)
+		}
+	}
+	if !strings.Contains(strings.Join(rep.Notes, "\n"), "no pay endpoint") {
+		t.Errorf("notes %q do not say the lifecycle was missing", rep.Notes)
+	}
+}
+
+func TestOptionsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"bad mode", Options{Mode: "sync", Scenario: scenario.Default()}, "--mode"},
+		{"url without admin token", Options{URL: "http://x", Scenario: scenario.Default()}, "--admin-token"},
+		{"secrets without url", Options{JWTSecret: "x", Scenario: scenario.Default()}, "only apply with --url"},
+		{"bad scenario", Options{Scenario: scenario.Config{}}, "--users"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Run(context.Background(), tc.o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run = %v, want an error naming %s", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,214 @@
+package spike
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/flashsale/seckill/loadtest/api"
+	"github.com/flashsale/seckill/loadtest/audit"
+	"github.com/flashsale/seckill/loadtest/scenario"
+)
+
+// Endpoints as the recorder names them.
+const (
+	epBuy   = "buy"
+	epPage  = "page"
+	epPay   = "pay"
+	epOrder = "order"
+)
+
+// ledger is what the generator learned from the answers: the audit's
+// client-side evidence. Safe for concurrent use.
+type ledger struct {
+	mu            sync.Mutex
+	accepted      map[string]string   // order id -> user
+	requestOrders map[string][]string // user/request_id -> distinct order ids
+	firstOrder    map[string]string   // user -> first order id won
+	tried         map[string]bool     // users whose buy got past the rate limits
+	pays          map[string]audit.PayAnswer
+}
+
+func newLedger() *ledger {
+	return &ledger{
+		accepted: map[string]string{}, requestOrders: map[string][]string{},
+		firstOrder: map[string]string{}, tried: map[string]bool{}, pays: map[string]audit.PayAnswer{},
+	}
+}
+
+// buyAnswer notes a buy answer; it reports whether this is the user's
+// first won order (then the user goes on to its pay plan).
+func (l *ledger) buyAnswer(user, requestID string, a api.Answer) (first bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a.Status != 0 && a.Status != http.StatusTooManyRequests {
+		l.tried[user] = true
+	}
+	if a.Status != http.StatusAccepted || a.OrderID == "" {
+		return false
+	}
+	l.accepted[a.OrderID] = user
+	if requestID != "" {
+		key := user + "/" + requestID
+		ids := l.requestOrders[key]
+		known := false
+		for _, id := range ids {
+			known = known || id == a.OrderID
+		}
+		if !known {
+			l.requestOrders[key] = append(ids, a.OrderID)
+		}
+	}
+	if _, ok := l.firstOrder[user]; ok {
+		return false
+	}
+	l.firstOrder[user] = a.OrderID
+	return true
+}
+
+func (l *ledger) payAnswer(orderID string, p audit.PayAnswer) {
+	l.mu.Lock()
+	l.pays[orderID] = p
+	l.mu.Unlock()
+}
+
+func (l *ledger) snapshot() (accepted map[string]string, requestOrders map[string][]string, pays map[string]audit.PayAnswer, tried int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	accepted = make(map[string]string, len(l.accepted))
+	for k, v := range l.accepted {
+		accepted[k] = v
+	}
+	requestOrders = make(map[string][]string, len(l.requestOrders))
+	for k, v := range l.requestOrders {
+		requestOrders[k] = append([]string(nil), v...)
+	}
+	pays = make(map[string]audit.PayAnswer, len(l.pays))
+	for k, v := range l.pays {
+		pays[k] = v
+	}
+	return accepted, requestOrders, pays, len(l.tried)
+}
+
+// crowd plays a plan against one activity.
+type crowd struct {
+	r         *runner
+	activity  string
+	t0        time.Time
+	tokens    map[string]string
+	lifecycle bool
+	cfg       scenario.Config
+}
+
+// schedule puts every user's first actions on the executor.
+func (c *crowd) schedule(plan scenario.Plan) {
+	for i := range plan.Users {
+		u := &plan.Users[i]
+		for _, v := range u.PageViews {
+			c.r.exec.at(c.t0.Add(v), func(intended time.Time) { c.page(intended) })
+		}
+		switch u.Kind {
+		case scenario.Bot:
+			n := int(c.cfg.BotRate * c.cfg.BotDuration.Seconds())
+			for k := range n {
+				at := c.t0.Add(u.Arrive + time.Duration(float64(k)/c.cfg.BotRate*float64(time.Second)))
+				c.r.exec.at(at, func(intended time.Time) { c.buy(u, "", 0, intended, false) })
+			}
+		default:
+			// Humans and late users send a request_id (as the buyer page
+			// does): a retry or a double click must get the same order back.
+			reqID := "click-" + u.ID
+			if u.NoRequestID {
+				reqID = ""
+			}
+			c.r.exec.at(c.t0.Add(u.Arrive), func(intended time.Time) { c.buy(u, reqID, 0, intended, true) })
+			if u.DoubleClick > 0 {
+				c.r.exec.at(c.t0.Add(u.Arrive+u.DoubleClick), func(intended time.Time) { c.buy(u, reqID, 0, intended, true) })
+			}
+		}
+	}
+}
+
+func (c *crowd) page(intended time.Time) {
+	sent := time.Now()
+	a := c.r.client.Activity(c.r.ctx, c.activity)
+	c.r.rec.Record(epPage, a.Outcome(), a.Status, intended, sent, time.Now())
+}
+
+// buy sends one click; on 429 and 503 (and no answer) it retries with
+// backoff when the user retries at all (humans do, bots do not).
+func (c *crowd) buy(u *scenario.User, reqID string, attempt int, intended time.Time, retries bool) {
+	sent := time.Now()
+	a := c.r.client.Buy(c.r.ctx, c.activity, c.tokens[u.ID], reqID)
+	c.r.rec.Record(epBuy, a.Outcome(), a.Status, intended, sent, time.Now())
+	if c.r.ledger.buyAnswer(u.ID, reqID, a) {
+		c.afterWin(u, a.OrderID)
+	}
+	retryable := a.Status == 0 || a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable
+	if retries && retryable && attempt < c.cfg.Retries {
+		wait := backoff(c.cfg.RetryBackoff, attempt, a.RetryAfter)
+		c.r.exec.at(time.Now().Add(wait), func(next time.Time) { c.buy(u, reqID, attempt+1, next, retries) })
+	}
+}
+
+// backoff is exponential with full jitter, but never shorter than the
+// server's Retry-After.
+func backoff(base time.Duration, attempt int, retryAfter time.Duration) time.Duration {
+	d := base << attempt
+	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	return max(d, retryAfter)
+}
+
+// afterWin runs the user's pay plan for its order.
+func (c *crowd) afterWin(u *scenario.User, orderID string) {
+	if !c.lifecycle {
+		return
+	}
+	switch u.Pay {
+	case scenario.PayPrompt:
+		c.r.exec.atFree(time.Now().Add(u.PayAfter), func(intended time.Time) { c.pay(u.ID, orderID, 0, intended) })
+	case scenario.PayAtDeadline:
+		c.r.exec.atFree(time.Now().Add(300*time.Millisecond), func(intended time.Time) { c.awaitDeadline(u, orderID, 0, intended) })
+	}
+}
+
+// awaitDeadline reads the order until it has a pay deadline (it leaves
+// the queue), then pays within a few hundred milliseconds of it.
+func (c *crowd) awaitDeadline(u *scenario.User, orderID string, attempt int, intended time.Time) {
+	sent := time.Now()
+	o, a := c.r.winners.GetOrder(c.r.ctx, orderID, c.tokens[u.ID])
+	c.r.rec.Record(epOrder, a.Outcome(), a.Status, intended, sent, time.Now())
+	if a.Status == http.StatusOK && o.PayDeadline != nil {
+		c.r.exec.atFree(o.PayDeadline.Add(u.Jitter), func(next time.Time) { c.pay(u.ID, orderID, 0, next) })
+		return
+	}
+	if attempt < 100 {
+		c.r.exec.atFree(time.Now().Add(300*time.Millisecond), func(next time.Time) { c.awaitDeadline(u, orderID, attempt+1, next) })
+	}
+}
+
+// pay pays an order until a definite answer: 200 paid or 409
+// ORDER_CANCELLED. NOT_PAYABLE (still queued) and transient failures are
+// retried; paying twice is fine by contract.
+func (c *crowd) pay(user, orderID string, attempt int, intended time.Time) {
+	sent := time.Now()
+	a := c.r.winners.Pay(c.r.ctx, orderID, c.tokens[user])
+	c.r.rec.Record(epPay, a.Outcome(), a.Status, intended, sent, time.Now())
+	switch {
+	case a.Status == http.StatusOK:
+		c.r.ledger.payAnswer(orderID, audit.PayOK)
+		return
+	case a.Status == http.StatusConflict && a.Code == "ORDER_CANCELLED":
+		c.r.ledger.payAnswer(orderID, audit.PayCancelled)
+		return
+	}
+	if attempt >= 60 || c.r.ctx.Err() != nil {
+		c.r.ledger.payAnswer(orderID, audit.PayUnknown)
+		c.r.log.Warn("pay: no definite answer", "order_id", orderID, "last", a.Outcome())
+		return
+	}
+	c.r.exec.atFree(time.Now().Add(backoff(300*time.Millisecond, min(attempt, 2), a.RetryAfter)), func(next time.Time) {
+		c.pay(user, orderID, attempt+1, next)
+	})
+}
