@@ -62,8 +62,14 @@ func lineChart(title, unit string, x []int, ss []series, logY bool) template.HTM
 	} else {
 		top := niceCeil(hi)
 		ymap = func(v float64) float64 { return padT + plotH - plotH*v/top }
-		for i := 0; i <= 4; i++ {
-			ticks = append(ticks, top*float64(i)/4)
+		// 1, 2 or 5 times a power of ten: steps of a quarter, a quarter,
+		// a fifth, so that every tick is a round number.
+		steps := 4
+		if m := top / math.Pow(10, math.Floor(math.Log10(top))); math.Abs(m-5) < 1e-9 {
+			steps = 5
+		}
+		for i := 0; i <= steps; i++ {
+			ticks = append(ticks, top*float64(i)/float64(steps))
 		}
 	}
 	n := len(x)
