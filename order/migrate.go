@@ -29,7 +29,7 @@ const migrationLockTimeout = 60 * time.Second
 // ErrMigrationChanged is returned when a migration file differs from the one
 // recorded as applied: the schema in the database is not the one the binary
 // expects, and guessing would be worse than stopping.
-var ErrMigrationChanged = errors.New("order: applied migration was changed")
+var ErrMigrationChanged = errors.New("applied migration was changed")
 
 type migration struct {
 	version  string // "0001"
@@ -38,7 +38,8 @@ type migration struct {
 	checksum string
 }
 
-// schemaMigration is a row of schema_migrations.
+// schemaMigration is a row of a history table (schema_migrations for the
+// order schema).
 type schemaMigration struct {
 	Version   string `gorm:"primaryKey;size:32"`
 	Name      string `gorm:"size:200;not null"`
@@ -48,16 +49,34 @@ type schemaMigration struct {
 
 func (schemaMigration) TableName() string { return "schema_migrations" }
 
-// Migrate applies the embedded migrations of db's dialect that are not yet
-// recorded in schema_migrations, in file-name order. It is idempotent and
-// safe when several processes start at once: on MySQL, where DDL commits
-// implicitly, a named lock (GET_LOCK) serialises them; on SQLite, where DDL
-// is transactional, one immediate transaction does.
-func Migrate(ctx context.Context, db *gorm.DB) error {
+// Migrations is a set of versioned SQL migration files, one directory per
+// dialect ("mysql", "sqlite") under Dir in FS, with its own history table,
+// so that modules sharing one database (order, notifier) number their
+// files independently.
+type Migrations struct {
+	FS    fs.FS
+	Dir   string // holds mysql/ and sqlite/
+	Table string // history table
+	Lock  string // MySQL named-lock prefix, unique per set
+}
+
+// orderMigrations is this package's schema.
+var orderMigrations = Migrations{FS: migrationFS, Dir: "migrations", Table: "schema_migrations", Lock: "seckill_migrate_"}
+
+// Migrate applies the order schema (orderMigrations.Apply).
+func Migrate(ctx context.Context, db *gorm.DB) error { return orderMigrations.Apply(ctx, db) }
+
+// Apply applies the migrations of db's dialect that are not yet recorded in
+// the history table, in file-name order. It is idempotent and safe when
+// several processes start at once: on MySQL, where DDL commits implicitly,
+// a named lock (GET_LOCK) serialises them; on SQLite, where DDL is
+// transactional, one immediate transaction does. A recorded migration
+// whose file changed is ErrMigrationChanged.
+func (ms Migrations) Apply(ctx context.Context, db *gorm.DB) error {
 	dialect := db.Dialector.Name()
-	migs, err := loadMigrations(dialect)
+	migs, err := ms.load(dialect)
 	if err != nil {
-		return fmt.Errorf("migrate %s: %w", dialect, err)
+		return fmt.Errorf("migrate %s (%s): %w", dialect, ms.Table, err)
 	}
 	switch dialect {
 	case "mysql":
@@ -65,22 +84,24 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 			// A fresh session per statement: the handle Connection
 			// passes would otherwise carry one statement into the next.
 			conn = conn.Session(&gorm.Session{})
-			return withMySQLLock(ctx, conn, func() error { return applyMigrations(conn, dialect, migs) })
+			return ms.withMySQLLock(ctx, conn, func() error { return ms.apply(conn, dialect, migs) })
 		})
 	case "sqlite":
 		err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			return applyMigrations(tx, dialect, migs)
+			return ms.apply(tx, dialect, migs)
 		})
 	}
 	if err != nil {
-		return fmt.Errorf("migrate %s: %w", dialect, err)
+		return fmt.Errorf("migrate %s (%s): %w", dialect, ms.Table, err)
 	}
 	return nil
 }
 
-func loadMigrations(dialect string) ([]migration, error) {
-	dir := path.Join("migrations", dialect)
-	entries, err := fs.ReadDir(migrationFS, dir)
+func loadMigrations(dialect string) ([]migration, error) { return orderMigrations.load(dialect) }
+
+func (ms Migrations) load(dialect string) ([]migration, error) {
+	dir := path.Join(ms.Dir, dialect)
+	entries, err := fs.ReadDir(ms.FS, dir)
 	if err != nil {
 		return nil, fmt.Errorf("unsupported dialect %q: %w", dialect, err)
 	}
@@ -93,7 +114,7 @@ func loadMigrations(dialect string) ([]migration, error) {
 		if !ok || version == "" {
 			return nil, fmt.Errorf("migration %s: name must be NNNN_description.sql", e.Name())
 		}
-		b, err := fs.ReadFile(migrationFS, path.Join(dir, e.Name()))
+		b, err := fs.ReadFile(ms.FS, path.Join(dir, e.Name()))
 		if err != nil {
 			return nil, err
 		}
@@ -106,8 +127,8 @@ func loadMigrations(dialect string) ([]migration, error) {
 
 // withMySQLLock runs fn while holding a named lock scoped to the current
 // database, on the single connection conn (named locks belong to a session).
-func withMySQLLock(ctx context.Context, conn *gorm.DB, fn func() error) error {
-	const name = "LEFT(CONCAT('seckill_migrate_', DATABASE()), 64)"
+func (ms Migrations) withMySQLLock(ctx context.Context, conn *gorm.DB, fn func() error) error {
+	name := "LEFT(CONCAT('" + ms.Lock + "', DATABASE()), 64)"
 	var got *int
 	if err := conn.Raw("SELECT GET_LOCK("+name+", ?)", int(migrationLockTimeout.Seconds())).Scan(&got).Error; err != nil {
 		return fmt.Errorf("take migration lock: %w", err)
@@ -119,8 +140,8 @@ func withMySQLLock(ctx context.Context, conn *gorm.DB, fn func() error) error {
 	return fn()
 }
 
-func applyMigrations(db *gorm.DB, dialect string, migs []migration) error {
-	create := `CREATE TABLE IF NOT EXISTS schema_migrations (
+func (ms Migrations) apply(db *gorm.DB, dialect string, migs []migration) error {
+	create := "CREATE TABLE IF NOT EXISTS " + ms.Table + ` (
     version    VARCHAR(32)  NOT NULL PRIMARY KEY,
     name       VARCHAR(200) NOT NULL,
     checksum   CHAR(64)     NOT NULL,
@@ -130,11 +151,11 @@ func applyMigrations(db *gorm.DB, dialect string, migs []migration) error {
 		create += " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 	}
 	if err := db.Exec(create).Error; err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
+		return fmt.Errorf("create %s: %w", ms.Table, err)
 	}
 	var applied []schemaMigration
-	if err := db.Find(&applied).Error; err != nil {
-		return fmt.Errorf("read schema_migrations: %w", err)
+	if err := db.Table(ms.Table).Find(&applied).Error; err != nil {
+		return fmt.Errorf("read %s: %w", ms.Table, err)
 	}
 	done := make(map[string]schemaMigration, len(applied))
 	for _, a := range applied {
@@ -153,7 +174,7 @@ func applyMigrations(db *gorm.DB, dialect string, migs []migration) error {
 			}
 		}
 		rec := schemaMigration{Version: m.version, Name: m.name, Checksum: m.checksum, AppliedAt: time.Now().UTC().Truncate(time.Second)}
-		if err := db.Create(&rec).Error; err != nil {
+		if err := db.Table(ms.Table).Create(&rec).Error; err != nil {
 			return fmt.Errorf("record %s: %w", m.name, err)
 		}
 	}
