@@ -386,13 +386,23 @@ type orderJSON struct {
 	PayDeadline *time.Time `json:"pay_deadline"`
 }
 
-func (s *Server) getOrder(c *gin.Context) {
-	user := c.GetString(keyUser)
-	id := c.Param("id")
-	notFound := func() { abort(c, http.StatusNotFound, codeNotFound, fmt.Sprintf("order %q not found", id)) }
+// orderRequest reads the caller and the order id of an order route; the
+// activity id comes from the order id. A malformed id answers 404 (ok
+// false), as an unknown one does.
+func orderRequest(c *gin.Context) (user, id string, actID int64, notFound func(), ok bool) {
+	user, id = c.GetString(keyUser), c.Param("id")
+	notFound = func() { abort(c, http.StatusNotFound, codeNotFound, fmt.Sprintf("order %q not found", id)) }
 	actID, _, err := orderid.Parse(id)
 	if err != nil {
 		notFound()
+		return "", "", 0, nil, false
+	}
+	return user, id, actID, notFound, true
+}
+
+func (s *Server) getOrder(c *gin.Context) {
+	user, id, actID, notFound, ok := orderRequest(c)
+	if !ok {
 		return
 	}
 	o, err := s.opts.Store.GetOrder(c.Request.Context(), id)
@@ -445,12 +455,8 @@ func (s *Server) getOrder(c *gin.Context) {
 // notification that the owner paid. It is idempotent (paying a paid order
 // answers 200 again), so a provider's retried callback is harmless.
 func (s *Server) payOrder(c *gin.Context) {
-	user := c.GetString(keyUser)
-	id := c.Param("id")
-	notFound := func() { abort(c, http.StatusNotFound, codeNotFound, fmt.Sprintf("order %q not found", id)) }
-	actID, _, err := orderid.Parse(id)
-	if err != nil {
-		notFound()
+	user, id, actID, notFound, ok := orderRequest(c)
+	if !ok {
 		return
 	}
 	o, err := s.opts.Payer.Pay(c.Request.Context(), id, user)
