@@ -13,7 +13,8 @@ run: ## run the all-in-one process (gateway + order workers, embedded backends u
 	$(GO) run ./gateway/cmd/seckill $(ARGS)
 
 build: ## build the binaries (all-in-one, gateway, order worker, notifier) into bin/
-	@set -e; for b in seckill seckill-gateway seckill-order-worker; do CGO_ENABLED=0 $(GO) build -trimpath -o bin/$$b ./gateway/cmd/$$b; done
+	@set -e; for b in seckill seckill-gateway; do CGO_ENABLED=0 $(GO) build -trimpath -o bin/$$b ./gateway/cmd/$$b; done
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/seckill-order-worker ./order/cmd/seckill-order-worker
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/seckill-notifier ./notifier/cmd/seckill-notifier
 
 test: ## run every module's tests with the race detector (real Redis/MariaDB tests need SECKILL_TEST_REDIS_URL / SECKILL_TEST_MYSQL_DSN)

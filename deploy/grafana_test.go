@@ -56,6 +56,7 @@ func TestMetricCatalogueSeesTheCode(t *testing.T) {
 		"seckill_orders_cancelled_total":    {kind: "counter", labels: []string{"reason"}},
 		"seckill_notifications_total":       {kind: "counter", labels: []string{"channel", "result"}},
 		"seckill_notification_send_seconds": {kind: "histogram", labels: []string{"channel"}},
+		"seckill_dead_letters":              {kind: "gauge", labels: []string{"topic"}}, // ConstLabels
 	} {
 		got, ok := cat[name]
 		if !ok {
@@ -119,7 +120,7 @@ func scanMetrics(root string) (map[string]metricDef, error) {
 				if lit, ok := n.(*ast.CompositeLit); ok {
 					if name, kind := optsName(lit); strings.HasPrefix(name, "seckill_") {
 						if _, seen := out[name]; !seen {
-							out[name] = metricDef{kind: kind, file: rel}
+							out[name] = metricDef{kind: kind, labels: constLabels(lit), file: rel}
 						}
 					}
 				}
@@ -138,7 +139,7 @@ func scanMetrics(root string) (map[string]metricDef, error) {
 			if !strings.HasPrefix(name, "seckill_") {
 				return true
 			}
-			var labels []string
+			labels := constLabels(lit)
 			if ls, ok := call.Args[1].(*ast.CompositeLit); ok {
 				for _, e := range ls.Elts {
 					if b, ok := e.(*ast.BasicLit); ok && b.Kind == token.STRING {
@@ -182,6 +183,35 @@ func optsName(lit *ast.CompositeLit) (name, kind string) {
 		}
 	}
 	return name, kind
+}
+
+// constLabels reads the keys of ConstLabels: prometheus.Labels{"k": v} in
+// an Opts literal (a GaugeFunc per topic carries its topic this way).
+func constLabels(lit *ast.CompositeLit) []string {
+	var out []string
+	for _, e := range lit.Elts {
+		kv, ok := e.(*ast.KeyValueExpr)
+		if !ok {
+			continue
+		}
+		if k, ok := kv.Key.(*ast.Ident); !ok || k.Name != "ConstLabels" {
+			continue
+		}
+		ls, ok := kv.Value.(*ast.CompositeLit)
+		if !ok {
+			continue
+		}
+		for _, le := range ls.Elts {
+			if lkv, ok := le.(*ast.KeyValueExpr); ok {
+				if b, ok := lkv.Key.(*ast.BasicLit); ok && b.Kind == token.STRING {
+					s, _ := strconv.Unquote(b.Value)
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Standard collectors the processes register (Go runtime, process): the
@@ -489,6 +519,7 @@ var grafanaMutations = []mutation{
 	{"grafana misspelt metric", grafanaDashboard, "sum(rate(seckill_orders_paid_total[", "sum(rate(seckill_order_paid_total[", "seckill_order_paid_total: no such metric in the code"},
 	{"grafana misspelt label", grafanaDashboard, "sum by (limiter)", "sum by (limitter)", `aggregates by label "limitter"`},
 	{"grafana wrong label matcher", grafanaDashboard, `seckill_orders_written_total{result=\"created\"}[$__range]`, `seckill_orders_written_total{outcome=\"created\"}[$__range]`, `seckill_orders_written_total has no label "outcome"`},
+	{"grafana const label misspelt", grafanaDashboard, `"expr": "max by (topic) (seckill_dead_letters)"`, `"expr": "max by (topics) (seckill_dead_letters)"`, `aggregates by label "topics"`},
 	{"grafana histogram without suffix", grafanaDashboard, "(0.99, sum by (le) (rate(seckill_order_db_write_seconds_bucket", "(0.99, sum by (le) (rate(seckill_order_db_write_seconds", "seckill_order_db_write_seconds is a histogram"},
 	{"grafana metric left off", grafanaDashboard, "sum(rate(seckill_sweeper_cancelled_total[", "sum(rate(seckill_orders_paid_total[", "seckill_sweeper_cancelled_total (defined in order/"},
 	{"grafana dashboard not JSON", grafanaDashboard, `"uid": "seckill-overview",`, `"uid": "seckill-overview",,`, "deploy/grafana/dashboards/seckill.json: does not parse"},

@@ -14,6 +14,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/flashsale/seckill/gateway/config"
 	notifyconfig "github.com/flashsale/seckill/notifier/config"
+	orderservice "github.com/flashsale/seckill/order/service"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -21,7 +22,7 @@ import (
 
 // serviceSpec is what a split service needs, from the brief and the binaries.
 type serviceSpec struct {
-	binary    string   // ./gateway/cmd/<binary>; the Dockerfile's SERVICE build arg; the image's name
+	binary    string   // ./<cmdDir>/<binary>; the Dockerfile's SERVICE build arg; the image's name
 	component string   // app.kubernetes.io/component of its pods
 	required  []string // variables it cannot run without
 	forbidden []string // secrets it does not use and must not be handed
@@ -45,6 +46,7 @@ var seckillServices = []serviceSpec{
 			"SECKILL_DB_DSN", "SECKILL_WORKER_CONCURRENCY", "SECKILL_WORKER_BATCH",
 		},
 		forbidden: []string{"SECKILL_JWT_SECRET", "SECKILL_ADMIN_TOKEN"},
+		cmdDir:    "order/cmd",
 	},
 	{
 		binary:    "seckill-notifier",
@@ -105,7 +107,14 @@ var knownNames = func() map[string]bool {
 func loadConfig(env map[string]string, spec serviceSpec) (config.Config, error) {
 	get := func(k string) string { return env[k] }
 	if spec.binary == "seckill-order-worker" {
-		return config.LoadWorker(get)
+		// The worker's own loader (order/service: the order module does
+		// not import the gateway); the checks read these fields of it.
+		w, err := orderservice.LoadProcessConfig(get)
+		return config.Config{
+			HTTPAddr: w.HTTPAddr, MetricsAddr: w.MetricsAddr, RedisURL: w.RedisURL, DBDSN: w.DBDSN, MQ: w.MQ,
+			KafkaBrokers: w.KafkaBrokers, KafkaPartitions: w.KafkaPartitions, ShutdownTimeout: w.ShutdownTimeout,
+			WorkerConcurrency: w.Service.WorkerConcurrency, WorkerBatch: w.Service.WorkerBatch, Demo: w.Demo,
+		}, err
 	}
 	if spec.binary == "seckill-notifier" {
 		// The notifier has its own loader (it does not import the

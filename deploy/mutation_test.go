@@ -10,7 +10,7 @@ import (
 // The files a copy of the repository needs for the checks.
 var copiedFiles = []string{
 	composeFile, dockerignoreFile, goWorkFile, dockerfilePath, prometheusFile, deployReadme,
-	k8sDir + "/*.yaml", cmdDir + "/*/*.go", "notifier/cmd/*/*.go",
+	k8sDir + "/*.yaml", cmdDir + "/*/*.go", "notifier/cmd/*/*.go", "order/cmd/*/*.go",
 }
 
 func copyRepo(t *testing.T) string {
@@ -143,6 +143,7 @@ var mutations = []mutation{
 	{"prometheus keeps every pod", prometheusFile, "        action: keep", "        action: drop", "no keep of __meta_kubernetes_pod_annotation_prometheus_io_scrape"},
 	{"prometheus port annotation ignored", prometheusFile, "[__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port]", "[__meta_kubernetes_pod_ip]", "__address__ does not take prometheus.io/port"},
 	// The notifier
+	{"dockerfile order worker not mapped", dockerfilePath, "pkg=./order/cmd/$SERVICE", "pkg=./gateway/cmd/$SERVICE", "does not build ./order/cmd/$SERVICE for SERVICE=seckill-order-worker"},
 	{"dockerfile notifier not mapped", dockerfilePath, "pkg=./notifier/cmd/$SERVICE", "pkg=./gateway/cmd/$SERVICE", "does not build ./notifier/cmd/$SERVICE for SERVICE=seckill-notifier"},
 	{"compose notifier without SMTP", composeFile, "      SECKILL_SMTP_URL: smtp://mailpit:1025\n", "", "SECKILL_SMTP_URL is required by seckill-notifier"},
 	{"k8s notifier given redis", k8sDir + "/notifier-deployment.yaml", "            - name: SECKILL_SMTP_URL\n", "            - name: SECKILL_REDIS_URL\n              value: redis://redis:6379/0\n            - name: SECKILL_SMTP_URL\n", "SECKILL_REDIS_URL is given to seckill-notifier"},

@@ -491,11 +491,18 @@ func checkLifecycle(t *testing.T, s *Store, id int64) {
 		fail("Lookup(o-none) = %+v, %v, %v; want none", got, ok, err)
 	}
 
-	if ok, err := s.Release(ctx, id, "o2"); err != nil || !ok {
-		fail("Release(o2) = %v, %v; want true", ok, err)
+	// o2 is claimed: Release leaves it; its order's cancel returns it.
+	if r, err := s.Release(ctx, id, "o2"); err != nil || r != NotReleasedClaimed {
+		fail("Release(claimed o2) = %v, %v; want %v", r, err, NotReleasedClaimed)
 	}
-	if ok, err := s.Release(ctx, id, "o2"); err != nil || ok {
-		fail("second Release(o2) = %v, %v; want false", ok, err)
+	if ok, err := s.ReleaseCancelled(ctx, id, "o2"); err != nil || !ok {
+		fail("ReleaseCancelled(o2) = %v, %v; want true", ok, err)
+	}
+	if ok, err := s.ReleaseCancelled(ctx, id, "o2"); err != nil || ok {
+		fail("second ReleaseCancelled(o2) = %v, %v; want false", ok, err)
+	}
+	if r, err := s.Release(ctx, id, "o2"); err != nil || r != NotReleasedAbsent {
+		fail("Release(o2) after its cancel = %v, %v; want %v", r, err, NotReleasedAbsent)
 	}
 	wantStats(Stats{Stock: 4, Remaining: 1, Reserved: 3, Pending: 1})
 	if got, err := s.Reserve(ctx, id, "u4", "", "o4", at(7)); err != nil || got != (ReserveResult{Outcome: Reserved, OrderID: "o4"}) {

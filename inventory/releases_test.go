@@ -21,11 +21,11 @@ func TestSubscribeReleases(t *testing.T) {
 		e.mustReserve(t, id, "u1", "", "o1", now)
 		e.mustReserve(t, id, "u2", "", "o2", now)
 
-		if ok, err := e.s.Release(ctx, id, "o1"); err != nil || !ok {
-			t.Fatalf("Release = %v, %v", ok, err)
+		if r, err := e.s.Release(ctx, id, "o1"); err != nil || r != Released {
+			t.Fatalf("Release = %v, %v", r, err)
 		}
 		expectRelease(t, got, id)
-		if ok, _ := e.s.Release(ctx, id, "o1"); ok {
+		if r, _ := e.s.Release(ctx, id, "o1"); r == Released {
 			t.Fatal("second Release released")
 		}
 		if ids, err := e.s.ReapPending(ctx, id, now.Add(time.Second), 10); err != nil || len(ids) != 1 {

@@ -193,21 +193,75 @@ func (s *Store) Confirm(ctx context.Context, activityID int64, orderID string) (
 	return n == 1, nil
 }
 
-// Release undoes exactly one reservation, whatever its status: the unit
-// returns (never above stock), the reservation goes, and the user's mark
-// goes if it still points at this order, so the user may buy again. It is
-// idempotent: true only on the call that released, so a cancel that is
-// retried or redelivered returns one unit, not two. A release is announced
-// to SubscribeReleases.
-func (s *Store) Release(ctx context.Context, activityID int64, orderID string) (bool, error) {
-	n, err := s.sc.release.Run(ctx, s.rdb, s.keys(activityID), orderID).Int()
+// ReleaseResult says what Release or ReleaseCancelled did. Only Released
+// changed anything.
+type ReleaseResult int
+
+const (
+	// Released: the reservation is gone, its unit is back on sale (never
+	// above stock) and its user may buy again.
+	Released ReleaseResult = iota + 1
+	// NotReleasedClaimed: an order worker claimed the reservation, so its
+	// order went through (or is being written) and keeps the unit; nothing
+	// changed. Only the order's cancellation returns the unit
+	// (ReleaseCancelled).
+	NotReleasedClaimed
+	// NotReleasedAbsent: there is no such reservation (released, reaped or
+	// cancelled already, or never made); nothing changed.
+	NotReleasedAbsent
+)
+
+// String names the result, for logs and test failures.
+func (r ReleaseResult) String() string {
+	switch r {
+	case Released:
+		return "released"
+	case NotReleasedClaimed:
+		return "not released: claimed"
+	case NotReleasedAbsent:
+		return "not released: absent"
+	}
+	return "ReleaseResult(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Release undoes a reservation that no order worker has claimed yet: a
+// pending or queued one loses its unit back to stock (never above it), the
+// reservation goes, and the user's mark goes if it still points at this
+// order, so the user may buy again. A claimed reservation is left as it is
+// (NotReleasedClaimed): its order is being written, and releasing it would
+// sell the unit twice and let the user buy a second one. This is what the
+// gateway calls after a publish that reported an error, which may still
+// have reached the queue. It is idempotent: Released only on the call that
+// released. A release is announced to SubscribeReleases.
+func (s *Store) Release(ctx context.Context, activityID int64, orderID string) (ReleaseResult, error) {
+	return s.release(ctx, "release", activityID, orderID, "unclaimed")
+}
+
+// ReleaseCancelled gives back the unit of an order the database cancelled
+// (its pay deadline passed), whatever its reservation's status, which is
+// normally claimed: the unit returns, the reservation and the user's mark
+// go, as in Release. It returns true only on the call that released, so a
+// cancel that is retried or redelivered returns one unit, not two. Only a
+// committed cancellation may call it; anything else calls Release.
+func (s *Store) ReleaseCancelled(ctx context.Context, activityID int64, orderID string) (bool, error) {
+	r, err := s.release(ctx, "release cancelled order of", activityID, orderID, "any")
+	return r == Released, err
+}
+
+func (s *Store) release(ctx context.Context, op string, activityID int64, orderID, mode string) (ReleaseResult, error) {
+	n, err := s.sc.release.Run(ctx, s.rdb, s.keys(activityID), orderID, mode).Int()
 	if err != nil {
-		return false, unavailable("release", activityID, err)
+		return 0, unavailable(op, activityID, err)
 	}
-	if n == 1 {
+	r := ReleaseResult(n)
+	switch r {
+	case Released:
 		s.announce(ctx, activityID)
+	case NotReleasedClaimed, NotReleasedAbsent:
+	default:
+		return 0, unavailable(op, activityID, fmt.Errorf("unexpected reply %d", n))
 	}
-	return n == 1, nil
+	return r, nil
 }
 
 // Claim marks reservations claimed in one script call, for an order worker

@@ -199,10 +199,10 @@ func TestRelease(t *testing.T) {
 		now := t0.Add(time.Minute)
 		e.mustReserve(t, id, "u1", "r1", "o1", now)
 
-		for i, want := range []bool{true, false} {
-			ok, err := e.s.Release(ctx, id, "o1")
-			if err != nil || ok != want {
-				t.Fatalf("Release call %d = %v, %v; want %v", i+1, ok, err, want)
+		for i, want := range []ReleaseResult{Released, NotReleasedAbsent} {
+			r, err := e.s.Release(ctx, id, "o1")
+			if err != nil || r != want {
+				t.Fatalf("Release call %d = %v, %v; want %v", i+1, r, err, want)
 			}
 		}
 		if st := e.stats(t, id); st != (Stats{Stock: 2, Remaining: 2, Reserved: 0, Pending: 0}) {
@@ -211,8 +211,8 @@ func TestRelease(t *testing.T) {
 		if _, ok := e.lookup(t, id, "o1"); ok {
 			t.Errorf("released reservation still found")
 		}
-		if ok, err := e.s.Release(ctx, id, "never"); err != nil || ok {
-			t.Errorf("Release of unknown order = %v, %v; want false", ok, err)
+		if r, err := e.s.Release(ctx, id, "never"); err != nil || r != NotReleasedAbsent {
+			t.Errorf("Release of unknown order = %v, %v; want %v", r, err, NotReleasedAbsent)
 		}
 		// The user may buy again, even with the same request id.
 		e.mustReserve(t, id, "u1", "r1", "o2", now)
@@ -220,8 +220,8 @@ func TestRelease(t *testing.T) {
 			t.Errorf("after re-reserving, Reserve = %v; want AlreadyPurchased", got.Outcome)
 		}
 		// A late release of the old order does not free the new one.
-		if ok, err := e.s.Release(ctx, id, "o1"); err != nil || ok {
-			t.Errorf("late Release(o1) = %v, %v; want false", ok, err)
+		if r, err := e.s.Release(ctx, id, "o1"); err != nil || r != NotReleasedAbsent {
+			t.Errorf("late Release(o1) = %v, %v; want %v", r, err, NotReleasedAbsent)
 		}
 		if got := e.reserve(t, id, "u1", "", "o4", now); got.Outcome != AlreadyPurchased {
 			t.Errorf("late release freed the user: Reserve = %v", got.Outcome)
@@ -241,8 +241,8 @@ func TestReleaseNeverAboveStock(t *testing.T) {
 		if err := e.rdb.HSet(ctx, e.s.keys(id)[0], "remaining", 2).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := e.s.Release(ctx, id, "o1"); err != nil || !ok {
-			t.Fatalf("Release = %v, %v; want true", ok, err)
+		if r, err := e.s.Release(ctx, id, "o1"); err != nil || r != Released {
+			t.Fatalf("Release = %v, %v; want %v", r, err, Released)
 		}
 		if rem, _, _ := e.s.Remaining(ctx, id); rem != 2 {
 			t.Errorf("remaining = %d after release at full stock; want 2 (never above stock)", rem)
@@ -260,8 +260,8 @@ func TestReleaseKeepsUserMarkOfAnotherOrder(t *testing.T) {
 		if err := e.rdb.HSet(ctx, e.s.keys(id)[1], "u1", "o-other").Err(); err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := e.s.Release(ctx, id, "o1"); err != nil || !ok {
-			t.Fatalf("Release = %v, %v; want true", ok, err)
+		if r, err := e.s.Release(ctx, id, "o1"); err != nil || r != Released {
+			t.Fatalf("Release = %v, %v; want %v", r, err, Released)
 		}
 		mark, err := e.rdb.HGet(ctx, e.s.keys(id)[1], "u1").Result()
 		if err != nil || mark != "o-other" {
@@ -323,8 +323,8 @@ func TestClaim(t *testing.T) {
 		if ok, err := e.s.Confirm(ctx, id, "o2"); err != nil || !ok {
 			t.Fatal(ok, err)
 		}
-		if ok, err := e.s.Release(ctx, id, "o3"); err != nil || !ok {
-			t.Fatal(ok, err)
+		if r, err := e.s.Release(ctx, id, "o3"); err != nil || r != Released {
+			t.Fatal(r, err)
 		}
 		ids := []string{"o1", "o2", "o3", "o-never", "o1"}
 		got, err := e.s.Claim(ctx, id, ids)
@@ -566,8 +566,8 @@ func TestUnloadedActivity(t *testing.T) {
 		if st, ok, err := e.s.Stats(ctx, id); err != nil || ok || st != (Stats{}) {
 			t.Errorf("Stats = %+v, %v, %v; want zero, false, nil", st, ok, err)
 		}
-		if ok, err := e.s.Release(ctx, id, "o1"); err != nil || ok {
-			t.Errorf("Release = %v, %v; want false, nil", ok, err)
+		if r, err := e.s.Release(ctx, id, "o1"); err != nil || r != NotReleasedAbsent {
+			t.Errorf("Release = %v, %v; want %v, nil", r, err, NotReleasedAbsent)
 		}
 		if got, err := e.s.ReapPending(ctx, id, t0, 10); err != nil || len(got) != 0 {
 			t.Errorf("ReapPending = %v, %v; want nothing", got, err)
@@ -675,11 +675,11 @@ func TestConcurrentReleaseReturnsOneUnit(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				ok, err := e.s.Release(context.Background(), id, "o1")
+				r, err := e.s.Release(context.Background(), id, "o1")
 				if err != nil {
 					t.Error(err)
 				}
-				released[i] = ok
+				released[i] = r == Released
 			})
 		}
 		wg.Wait()
@@ -723,6 +723,7 @@ func TestRedisDown(t *testing.T) {
 		{"reserve activity 7", func() error { _, err := s.Reserve(ctx, 7, "u", "r", "o", t0); return err }},
 		{"confirm activity 7", func() error { _, err := s.Confirm(ctx, 7, "o"); return err }},
 		{"release activity 7", func() error { _, err := s.Release(ctx, 7, "o"); return err }},
+		{"release cancelled order of activity 7", func() error { _, err := s.ReleaseCancelled(ctx, 7, "o"); return err }},
 		{"claim activity 7", func() error { _, err := s.Claim(ctx, 7, []string{"o"}); return err }},
 		{"reap pending activity 7", func() error { _, err := s.ReapPending(ctx, 7, t0, 10); return err }},
 		{"lookup activity 7", func() error { _, _, err := s.Lookup(ctx, 7, "o"); return err }},

@@ -5,8 +5,11 @@
 //
 // Delivery is at-least-once: a handler that returns nil acknowledges the
 // message; a handler error makes the backend redeliver it after a backoff, and
-// after MaxAttempts the message is moved to the topic's dead-letter topic
-// (DeadLetterTopic). Handlers must therefore be idempotent.
+// after MaxAttempts failures the message is moved to the topic's dead-letter
+// topic (DeadLetterTopic). An error marked Transient (a dependency that is
+// down) is retried with capped backoff for as long as it lasts and never
+// counts toward MaxAttempts, so an outage is waited out instead of
+// dead-lettering every message it touches. Handlers must be idempotent.
 package mq
 
 import (
@@ -24,6 +27,33 @@ var (
 	// ErrClosed means the publisher or subscriber was closed.
 	ErrClosed = errors.New("mq: closed")
 )
+
+// ErrTransient marks a handler error as a passing condition of a dependency:
+// a database or Redis that is unreachable, a deadlock victim, a timeout. Wrap
+// errors with Transient and test them with IsTransient.
+var ErrTransient = errors.New("mq: transient failure")
+
+// transientError wraps an error so that errors.Is(err, ErrTransient) holds
+// while the message and the chain of the original stay intact.
+type transientError struct{ err error }
+
+func (e transientError) Error() string { return e.err.Error() }
+func (e transientError) Unwrap() []error {
+	return []error{e.err, ErrTransient}
+}
+
+// Transient marks err as transient: the backend redelivers the message after
+// its backoff (capped at MaxBackoff) however often it fails that way, and the
+// failure does not count toward MaxAttempts. Transient(nil) is nil.
+func Transient(err error) error {
+	if err == nil || errors.Is(err, ErrTransient) {
+		return err
+	}
+	return transientError{err}
+}
+
+// IsTransient reports whether err was marked with Transient.
+func IsTransient(err error) bool { return errors.Is(err, ErrTransient) }
 
 // Header names set by backends on delivered or dead-lettered messages.
 const (
@@ -55,7 +85,8 @@ type Message struct {
 	// DeliverAt delays delivery until that instant; the zero value (or a
 	// time in the past) means now. A backend never delivers early.
 	DeliverAt time.Time
-	// Attempt is 1 on first delivery and grows with each redelivery.
+	// Attempt is 1 on first delivery and grows with each redelivery
+	// (transient failures included).
 	Attempt int
 }
 
@@ -85,8 +116,8 @@ type SubscribeOptions struct {
 	// Concurrency is how many handler calls may run at once for this
 	// subscription. Default 1.
 	Concurrency int
-	// MaxAttempts is how many deliveries a message gets before it is
-	// dead-lettered. Default 5.
+	// MaxAttempts is how many failed deliveries a message gets before it
+	// is dead-lettered; failures marked Transient do not count. Default 5.
 	MaxAttempts int
 	// MinBackoff is the delay before the first redelivery; each further
 	// redelivery doubles it up to MaxBackoff. Defaults 100ms and 10s.
@@ -118,7 +149,8 @@ func (o SubscribeOptions) WithDefaults() SubscribeOptions {
 }
 
 // Backoff returns the delay before redelivering a message that has failed
-// attempt times (attempt >= 1): MinBackoff doubled per failure, capped.
+// attempt times (attempt >= 1): MinBackoff doubled per failure, capped at
+// MaxBackoff, which is also the pace of the retries through an outage.
 func (o SubscribeOptions) Backoff(attempt int) time.Duration {
 	d := o.MinBackoff
 	for i := 1; i < attempt && d < o.MaxBackoff; i++ {

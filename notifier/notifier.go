@@ -231,8 +231,10 @@ func (n *Notifier) add(s *sender) {
 
 // SubscribeOptions are the options to subscribe Handle with: the notifier's
 // own group, so order workers and other consumers never wait for it. The
-// queue's retries only cover failures to reach the database (the ledger);
-// channel failures are retried by the notifier itself.
+// queue's retries only cover failures to reach the database (the ledger),
+// which Handle marks mq.Transient, so a database outage is waited out at
+// MaxBackoff and never dead-letters events; channel failures are retried
+// by the notifier itself.
 func SubscribeOptions(concurrency int) mq.SubscribeOptions {
 	return mq.SubscribeOptions{
 		Group: Group, Concurrency: max(concurrency, 1), MaxAttempts: 20,
@@ -246,7 +248,18 @@ const maxIDLen = 64
 // Handle processes one order event. It returns an error only when the
 // database could not record the work (the queue then redelivers, and the
 // dedupe makes that safe); channel failures are parked, never returned.
+//
+// Every error it returns is mq.Transient: it can only come from the
+// contacts lookup or the ledger insert, that is from the database being
+// away (or the subscription stopping), which a redelivery outlasts. What
+// would fail for good never gets here: an unreadable event is dropped, a
+// mail server that is down is an outage the retrier waits out, and an
+// address the provider refuses is dead-lettered in the ledger.
 func (n *Notifier) Handle(ctx context.Context, msg *mq.Message) error {
+	return mq.Transient(n.handle(ctx, msg))
+}
+
+func (n *Notifier) handle(ctx context.Context, msg *mq.Message) error {
 	ev, err := order.DecodeEvent(msg.Payload)
 	if err == nil && (len(ev.ID) > maxIDLen || len(ev.OrderID) > maxIDLen || len(ev.UserID) > maxIDLen) {
 		err = fmt.Errorf("order event %s: event_id, order_id or user_id longer than %d bytes", ev.ID, maxIDLen)

@@ -18,7 +18,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/flashsale/seckill/mq"
-	"github.com/flashsale/seckill/mq/embedded"
+	"github.com/flashsale/seckill/mq/memory"
 	"github.com/flashsale/seckill/notifier"
 	"github.com/flashsale/seckill/notifier/channel"
 	"github.com/flashsale/seckill/notifier/contacts"
@@ -49,14 +49,14 @@ func fast(o *notifier.Options) {
 	o.SMSLimit = notifier.Limit{Rate: 10000, Burst: 10000}
 }
 
-// rig is a notifier on an embedded queue, with a real SMTP server and the
+// rig is a notifier on an in-memory queue, with a real SMTP server and the
 // given SMS texter.
 type rig struct {
 	db       *gorm.DB
 	ledger   *ledger.Ledger
 	contacts *contacts.Store
 	smtp     *smtptest.Server
-	broker   *embedded.Broker
+	broker   *memory.Broker
 	n        *notifier.Notifier
 	reg      *prometheus.Registry
 }
@@ -69,7 +69,7 @@ func newRig(t *testing.T, db *gorm.DB, texter channel.Texter, tune ...func(*noti
 		t.Fatal(err)
 	}
 	r.n = r.newNotifier(t, mailer, texter, tune...)
-	r.broker = embedded.New(embedded.Config{Logger: testLogger(), DrainTimeout: 10 * time.Second})
+	r.broker = memory.New(memory.Config{Logger: testLogger(), DrainTimeout: 10 * time.Second})
 	t.Cleanup(func() {
 		r.broker.Close()
 		r.n.Close()
@@ -217,7 +217,7 @@ func newSMSProvider(t *testing.T, statuses ...int) *smsProvider {
 }
 
 func (p *smsProvider) texter(t *testing.T) channel.Texter {
-	w, err := sms.NewWebhook(sms.WebhookConfig{URL: p.srv.URL, AuthHeader: "Authorization: Bearer test"})
+	w, err := sms.NewWebhook(sms.WebhookConfig{URL: p.srv.URL, AuthHeader: "Authorization: Bearer test", AllowHTTP: true}) // httptest: plain HTTP
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,11 +27,14 @@ var (
 )
 
 // Releaser gives a cancelled order's unit back to Redis: remaining + 1 and
-// the user's reservation removed, so the user may buy again. Releasing twice
-// is a no-op (false). inventory.Store satisfies it; it also tells every
-// gateway that units came back, so their local sold-out flags clear.
+// the user's reservation removed, so the user may buy again. The
+// reservation is claimed (a worker wrote the order), which is why this is
+// not inventory.Store.Release: that one leaves claimed reservations alone.
+// Releasing twice is a no-op (false). inventory.Store satisfies it; it also
+// tells every gateway that units came back, so their local sold-out flags
+// clear.
 type Releaser interface {
-	Release(ctx context.Context, activityID int64, orderID string) (bool, error)
+	ReleaseCancelled(ctx context.Context, activityID int64, orderID string) (bool, error)
 }
 
 // LifecycleConfig wires a Lifecycle. Zero values select the defaults.
@@ -239,7 +242,7 @@ func (l *Lifecycle) transition(ctx context.Context, o *Order, state, lock string
 }
 
 func (l *Lifecycle) release(ctx context.Context, o *Order) error {
-	if _, err := l.releaser.Release(ctx, o.ActivityID, o.ID); err != nil {
+	if _, err := l.releaser.ReleaseCancelled(ctx, o.ActivityID, o.ID); err != nil {
 		return fmt.Errorf("order %s cancelled; returning its unit to redis: %w", o.ID, err)
 	}
 	return nil
@@ -302,7 +305,24 @@ func (l *Lifecycle) RunSweeper(ctx context.Context, interval time.Duration, limi
 
 // HandleTimeout is the mq.Handler of TopicOrderTimeouts: it cancels the
 // order if it is still unpaid. Delivering one message twice is harmless.
+//
+// Its only permanent error is ErrStockInconsistent (a bug or a manual edit:
+// the queue retries it MaxAttempts times, then dead-letters it). Every other
+// failure is marked mq.Transient and retried for as long as it lasts: the
+// database or Redis away, a deadlock, a reschedule the queue refused, a
+// message early by another machine's clock. A cancel that committed but
+// could not return its unit to Redis is finished only by such a redelivery,
+// so an unknown error is waited out rather than dropped, like the order
+// worker's.
 func (l *Lifecycle) HandleTimeout(ctx context.Context, m *mq.Message) error {
+	err := l.handleTimeout(ctx, m)
+	if err == nil || errors.Is(err, ErrStockInconsistent) {
+		return err
+	}
+	return mq.Transient(err)
+}
+
+func (l *Lifecycle) handleTimeout(ctx context.Context, m *mq.Message) error {
 	var t Timeout
 	if err := json.Unmarshal(m.Payload, &t); err != nil || t.OrderID == "" {
 		// Redelivery cannot fix it; the sweeper covers the order if any.

@@ -23,7 +23,7 @@ type fakeReleaser struct {
 	err      error
 }
 
-func (r *fakeReleaser) Release(_ context.Context, _ int64, orderID string) (bool, error) {
+func (r *fakeReleaser) ReleaseCancelled(_ context.Context, _ int64, orderID string) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {

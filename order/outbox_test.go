@@ -11,7 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/flashsale/seckill/mq"
-	"github.com/flashsale/seckill/mq/embedded"
+	"github.com/flashsale/seckill/mq/memory"
 )
 
 // crashAfterPublish publishes to the real queue and then fails, as a relay
@@ -67,7 +67,7 @@ func TestRelay(t *testing.T) {
 		ctx := context.Background()
 		s := NewStore(db)
 		a := newActivity(t, s, 10)
-		broker := embedded.New(embedded.Config{})
+		broker := memory.New(memory.Config{})
 		t.Cleanup(func() { broker.Close() })
 		sink := &eventSink{store: s, acted: map[string]int{}}
 		if err := broker.Subscribe(ctx, TopicOrderEvents, mq.SubscribeOptions{Group: "sink", Concurrency: 4}, sink.handle); err != nil {

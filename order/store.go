@@ -38,10 +38,27 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// StoredTimePrecision is what the activities table keeps of a time on every
+// backend: DATETIME(6) on MySQL and MariaDB (MariaDB truncates finer
+// digits, MySQL 8 rounds them); SQLite keeps the text the driver writes,
+// which CreateActivity truncates to the same.
+const StoredTimePrecision = time.Microsecond
+
+// StoredTime returns t as the database stores and returns it: UTC,
+// truncated to StoredTimePrecision. Validate times after this step, or a
+// window that is not empty as sent can be empty as stored.
+func StoredTime(t time.Time) time.Time { return t.UTC().Truncate(StoredTimePrecision) }
+
 // CreateActivity stores a new activity with all its stock available and
 // sets a.ID. The caller's Available and Version are ignored: a new activity
-// has sold nothing.
+// has sold nothing. The window is checked as it will be stored (StoredTime),
+// so a window that only sub-microsecond digits kept open is refused instead
+// of stored empty, where it would fail every later load.
 func (s *Store) CreateActivity(ctx context.Context, a *Activity) error {
+	// Stored as UTC microseconds on every backend (MySQL 8 would round
+	// the nanoseconds, MariaDB truncates them): the caller's struct then
+	// equals what a later read returns.
+	starts, ends := StoredTime(a.StartsAt), StoredTime(a.EndsAt)
 	switch {
 	case a.Name == "":
 		return fmt.Errorf("%w: name is empty", ErrInvalidActivity)
@@ -51,17 +68,14 @@ func (s *Store) CreateActivity(ctx context.Context, a *Activity) error {
 		return fmt.Errorf("%w: price_cents %d is negative", ErrInvalidActivity, a.PriceCents)
 	case a.PayTimeoutSeconds <= 0:
 		return fmt.Errorf("%w: pay_timeout_seconds must be positive", ErrInvalidActivity)
-	case !a.EndsAt.After(a.StartsAt):
-		return fmt.Errorf("%w: ends_at must be after starts_at", ErrInvalidActivity)
+	case !ends.After(starts):
+		return fmt.Errorf("%w: ends_at must be after starts_at (as stored, to the microsecond: %s and %s)",
+			ErrInvalidActivity, ends.Format(time.RFC3339Nano), starts.Format(time.RFC3339Nano))
 	}
 	a.ID = 0
 	a.Available = a.Stock
 	a.Version = 0
-	// Stored as UTC microseconds on every backend (MySQL 8 would round
-	// the nanoseconds, MariaDB truncates them): the caller's struct then
-	// equals what a later read returns.
-	a.StartsAt = a.StartsAt.UTC().Truncate(time.Microsecond)
-	a.EndsAt = a.EndsAt.UTC().Truncate(time.Microsecond)
+	a.StartsAt, a.EndsAt = starts, ends
 	if err := s.db.WithContext(ctx).Create(a).Error; err != nil {
 		return fmt.Errorf("create activity: %w", err)
 	}

@@ -15,10 +15,14 @@ import (
 	"gorm.io/gorm"
 )
 
-// Errors a Handle call may wrap; the mq retries any error and dead-letters
-// the message after its last attempt, so these tell an operator why.
+// Errors a Handle call may wrap. Handle sorts its errors for the queue (see
+// PermanentWriteError): the permanent ones below, and an unknown activity
+// (ErrNotFound), are retried MaxAttempts times and then dead-lettered, so
+// they tell an operator why; every other failure is marked mq.Transient
+// and waited out.
 var (
-	// ErrWorkerClosed: Handle was called after Close.
+	// ErrWorkerClosed: Handle was called after Close. Transient: another
+	// worker (or this process after its restart) takes the message.
 	ErrWorkerClosed = errors.New("order: worker closed")
 	// ErrMalformedMessage: the payload is not a valid order Message.
 	ErrMalformedMessage = errors.New("order: malformed order message")
@@ -29,7 +33,42 @@ var (
 	// ErrUserHasOrder: another live (created or paid) order of the same
 	// user and activity is already stored (one unit per user per activity).
 	ErrUserHasOrder = errors.New("order: user already has an order for this activity")
+	// ErrOrderIDClash: the order id is already stored for another
+	// activity or user; two gateways minted the same id, or a message was
+	// forged. Nothing was written.
+	ErrOrderIDClash = errors.New("order: order id already stored for another activity or user")
 )
+
+// PermanentWriteError reports whether a Handle error can never succeed on a
+// redelivery: the message itself is wrong (ErrMalformedMessage, an unknown
+// activity, ErrOrderIDClash) or the stored data refuses it for good
+// (ErrUserHasOrder, ErrOutOfStock).
+//
+// Everything else is transient, known or not: a database that refuses or
+// drops connections, a timeout (the batch's own deadline included), a
+// deadlock victim (1213) or a lock wait timeout (1205), Redis failing the
+// claim, a worker that is closing. The list is of the permanent errors, not
+// of the transient ones, on purpose: an error nobody foresaw is retried
+// forever rather than dead-lettered, because an accepted order that is
+// dropped is a broken promise to a buyer (invariant 5), while a message
+// retried in vain costs a log line every MaxBackoff until someone looks.
+func PermanentWriteError(err error) bool {
+	for _, target := range []error{ErrMalformedMessage, ErrNotFound, ErrOrderIDClash, ErrUserHasOrder, ErrOutOfStock} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// classify marks err for the queue: permanent errors are returned as they
+// are, so they count toward MaxAttempts; all others are mq.Transient.
+func classify(err error) error {
+	if err == nil || PermanentWriteError(err) {
+		return err
+	}
+	return mq.Transient(err)
+}
 
 // Claimer takes over a Redis reservation for the order worker. Claim
 // reports, per order id, whether its reservation was still held (and is now
@@ -149,8 +188,15 @@ func NewWorker(store *Store, claimer Claimer, cfg WorkerConfig) *Worker {
 
 // Handle writes one order message (an mq.Handler). It returns nil once the
 // order is stored (or was stored before: redeliveries are expected), and an
-// error otherwise, so that the queue redelivers or dead-letters it.
+// error otherwise, so that the queue redelivers it: a permanent error (see
+// PermanentWriteError) until MaxAttempts and then to the dead-letter topic,
+// any other wrapped with mq.Transient, so that an outage of the database or
+// Redis is waited out however long it lasts.
 func (w *Worker) Handle(ctx context.Context, m *mq.Message) error {
+	return classify(w.handle(ctx, m))
+}
+
+func (w *Worker) handle(ctx context.Context, m *mq.Message) error {
 	msg, err := decodeMessage(m.Payload)
 	if err != nil {
 		w.metrics.written(resultFailed, 1)
@@ -305,6 +351,8 @@ func (w *Worker) flush(batch []*request) {
 	w.metrics.observeBatch(len(batch), time.Since(start))
 
 	answered := make(map[string]bool, len(msgs))
+	var retried int
+	var firstRetried error
 	for _, r := range batch {
 		o := outcomes[r.msg.OrderID]
 		result := o.result
@@ -313,10 +361,22 @@ func (w *Worker) flush(batch []*request) {
 		}
 		answered[r.msg.OrderID] = true
 		w.metrics.written(result, 1)
-		if o.err != nil {
+		switch {
+		case o.err == nil:
+		case PermanentWriteError(o.err):
 			w.log.Warn("order not written", "order_id", r.msg.OrderID, "activity_id", r.msg.ActivityID, "trace_id", r.msg.TraceID, "err", o.err)
+		default:
+			// An outage fails every order of every batch: one line per
+			// batch, not one per order and redelivery.
+			retried++
+			if firstRetried == nil {
+				firstRetried = o.err
+			}
 		}
 		r.res <- o.err
+	}
+	if retried > 0 {
+		w.log.Warn("orders not written, the queue redelivers them", "orders", retried, "batch", len(batch), "err", firstRetried)
 	}
 }
 
@@ -339,7 +399,7 @@ func (w *Worker) write(ctx context.Context, msgs []Message) map[string]outcome {
 	for _, m := range msgs {
 		if e, ok := existing[m.OrderID]; ok {
 			if e.ActivityID != m.ActivityID || e.UserID != m.UserID {
-				fail(m, fmt.Errorf("order id already stored for activity %d user %s", e.ActivityID, e.UserID))
+				fail(m, fmt.Errorf("%w: stored for activity %d user %s", ErrOrderIDClash, e.ActivityID, e.UserID))
 				continue
 			}
 			out[m.OrderID] = outcome{result: resultDuplicate}
@@ -451,7 +511,7 @@ func (w *Worker) writeOne(ctx context.Context, r Order, msgs []outboxRow, now ti
 	case lerr == nil && same.ActivityID == r.ActivityID && same.UserID == r.UserID:
 		return outcome{result: resultDuplicate}
 	case lerr == nil:
-		return outcome{result: resultFailed, err: fmt.Errorf("order %s: order id already stored for activity %d user %s", r.ID, same.ActivityID, same.UserID)}
+		return outcome{result: resultFailed, err: fmt.Errorf("order %s: %w: stored for activity %d user %s", r.ID, ErrOrderIDClash, same.ActivityID, same.UserID)}
 	case !errors.Is(lerr, gorm.ErrRecordNotFound):
 		return outcome{result: resultFailed, err: fmt.Errorf("order %s: %w (looking up the clash: %w)", r.ID, err, lerr)}
 	}

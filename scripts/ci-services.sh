@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs (only when missing) and starts Redis and MariaDB on loopback, then
-# prints the test environment as `export` lines. Used by .ci/run; safe to run
-# again when they are already up.
+# Installs (only when missing) and starts Redis and MariaDB on loopback, builds
+# nats-server (only when missing or of another version), then prints the test
+# environment as `export` lines. Used by .ci/run; safe to run again when they
+# are already up.
 set -euo pipefail
 
 log() { echo "ci-services: $*" >&2; }
@@ -56,5 +57,21 @@ else
 		FLUSH PRIVILEGES;" >&2
 	dsn='seckill:seckill@tcp(127.0.0.1:3306)/test?parseTime=true'
 fi
+# The JetStream tests of mq/natsjs also run against nats-server processes.
+# The OS package is too old (message schedules need 2.12+), so build the
+# version mq resolves (what its embedded server links) into a cache, once
+# per version.
+root=$(cd "$(dirname "$0")/.." && pwd)
+gobin=$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+nats_bin=${XDG_CACHE_HOME:-$HOME/.cache}/seckill/bin/nats-server
+nats_ver=$(cd "$root/mq" && "$gobin" list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2)
+if [ "$("$nats_bin" --version 2>/dev/null)" != "nats-server: $nats_ver" ]; then
+	log "building nats-server $nats_ver into $nats_bin"
+	mkdir -p "$(dirname "$nats_bin")"
+	(cd "$root/mq" && CGO_ENABLED=0 "$gobin" build -trimpath -o "$nats_bin.tmp" github.com/nats-io/nats-server/v2) >&2
+	mv -f "$nats_bin.tmp" "$nats_bin"
+fi
+
 echo "export SECKILL_TEST_REDIS_URL='redis://127.0.0.1:6379/0'"
 echo "export SECKILL_TEST_MYSQL_DSN='$dsn'"
+echo "export SECKILL_TEST_NATS_SERVER='$nats_bin'"

@@ -1,17 +1,19 @@
-// Package app wires the all-in-one process: gateway, order workers, queue,
-// Redis and database in one binary, each backend embedded unless configured
-// otherwise. The split services of a larger deployment reuse its pieces.
+// Package app wires the gateway process: the HTTP API, its limits, the
+// reaper of unpublished reservations and the backends, each embedded unless
+// configured otherwise. The all-in-one process also starts the order side
+// (order/service) and the notifier (notifier/service) in it; the split
+// order workers run order/cmd/seckill-order-worker.
 package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -26,10 +28,9 @@ import (
 	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/gateway/ratelimit"
 	"github.com/flashsale/seckill/inventory"
-	"github.com/flashsale/seckill/mq"
-	"github.com/flashsale/seckill/mq/embedded"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/orderid"
+	orderservice "github.com/flashsale/seckill/order/service"
 	"github.com/flashsale/seckill/static"
 
 	"github.com/flashsale/seckill/notifier"
@@ -42,28 +43,20 @@ import (
 type Role int
 
 const (
-	// AllInOne runs the gateway and the order workers in one process: the
-	// default, on the embedded queue or on Kafka.
+	// AllInOne runs the gateway and the order side in one process: the
+	// default, on the embedded queue, NATS or Kafka.
 	AllInOne Role = iota
-	// GatewayOnly serves HTTP and publishes to Kafka; workers run elsewhere.
+	// GatewayOnly serves HTTP and publishes to NATS or Kafka; the order
+	// workers run elsewhere (seckill-order-worker).
 	GatewayOnly
-	// WorkerOnly consumes order messages from Kafka into the database and
-	// serves only /healthz, /readyz and /metrics.
-	WorkerOnly
 )
 
 func (r Role) String() string {
-	return [...]string{"all-in-one", "gateway", "order-worker"}[r]
+	return [...]string{"all-in-one", "gateway"}[r]
 }
 
-func (r Role) serves() bool   { return r != WorkerOnly }
-func (r Role) consumes() bool { return r != GatewayOnly }
-
-// queue is what both queue backends provide.
-type queue interface {
-	mq.Publisher
-	mq.Subscriber
-}
+// consumes reports whether the role runs the order side (order/service).
+func (r Role) consumes() bool { return r == AllInOne }
 
 // App is one running process.
 type App struct {
@@ -77,39 +70,29 @@ type App struct {
 	db          *order.Store
 	closeDB     func() error
 	inv         *inventory.Store
-	queue       queue
-	queuePing   func(context.Context) error // nil when in-process
-	depth       func() int                  // messages waiting (embedded) or consumer lag (Kafka)
-	worker      *order.Worker
-	life        *order.Lifecycle
-	relay       *order.Relay       // nil where no order worker runs
+	queue       *orderservice.OpenedQueue
+	restorer    *orderservice.Restorer // puts activities Redis lost back
+	orders      *orderservice.Service  // the order side; nil where it runs elsewhere
+	payer       httpapi.Payer
 	notifier    *notifier.Notifier // the all-in-one's mail and SMS; nil when off
 	server      *httpapi.Server
 	handler     http.Handler
 	limits      httpapi.Limits
 	http        *http.Server
 	listener    net.Listener
+	metricsHTTP *http.Server // SECKILL_METRICS_ADDR's listener; nil when /metrics is on the public one
+	metricsLn   net.Listener
 	bgCancel    context.CancelFunc
 	bg          sync.WaitGroup
 	shutdownOne sync.Once
 	shutdownErr error
 }
 
-// Consumer groups: the order workers, and the cancellers of unpaid orders
-// (they run in the same processes).
-const (
-	orderGroup  = "order-workers"
-	cancelGroup = "order-cancellers"
-)
-
-// sweepBatch bounds one sweeper query and its cancels.
-const sweepBatch = 500
-
 // New connects the backends, applies migrations, loads stock into Redis and
 // builds the HTTP handler. Nothing listens until Start.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_ *App, err error) {
-	if role != AllInOne && cfg.MQ != config.MQKafka {
-		return nil, fmt.Errorf("SECKILL_MQ=%s: the %s service runs apart from the others and needs SECKILL_MQ=kafka (the embedded queue lives inside one process; use the all-in-one seckill binary for it)", cfg.MQ, role)
+	if role == GatewayOnly && cfg.MQ == config.MQEmbedded {
+		return nil, fmt.Errorf("SECKILL_MQ=%s: the %s service runs apart from the others and needs SECKILL_MQ=nats or kafka (the embedded queue lives inside one process; use the all-in-one seckill binary for it)", cfg.MQ, role)
 	}
 	a := &App{cfg: cfg, role: role, log: log, registry: prometheus.NewRegistry()}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -143,43 +126,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 	if err := a.openQueue(ctx); err != nil {
 		return nil, err
 	}
-	a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "seckill_queue_depth",
-		Help: "Order messages not yet handled: waiting in the embedded queue, or the order workers' consumer lag on Kafka.",
-	}, func() float64 { return float64(a.depth()) }))
+	a.queue.RegisterMetrics(a.registry)
 
-	// The outbox relay runs where the order workers run (the gateway's
-	// payments reach it through the table); in-process writers kick it.
-	kick := func() {}
+	a.restorer = orderservice.NewRestorer(a.serviceDeps())
 	if role.consumes() {
-		a.relay = order.NewRelay(a.db, a.queue, order.RelayConfig{Logger: log, Registerer: a.registry})
-		kick = a.relay.Kick
-	}
-	a.life = order.NewLifecycle(a.db, a.inv, order.LifecycleConfig{
-		Publisher: a.queue, Changed: kick, Logger: log, Registerer: a.registry,
-	})
-	if role.consumes() {
-		a.worker = order.NewWorker(a.db, a.inv, order.WorkerConfig{BatchSize: cfg.WorkerBatch, Logger: log, Registerer: a.registry, Committed: kick})
-		err = a.queue.Subscribe(ctx, order.TopicOrders, mq.SubscribeOptions{
-			Group: orderGroup, Concurrency: cfg.WorkerConcurrency, MaxAttempts: 10,
-			MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
-		}, a.worker.Handle)
+		a.orders, err = orderservice.Start(ctx, orderservice.Config{
+			WorkerConcurrency: cfg.WorkerConcurrency, WorkerBatch: cfg.WorkerBatch,
+			SweepInterval: cfg.SweepInterval, ReconcileInterval: cfg.ReconcileInterval, ReconcileAge: cfg.ReconcileAge,
+			RestoreInterval: max(cfg.ReservationTTL/3, time.Second), RestoreWindow: cfg.ReservationTTL + time.Hour,
+			DrainTimeout: cfg.ShutdownTimeout,
+		}, a.serviceDeps())
 		if err != nil {
-			return nil, fmt.Errorf("subscribe order workers: %w", err)
+			return nil, err
 		}
-		// Cancels are few and each is its own small transaction; a modest
-		// concurrency keeps a burst of deadlines from crowding the orders.
-		// A cancel fails only while the database or Redis is away, and
-		// one that committed but could not return its unit to Redis is
-		// finished only by a redelivery (the sweeper looks at created
-		// orders), so it is retried for hours rather than dead-lettered.
-		err = a.queue.Subscribe(ctx, order.TopicOrderTimeouts, mq.SubscribeOptions{
-			Group: cancelGroup, Concurrency: 16, MaxAttempts: 1000,
-			MinBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second,
-		}, a.life.HandleTimeout)
-		if err != nil {
-			return nil, fmt.Errorf("subscribe order cancellers: %w", err)
-		}
+		a.restorer, a.payer = a.orders.Restorer, a.orders.Lifecycle()
+	} else {
+		// Payments write the outbox; the relay of an order worker
+		// publishes them from the table.
+		a.payer = order.NewLifecycle(a.db, a.inv, order.LifecycleConfig{Publisher: a.queue, Logger: log, Registerer: a.registry})
 	}
 	// The all-in-one sends mail and SMS itself, in its own consumer group
 	// on the order events (the split deployment runs seckill-notifier).
@@ -188,14 +152,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 		if err != nil {
 			return nil, fmt.Errorf("notifier: %w", err)
 		}
-	}
-	if !role.serves() {
-		if err := a.restoreAll(ctx); err != nil {
-			return nil, err
-		}
-		a.handler = a.opsHandler()
-		log.Info("seckill ready to start", "role", role, "config", cfg.Redacted())
-		return a, nil
 	}
 
 	node, err := leaseNode(ctx, a.rdb, cfg.RedisPrefix)
@@ -230,57 +186,60 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 		}
 		demoContacts = contacts.DemoRecorder{Store: contacts.NewStore(gdb)}
 	}
+	var deadLetters httpapi.DeadLetters // nil on Kafka: 501
+	if a.queue.NATS != nil {
+		deadLetters = natsDeadLetters{a.queue.NATS}
+	}
 	a.server, err = httpapi.New(httpapi.Options{
-		Inventory: a.inv, Store: a.db, Publisher: a.queue, Payer: a.life, IDs: ids, Naive: naive,
+		DeadLetters: deadLetters,
+		Inventory:   a.inv, Store: a.db, Publisher: a.queue, Payer: a.payer, Restorer: a.restorer, IDs: ids, Naive: naive,
 		Tokens: auth.NewTokens(cfg.JWTSecret), AdminToken: auth.AdminToken(cfg.AdminToken),
 		Limits: a.limits, Demo: cfg.Demo, TrustedProxies: cfg.TrustedProxies,
 		MaxBodyBytes: cfg.MaxBodyBytes, SoldOutTTL: cfg.SoldOutTTL, PublishTimeout: cfg.PublishTimeout,
 		Ready: a.ready, Static: http.FS(pages), Logger: log, Registry: a.registry,
-		DemoContacts: demoContacts,
+		DemoContacts: demoContacts, DashboardStreamsPerIP: cfg.DashboardStreamsPerIP,
+		MetricsElsewhere: cfg.MetricsAddr != "", // SECKILL_METRICS_ADDR: its own listener (Start)
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.handler = a.server
-	if err := a.restoreAll(ctx); err != nil {
+	if err := a.restorer.RestoreAll(ctx); err != nil {
 		return nil, err
 	}
 	log.Info("seckill ready to start", "role", role, "node", node, "config", cfg.Redacted())
 	return a, nil
 }
 
-// opsHandler serves what an order worker exposes: liveness, readiness and
-// metrics.
-func (a *App) opsHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}`))
+// openQueue connects the configured queue backend (order/service's
+// OpenQueue). On NATS the order workers' and cancellers' groups are
+// declared, so a gateway that starts before any worker keeps its accepted
+// orders, and the all-in-one's notifier group too.
+func (a *App) openQueue(ctx context.Context) error {
+	var groups map[string][]string
+	if a.role == AllInOne && a.cfg.Notify.Enabled {
+		groups = map[string][]string{order.TopicOrderEvents: {notifier.Group}}
+	}
+	q, err := orderservice.OpenQueue(ctx, orderservice.QueueConfig{
+		Backend: a.cfg.MQ, StoreDir: filepath.Join(a.cfg.DataDir, "queue"), NATSURL: a.cfg.NATSURL,
+		Capacity: a.cfg.QueueCapacity, Groups: groups,
+		KafkaBrokers: a.cfg.KafkaBrokers, KafkaPartitions: a.cfg.KafkaPartitions, KafkaReplication: a.cfg.KafkaReplication,
+		KafkaSessionTimeout: a.cfg.KafkaSessionTimeout, ClientID: "seckill-" + a.role.String(),
+		CloseTimeout: a.cfg.ShutdownTimeout, Logger: a.log,
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		w.Header().Set("Content-Type", "application/json")
-		if err := a.ready(ctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]string{"code": "UNAVAILABLE", "message": "not ready: " + err.Error()})
-			return
-		}
-		_, _ = w.Write([]byte(`{"status":"ready"}`))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
-	return mux
+	if err != nil {
+		return err
+	}
+	a.queue = q
+	return nil
 }
 
-// openQueue connects the configured queue backend.
-func (a *App) openQueue(ctx context.Context) error {
-	if a.cfg.MQ == config.MQKafka {
-		return a.openKafka(ctx)
+// serviceDeps are the backends the order side runs on.
+func (a *App) serviceDeps() orderservice.Deps {
+	return orderservice.Deps{
+		DB: a.db, Inventory: a.inv, Queue: a.queue, QueueReader: a.queue.Reader(),
+		Registerer: a.registry, Logger: a.log,
 	}
-	b := embedded.New(embedded.Config{Capacity: a.cfg.QueueCapacity, DrainTimeout: a.cfg.ShutdownTimeout, Logger: a.log})
-	a.queue = b
-	a.depth = func() int { return b.Depth(order.TopicOrders) }
-	return nil
 }
 
 func (a *App) openRedis(ctx context.Context) error {
@@ -316,37 +275,6 @@ func leaseNode(ctx context.Context, rdb redis.UniversalClient, prefix string) (i
 	return (n - 1) % (orderid.MaxNode + 1), nil
 }
 
-// restoreAll makes sure every recent activity has its stock in Redis: after
-// Redis lost its data (an embedded Redis restarts empty), the database is the
-// truth. Workers need it too: their claims wait for the activity to be there.
-func (a *App) restoreAll(ctx context.Context) error {
-	acts, err := a.db.ListActivities(ctx)
-	if err != nil {
-		return fmt.Errorf("list activities: %w", err)
-	}
-	for i := range acts {
-		if acts[i].EndsAt.Before(time.Now().Add(-24 * time.Hour)) {
-			continue
-		}
-		if err := a.restore(ctx, &acts[i]); err != nil {
-			return fmt.Errorf("load activity %d into redis: %w", acts[i].ID, err)
-		}
-	}
-	return nil
-}
-
-// restore loads one activity into Redis if it is missing there.
-func (a *App) restore(ctx context.Context, act *order.Activity) error {
-	if _, found, err := a.inv.Remaining(ctx, act.ID); err != nil || found {
-		return err
-	}
-	loaded, n, err := httpapi.RestoreActivity(ctx, a.db, a.inv, act)
-	if loaded {
-		a.log.Info("loaded activity stock into redis", "activity_id", act.ID, "remaining", act.Available, "reservations", n)
-	}
-	return err
-}
-
 func (a *App) ready(ctx context.Context) error {
 	var errs []error
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
@@ -355,10 +283,8 @@ func (a *App) ready(ctx context.Context) error {
 	if err := a.db.Ping(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("database: %w", err))
 	}
-	if a.queuePing != nil {
-		if err := a.queuePing(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("kafka: %w", err))
-		}
+	if err := a.queue.Ping(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("queue (%s): %w", a.cfg.MQ, err))
 	}
 	return errors.Join(errs...)
 }
@@ -367,22 +293,38 @@ func (a *App) ready(ctx context.Context) error {
 func (a *App) Store() *order.Store { return a.db }
 
 // Start listens on cfg.HTTPAddr and serves in the background; it also starts
-// the housekeeping loops (reservation reaper, limiter sweeps).
+// the housekeeping loops (reservation reaper, limiter sweeps). The order
+// side, where it runs, started in New.
 func (a *App) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("SECKILL_HTTP_ADDR %s: %w", a.cfg.HTTPAddr, err)
 	}
 	a.listener = ln
+	if a.cfg.MetricsAddr != "" {
+		// /metrics on a listener of its own, off the public port.
+		mln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("SECKILL_METRICS_ADDR %s: %w", a.cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+		a.metricsLn = mln
+		a.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+		a.bg.Go(func() {
+			if err := a.metricsHTTP.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("metrics server stopped", "err", err)
+			}
+		})
+	}
 	a.http = &http.Server{
 		Handler: a.handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 	}
-	if a.server != nil {
-		// Live dashboard streams never go idle: end them when Shutdown
-		// starts, or it would wait for them until its deadline.
-		a.http.RegisterOnShutdown(a.server.CloseStreams)
-	}
+	// Live dashboard streams never go idle: end them when Shutdown starts,
+	// or it would wait for them until its deadline.
+	a.http.RegisterOnShutdown(a.server.CloseStreams)
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.bgCancel = cancel
 	a.bg.Go(func() {
@@ -390,15 +332,9 @@ func (a *App) Start(ctx context.Context) error {
 			a.log.Error("http server stopped", "err", err)
 		}
 	})
-	if a.role.serves() {
-		a.bg.Go(func() { a.limits.PerIP.Run(bg, time.Minute) })
-		a.bg.Go(func() { a.limits.PerUser.Run(bg, time.Minute) })
-		a.bg.Go(func() { a.followReleases(bg) })
-	}
-	if a.relay != nil {
-		a.bg.Go(func() { a.relay.Run(bg) })
-		a.bg.Go(func() { a.life.RunSweeper(bg, a.cfg.SweepInterval, sweepBatch) })
-	}
+	a.bg.Go(func() { a.limits.PerIP.Run(bg, time.Minute) })
+	a.bg.Go(func() { a.limits.PerUser.Run(bg, time.Minute) })
+	a.bg.Go(func() { a.followReleases(bg) })
 	a.bg.Go(func() { a.housekeeping(bg) })
 	return nil
 }
@@ -425,10 +361,19 @@ func (a *App) followReleases(ctx context.Context) {
 // Addr is the address the server listens on (after Start).
 func (a *App) Addr() string { return a.listener.Addr().String() }
 
-// housekeeping runs every few seconds: it restores activities that Redis
-// lost, and (where the gateway runs) releases reservations whose order
+// MetricsAddr is the address /metrics listens on apart from Addr (after
+// Start), or "" when SECKILL_METRICS_ADDR is unset and /metrics is on Addr.
+func (a *App) MetricsAddr() string {
+	if a.metricsLn == nil {
+		return ""
+	}
+	return a.metricsLn.Addr().String()
+}
+
+// housekeeping runs every few seconds: it releases reservations whose order
 // message never reached the queue (a gateway died between the Lua script
-// and the publish).
+// and the publish). Activities Redis lost are restored by the order side
+// (order/service) and, when a request finds one missing, by the gateway.
 func (a *App) housekeeping(ctx context.Context) {
 	t := time.NewTicker(max(a.cfg.ReservationTTL/3, time.Second))
 	defer t.Stop()
@@ -447,13 +392,6 @@ func (a *App) housekeeping(ctx context.Context) {
 		for i := range acts {
 			act := &acts[i]
 			if act.EndsAt.Before(cutoff.Add(-time.Hour)) {
-				continue
-			}
-			if err := a.restore(ctx, act); err != nil {
-				a.log.Warn("housekeeping: restore activity", "activity_id", act.ID, "err", err)
-				continue
-			}
-			if !a.role.serves() {
 				continue
 			}
 			ids, err := a.inv.ReapPending(ctx, act.ID, cutoff, 500)
@@ -479,6 +417,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 			}
 		}
+		if a.metricsHTTP != nil {
+			if err := a.metricsHTTP.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("metrics listener shutdown: %w", err))
+			}
+		}
 		if a.server != nil {
 			a.server.CloseStreams() // waits for the dashboard's samplers, which read the backends
 		}
@@ -497,6 +440,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 // stores.
 func (a *App) closeBackends() error {
 	var errs []error
+	// The order workers write what waits in the queue first (on NATS; the
+	// queue is durable, so nothing is lost if this times out), and the
+	// relay, sweeper and reconciler stop.
+	a.orders.Drain()
 	if a.queue != nil {
 		if err := a.queue.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("drain queue: %w", err))
@@ -506,10 +453,8 @@ func (a *App) closeBackends() error {
 	if err := a.notifier.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("notifier: %w", err))
 	}
-	if a.worker != nil {
-		if err := a.worker.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("order worker: %w", err))
-		}
+	if err := a.orders.Close(); err != nil {
+		errs = append(errs, err)
 	}
 	if a.closeDB != nil {
 		if err := a.closeDB(); err != nil {
@@ -546,7 +491,7 @@ func (a *App) SeedDemo(ctx context.Context) (*order.Activity, error) {
 	if err := a.db.CreateActivity(ctx, act); err != nil {
 		return nil, fmt.Errorf("seed demo: %w", err)
 	}
-	if err := a.server.LoadActivity(ctx, act); err != nil {
+	if err := a.restorer.Restore(ctx, act); err != nil {
 		return nil, fmt.Errorf("seed demo: %w", err)
 	}
 	return act, nil

@@ -27,7 +27,7 @@ func TestBadBackendsFailAtStartNamingTheBackend(t *testing.T) {
 		{"database unreachable", AllInOne, map[string]string{"SECKILL_DB_DSN": "root:hunter2@tcp(" + testkit.FreeAddr(t) + ")/seckill"}, []string{"database", "SECKILL_DB_DSN"}},
 		{"database DSN garbage", AllInOne, map[string]string{"SECKILL_DB_DSN": "not a dsn"}, []string{"database"}},
 		{"kafka unreachable", AllInOne, map[string]string{"SECKILL_MQ": "kafka", "SECKILL_KAFKA_BROKERS": testkit.FreeAddr(t)}, []string{"kafka", "SECKILL_KAFKA_BROKERS"}},
-		{"split worker on the embedded queue", WorkerOnly, map[string]string{}, []string{"SECKILL_MQ"}},
+		{"split gateway on the embedded queue", GatewayOnly, map[string]string{}, []string{"SECKILL_MQ"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -83,10 +83,11 @@ type workerProc struct {
 	mu   sync.Mutex
 }
 
+// buildBinary builds the order module's binary name (order/cmd/name).
 func buildBinary(t *testing.T, name string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), name)
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/flashsale/seckill/gateway/cmd/"+name)
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/flashsale/seckill/order/cmd/"+name)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", name, err, out)
 	}

@@ -72,11 +72,7 @@ func Healthcheck(addr string) error {
 // Run starts role with the configuration from getenv and blocks until ctx is
 // done, then shuts down gracefully (stop accepting, drain, close).
 func Run(ctx context.Context, role Role, getenv func(string) string, stdout, stderr io.Writer) error {
-	load := config.Load
-	if role == WorkerOnly {
-		load = config.LoadWorker
-	}
-	cfg, err := load(getenv)
+	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 	}
@@ -89,7 +85,7 @@ func Run(ctx context.Context, role Role, getenv func(string) string, stdout, std
 		return errors.Join(err, a.Shutdown(context.Background()))
 	}
 	a.printBanner(stdout)
-	if cfg.Demo && role.serves() {
+	if cfg.Demo {
 		act, err := a.SeedDemo(ctx)
 		if err != nil {
 			return errors.Join(err, a.Shutdown(context.Background()))
@@ -130,13 +126,15 @@ func (a *App) printBanner(w io.Writer) {
 	base := "http://" + net.JoinHostPort(host, port)
 	mode := map[bool]string{true: "demo mode", false: "production mode"}[a.cfg.Demo]
 	fmt.Fprintf(w, "\nseckill %s is running (%s, queue: %s)\n", a.role, mode, a.cfg.MQ)
-	if a.role.serves() {
-		fmt.Fprintf(w, "  sale page        %s/\n", base)
-		fmt.Fprintf(w, "  live dashboard   %s/dashboard\n", base)
-		fmt.Fprintf(w, "  API              %s/api/v1/activities/{id}\n", base)
+	fmt.Fprintf(w, "  sale page        %s/\n", base)
+	fmt.Fprintf(w, "  live dashboard   %s/dashboard\n", base)
+	fmt.Fprintf(w, "  API              %s/api/v1/activities/{id}\n", base)
+	metrics := base
+	if a.cfg.MetricsAddr != "" {
+		metrics = "http://" + a.MetricsAddr()
 	}
-	fmt.Fprintf(w, "  health, metrics  %s/healthz  %s/readyz  %s/metrics\n", base, base, base)
-	if a.cfg.GeneratedAdminToken && a.role.serves() {
+	fmt.Fprintf(w, "  health, metrics  %s/healthz  %s/readyz  %s/metrics\n", base, base, metrics)
+	if a.cfg.GeneratedAdminToken {
 		fmt.Fprintf(w, "  admin token      %s   (random per start; set SECKILL_ADMIN_TOKEN to fix it)\n", a.cfg.AdminToken)
 	}
 }

@@ -42,7 +42,7 @@ func TestShutdownKeepsEveryAcceptedOrder(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	depth := a.depth()
+	depth := a.queue.Depth()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := a.Shutdown(ctx); err != nil {

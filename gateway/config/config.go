@@ -19,8 +19,12 @@ import (
 
 // Queue backends.
 const (
+	// MQEmbedded: a NATS JetStream server inside the process, its store
+	// under SECKILL_DATA_DIR/queue (durable across crashes).
 	MQEmbedded = "embedded"
-	MQKafka    = "kafka"
+	// MQNATS: the same backend on an external NATS cluster (SECKILL_NATS_URL).
+	MQNATS  = "nats"
+	MQKafka = "kafka"
 )
 
 // Buy modes (SECKILL_BUY_MODE).
@@ -36,10 +40,12 @@ const (
 // Config is everything the all-in-one process and the split services need.
 type Config struct {
 	HTTPAddr     string   // SECKILL_HTTP_ADDR
+	MetricsAddr  string   // SECKILL_METRICS_ADDR: /metrics on this listener instead of HTTPAddr; empty = on HTTPAddr
 	RedisURL     string   // SECKILL_REDIS_URL; empty = embedded miniredis
 	RedisPrefix  string   // SECKILL_REDIS_PREFIX: key prefix, one per environment sharing a Redis
 	DBDSN        string   // SECKILL_DB_DSN; empty = embedded SQLite under DataDir
-	MQ           string   // SECKILL_MQ: embedded or kafka
+	MQ           string   // SECKILL_MQ: embedded, nats or kafka
+	NATSURL      string   // SECKILL_NATS_URL: comma-separated nats:// URLs
 	KafkaBrokers []string // SECKILL_KAFKA_BROKERS
 	// KafkaPartitions is the partition count of topics the process creates
 	// (SECKILL_KAFKA_PARTITIONS); it caps how many order workers share the load.
@@ -82,6 +88,17 @@ type Config struct {
 	ShutdownTimeout   time.Duration // SECKILL_SHUTDOWN_TIMEOUT
 	SweepInterval     time.Duration // SECKILL_SWEEP_INTERVAL: how often unpaid orders past their deadline are looked for (the pay-deadline messages' safety net)
 	BuyMode           string        // SECKILL_BUY_MODE: pipeline (default) or naive (the anti-pattern, for comparisons)
+	// ReconcileInterval is how often each order-worker process compares
+	// Redis with the database and repairs what has a known cause
+	// (SECKILL_RECONCILE_INTERVAL).
+	ReconcileInterval time.Duration
+	// ReconcileAge: a queued or claimed reservation older than this whose
+	// order is not in the database has its order message published again
+	// (SECKILL_RECONCILE_AGE).
+	ReconcileAge time.Duration
+	// DashboardStreamsPerIP caps the live dashboard streams one client IP
+	// holds (SECKILL_DASHBOARD_STREAMS_PER_IP), inside the process's total of 64.
+	DashboardStreamsPerIP int
 
 	// Notify is the notifier of the all-in-one process (SECKILL_SMTP_*,
 	// SECKILL_SMS_*, SECKILL_MAIL_*, SECKILL_NOTIFY_*, SECKILL_NOTIFIER_ENABLED).
@@ -92,7 +109,7 @@ type Config struct {
 // checked against it (an unknown name in a manifest is a typo nobody sees).
 func Names() []string {
 	return append([]string{
-		"SECKILL_HTTP_ADDR", "SECKILL_REDIS_URL", "SECKILL_REDIS_PREFIX", "SECKILL_DB_DSN", "SECKILL_MQ",
+		"SECKILL_HTTP_ADDR", "SECKILL_REDIS_URL", "SECKILL_REDIS_PREFIX", "SECKILL_DB_DSN", "SECKILL_MQ", "SECKILL_NATS_URL",
 		"SECKILL_KAFKA_BROKERS", "SECKILL_KAFKA_PARTITIONS", "SECKILL_KAFKA_REPLICATION", "SECKILL_KAFKA_SESSION_TIMEOUT",
 		"SECKILL_DB_MAX_OPEN_CONNS", "SECKILL_DB_MAX_IDLE_CONNS", "SECKILL_DB_CONN_MAX_LIFETIME",
 		"SECKILL_DATA_DIR", "SECKILL_JWT_SECRET", "SECKILL_ADMIN_TOKEN", "SECKILL_DEMO",
@@ -102,6 +119,8 @@ func Names() []string {
 		"SECKILL_TRUSTED_PROXIES", "SECKILL_MAX_BODY_BYTES", "SECKILL_SOLDOUT_TTL", "SECKILL_PUBLISH_TIMEOUT",
 		"SECKILL_RESERVATION_TIMEOUT", "SECKILL_QUEUE_CAPACITY", "SECKILL_WORKER_CONCURRENCY",
 		"SECKILL_WORKER_BATCH", "SECKILL_SHUTDOWN_TIMEOUT", "SECKILL_BUY_MODE", "SECKILL_SWEEP_INTERVAL",
+		"SECKILL_METRICS_ADDR", "SECKILL_DASHBOARD_STREAMS_PER_IP",
+		"SECKILL_RECONCILE_INTERVAL", "SECKILL_RECONCILE_AGE",
 	}, notifyconfig.Names()...)
 }
 
@@ -113,21 +132,17 @@ func (c Config) Embedded() bool {
 // Load reads the configuration of a process that serves the HTTP API,
 // through getenv (os.Getenv in main, a map in tests). Every problem is
 // reported, each naming its variable.
-func Load(getenv func(string) string) (Config, error) { return load(getenv, true) }
-
-// LoadWorker reads the configuration of an order worker. A worker verifies no
-// tokens, so SECKILL_JWT_SECRET and SECKILL_ADMIN_TOKEN are not required (and
-// should not be handed to it); when present they are still validated.
-func LoadWorker(getenv func(string) string) (Config, error) { return load(getenv, false) }
-
-func load(getenv func(string) string, needsAuth bool) (Config, error) {
+// (The order worker reads its own settings: order/service.LoadProcessConfig.)
+func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
 		HTTPAddr:            p.str("SECKILL_HTTP_ADDR", ":8080"),
+		MetricsAddr:         p.str("SECKILL_METRICS_ADDR", ""),
 		RedisURL:            p.str("SECKILL_REDIS_URL", ""),
 		RedisPrefix:         p.str("SECKILL_REDIS_PREFIX", "seckill"),
 		DBDSN:               p.str("SECKILL_DB_DSN", ""),
-		MQ:                  p.oneOf("SECKILL_MQ", MQEmbedded, MQEmbedded, MQKafka),
+		MQ:                  p.oneOf("SECKILL_MQ", MQEmbedded, MQEmbedded, MQNATS, MQKafka),
+		NATSURL:             p.str("SECKILL_NATS_URL", ""),
 		KafkaBrokers:        p.list("SECKILL_KAFKA_BROKERS"),
 		KafkaPartitions:     p.positiveInt("SECKILL_KAFKA_PARTITIONS", 12),
 		KafkaReplication:    p.positiveInt("SECKILL_KAFKA_REPLICATION", 1),
@@ -154,6 +169,8 @@ func load(getenv func(string) string, needsAuth bool) (Config, error) {
 		WorkerBatch:         p.positiveInt("SECKILL_WORKER_BATCH", 100),
 		ShutdownTimeout:     p.duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second),
 		SweepInterval:       p.duration("SECKILL_SWEEP_INTERVAL", 15*time.Second),
+		ReconcileInterval:   p.duration("SECKILL_RECONCILE_INTERVAL", 30*time.Second),
+		ReconcileAge:        p.duration("SECKILL_RECONCILE_AGE", 5*time.Minute),
 		BuyMode:             p.oneOf("SECKILL_BUY_MODE", BuyModePipeline, BuyModePipeline, BuyModeNaive),
 	}
 	if c.HTTPAddr != "" {
@@ -161,8 +178,22 @@ func load(getenv func(string) string, needsAuth bool) (Config, error) {
 			p.fail("SECKILL_HTTP_ADDR", "must be host:port (e.g. :8080), got %q", c.HTTPAddr)
 		}
 	}
+	c.DashboardStreamsPerIP = p.positiveInt("SECKILL_DASHBOARD_STREAMS_PER_IP", 8)
+	if c.MetricsAddr != "" {
+		if msg := metricsAddrProblem(c.MetricsAddr, c.HTTPAddr); msg != "" {
+			p.fail("SECKILL_METRICS_ADDR", "%s", msg)
+		}
+	}
 	if c.RedisURL != "" && !hasScheme(c.RedisURL, "redis://", "rediss://", "redis+cluster://", "rediss+cluster://") {
 		p.fail("SECKILL_REDIS_URL", "must start with redis://, rediss://, redis+cluster:// or rediss+cluster://")
+	}
+	if c.MQ == MQNATS && c.NATSURL == "" {
+		p.fail("SECKILL_NATS_URL", "is required when SECKILL_MQ=nats")
+	}
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		if u = strings.TrimSpace(u); u != "" && !hasScheme(u, "nats://", "tls://") {
+			p.fail("SECKILL_NATS_URL", "%q must start with nats:// or tls://", u)
+		}
 	}
 	if c.MQ == MQKafka && len(c.KafkaBrokers) == 0 {
 		p.fail("SECKILL_KAFKA_BROKERS", "is required when SECKILL_MQ=kafka")
@@ -184,6 +215,7 @@ func load(getenv func(string) string, needsAuth bool) (Config, error) {
 		"SECKILL_RESERVATION_TIMEOUT": c.ReservationTTL, "SECKILL_SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
 		"SECKILL_RATE_LIMITER_IDLE": c.RateLimiterIdle, "SECKILL_DB_CONN_MAX_LIFETIME": c.DBConnMaxLifetime,
 		"SECKILL_KAFKA_SESSION_TIMEOUT": c.KafkaSessionTimeout, "SECKILL_SWEEP_INTERVAL": c.SweepInterval,
+		"SECKILL_RECONCILE_INTERVAL": c.ReconcileInterval, "SECKILL_RECONCILE_AGE": c.ReconcileAge,
 	} {
 		if d <= 0 {
 			p.fail(name, "must be a positive duration")
@@ -206,7 +238,7 @@ func load(getenv func(string) string, needsAuth bool) (Config, error) {
 			p.fail("SECKILL_JWT_SECRET", "must be at least 16 bytes")
 		}
 		c.JWTSecret = []byte(s)
-	} else if c.Demo || !needsAuth {
+	} else if c.Demo {
 		c.JWTSecret = []byte(randomHex(32))
 	} else {
 		p.fail("SECKILL_JWT_SECRET", "is required outside demo mode")
@@ -219,7 +251,7 @@ func load(getenv func(string) string, needsAuth bool) (Config, error) {
 	} else if c.Demo {
 		c.AdminToken = randomHex(16)
 		c.GeneratedAdminToken = true
-	} else if needsAuth {
+	} else {
 		p.fail("SECKILL_ADMIN_TOKEN", "is required outside demo mode")
 	}
 	return c, errors.Join(p.errs...)
@@ -233,8 +265,28 @@ func (c Config) Redacted() map[string]any {
 		"db": backendName(c.DBDSN, "embedded sqlite in "+c.DataDir), "mq": c.MQ,
 		"kafka_brokers": strings.Join(c.KafkaBrokers, ","), "demo": c.Demo,
 		"worker_concurrency": c.WorkerConcurrency, "worker_batch": c.WorkerBatch,
-		"buy_mode": c.BuyMode,
+		"buy_mode": c.BuyMode, "metrics_addr": c.MetricsAddr,
 	}
+}
+
+// metricsAddrProblem says what is wrong with SECKILL_METRICS_ADDR, or "":
+// it must be host:port with a numeric port (0 picks a free one), and not
+// the listener of SECKILL_HTTP_ADDR.
+func metricsAddrProblem(addr, httpAddr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n < 0 || n > 65535 {
+		return fmt.Sprintf("must be host:port (e.g. 127.0.0.1:9090 or :9090), got %q", addr)
+	}
+	hhost, hport, err := net.SplitHostPort(httpAddr)
+	if err != nil || n == 0 || hport != port {
+		return ""
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	if host == hhost || wildcard(host) || wildcard(hhost) {
+		return fmt.Sprintf("%q is the listener of SECKILL_HTTP_ADDR (%s): give /metrics a port of its own, or leave it empty to serve it there", addr, httpAddr)
+	}
+	return ""
 }
 
 func backendName(v, embedded string) string {

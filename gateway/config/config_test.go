@@ -134,24 +134,3 @@ func TestNamesListsEveryVariableLoadReads(t *testing.T) {
 		}
 	}
 }
-
-func TestWorkerNeedsNoAuthSecrets(t *testing.T) {
-	env := map[string]string{
-		"SECKILL_MQ": "kafka", "SECKILL_KAFKA_BROKERS": "k:9092", "SECKILL_REDIS_URL": "redis://r:6379",
-		"SECKILL_DB_DSN": "u:p@tcp(db:3306)/seckill", "SECKILL_DEMO": "false",
-	}
-	if _, err := Load(func(k string) string { return env[k] }); err == nil {
-		t.Fatal("Load (a serving process) accepted missing secrets")
-	}
-	c, err := LoadWorker(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("LoadWorker: %v", err)
-	}
-	if c.AdminToken != "" || c.GeneratedAdminToken {
-		t.Fatal("a worker must not make up an admin token")
-	}
-	env["SECKILL_JWT_SECRET"] = "short"
-	if _, err := LoadWorker(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "SECKILL_JWT_SECRET") {
-		t.Fatalf("LoadWorker with an invalid secret: %v", err)
-	}
-}

@@ -84,6 +84,7 @@ const (
 	dashboardHistory         = 600             // samples kept per activity (10 minutes at 1/s)
 	dashboardIdle            = 5 * time.Minute // a sampler nobody watches stops after this
 	maxDashboardStreams      = 64              // concurrent SSE streams per process
+	defaultStreamsPerIP      = 8               // of which one client IP may hold (Options.DashboardStreamsPerIP)
 	dashboardSubBuffer       = 32              // samples a slow viewer may lag before it is dropped
 	activityListTTL          = time.Second
 	activityListMax          = 50
@@ -150,7 +151,13 @@ type dashboard struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	counters sync.Map // int64 -> *buyCounters
-	streams  atomic.Int64
+
+	// Open SSE streams, in total and per client IP: one address cannot
+	// take every slot and lock the other viewers out.
+	streamMu    sync.Mutex
+	streams     int
+	streamsByIP map[string]int
+	perIP       int
 
 	mu       sync.Mutex
 	closed   bool
@@ -167,8 +174,41 @@ func newDashboard(s *Server, interval time.Duration) *dashboard {
 	if interval <= 0 {
 		interval = defaultDashboardInterval
 	}
+	perIP := s.opts.DashboardStreamsPerIP
+	if perIP <= 0 {
+		perIP = defaultStreamsPerIP
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &dashboard{s: s, interval: interval, ctx: ctx, cancel: cancel, samplers: make(map[int64]*sampler)}
+	return &dashboard{
+		s: s, interval: interval, ctx: ctx, cancel: cancel, samplers: make(map[int64]*sampler),
+		streamsByIP: make(map[string]int), perIP: perIP,
+	}
+}
+
+// acquireStream takes a stream slot for client ip, or says which cap is
+// reached.
+func (d *dashboard) acquireStream(ip string) (ok bool, refusal string) {
+	d.streamMu.Lock()
+	defer d.streamMu.Unlock()
+	if d.streams >= maxDashboardStreams {
+		return false, fmt.Sprintf("too many dashboard viewers (at most %d streams)", maxDashboardStreams)
+	}
+	if d.streamsByIP[ip] >= d.perIP {
+		return false, fmt.Sprintf("too many dashboard streams from your address (per-IP limit: at most %d streams per client IP)", d.perIP)
+	}
+	d.streams++
+	d.streamsByIP[ip]++
+	return true, ""
+}
+
+// releaseStream gives back a slot acquireStream took.
+func (d *dashboard) releaseStream(ip string) {
+	d.streamMu.Lock()
+	defer d.streamMu.Unlock()
+	d.streams--
+	if d.streamsByIP[ip]--; d.streamsByIP[ip] <= 0 {
+		delete(d.streamsByIP, ip) // the map holds only addresses with a stream open
+	}
 }
 
 // record counts a buy answer for its activity. Counters exist only for
@@ -408,19 +448,23 @@ func (s *Server) dashboardAccess(c *gin.Context) {
 
 // dashboardStream is GET /api/v1/dashboard/activities/:id/stream: an SSE
 // stream, first an "history" event with the samples so far (a JSON array),
-// then a "sample" event per interval.
+// then a "sample" event per interval. A process holds at most 64 streams,
+// and one client IP at most Options.DashboardStreamsPerIP of them; past
+// either cap the answer is 503 BUSY with Retry-After.
 func (s *Server) dashboardStream(c *gin.Context) {
 	a, ok := s.activity(c)
 	if !ok {
 		return
 	}
 	d := s.dash
-	if d.streams.Add(1) > maxDashboardStreams {
-		d.streams.Add(-1)
-		busy(c, fmt.Sprintf("too many dashboard viewers (at most %d streams)", maxDashboardStreams))
+	// The client IP the rate limits key on: the socket's address, or
+	// X-Forwarded-For from a trusted proxy only.
+	ip := c.ClientIP()
+	if ok, refusal := d.acquireStream(ip); !ok {
+		busy(c, refusal)
 		return
 	}
-	defer d.streams.Add(-1)
+	defer d.releaseStream(ip)
 	sub, hist, err := d.subscribe(a.ID)
 	if err != nil {
 		busy(c, err.Error())

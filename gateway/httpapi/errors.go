@@ -25,6 +25,7 @@ const (
 	codeNotPayable       = "NOT_PAYABLE"
 	codeUnavailable      = "UNAVAILABLE"
 	codeInternal         = "INTERNAL"
+	codeNotImplemented   = "NOT_IMPLEMENTED"
 )
 
 // apiError is the body of every error answer.

@@ -145,7 +145,7 @@ func (s *Server) getActivity(c *gin.Context) {
 	if !s.soldOut.isSet(a.ID, now) {
 		r, found, err := s.opts.Inventory.Remaining(c.Request.Context(), a.ID)
 		if err == nil && !found {
-			if err = s.LoadActivity(c.Request.Context(), a); err == nil {
+			if err = s.restore(c.Request.Context(), a); err == nil {
 				r, _, err = s.opts.Inventory.Remaining(c.Request.Context(), a.ID)
 			}
 		}
@@ -159,39 +159,12 @@ func (s *Server) getActivity(c *gin.Context) {
 	c.JSON(http.StatusOK, activityView(a, remaining, now))
 }
 
-// LoadActivity puts an activity's stock into Redis when it is missing there
-// (an embedded Redis that restarted, or a preload that failed at creation).
-func (s *Server) LoadActivity(ctx context.Context, a *order.Activity) error {
-	loaded, n, err := RestoreActivity(ctx, s.opts.Store, s.opts.Inventory, a)
-	if err != nil {
-		return err
-	}
-	if loaded {
-		s.log.Info("loaded activity stock into redis", "activity_id", a.ID, "remaining", a.Available, "reservations", n)
-	}
-	return nil
-}
-
-// RestoreActivity loads an activity into Redis from the database, which is
-// the truth to restore: its available units and its live orders (as claimed
-// reservations, so their users cannot buy twice). Load is set-if-absent, so
-// racing processes agree. It reports whether it loaded and how many
-// reservations it restored.
-func RestoreActivity(ctx context.Context, st Store, inv Inventory, a *order.Activity) (bool, int, error) {
-	live, err := st.ActiveOrders(ctx, a.ID)
-	if err != nil {
-		return false, 0, fmt.Errorf("read live orders of activity %d: %w", a.ID, err)
-	}
-	existing := make([]inventory.Reservation, len(live))
-	for i, o := range live {
-		existing[i] = inventory.Reservation{OrderID: o.ID, UserID: o.UserID, RequestID: o.RequestID, ReservedAt: o.CreatedAt, Status: inventory.StatusClaimed}
-	}
-	loaded, err := inv.Load(ctx, inventoryActivity(a), a.Available, existing)
-	return loaded, len(existing), err
-}
-
-func inventoryActivity(a *order.Activity) inventory.Activity {
-	return inventory.Activity{ID: a.ID, Stock: a.Stock, StartsAt: a.StartsAt, EndsAt: a.EndsAt}
+// restore puts an activity's stock back into Redis when it is missing there
+// (an embedded Redis that restarted, or a preload that failed at creation),
+// through the order side's Restorer: the database's live orders, the orders
+// still waiting in the queue and the reservations that survived.
+func (s *Server) restore(ctx context.Context, a *order.Activity) error {
+	return s.opts.Restorer.Restore(ctx, a)
 }
 
 // buy is the hot path: everything before the Reserve call is local, so a
@@ -281,7 +254,7 @@ func (s *Server) buy(c *gin.Context) {
 				return
 			}
 			loadedOnce = true
-			if err := s.LoadActivity(c.Request.Context(), a); err != nil {
+			if err := s.restore(c.Request.Context(), a); err != nil {
 				s.log.Warn("load activity", "activity_id", a.ID, "err", err)
 				busy(c, "inventory unavailable; nothing was reserved, try again")
 				return
@@ -295,7 +268,12 @@ func (s *Server) buy(c *gin.Context) {
 
 // publish hands the reserved order to the queue and answers 202 only once
 // the queue accepted it. If it refuses, the reservation is released so the
-// unit goes back on sale, and the client gets 503 with nothing kept.
+// unit goes back on sale, and the client gets 503 with nothing kept. A
+// publish can report an error although the message went through (Kafka's
+// "some records may have been written"): if a worker already claimed the
+// reservation, Release leaves it (the order stands, the user keeps one
+// unit and cannot buy a second) and the client still gets 503; a retry with
+// the same request_id finds the order.
 func (s *Server) publish(c *gin.Context, a *order.Activity, user, requestID, orderID string) {
 	rid := c.GetString(keyRequestID)
 	payload, err := json.Marshal(order.Message{
@@ -328,11 +306,24 @@ func (s *Server) publish(c *gin.Context, a *order.Activity, user, requestID, ord
 		}
 		s.metrics.publishFailed.WithLabelValues(reason).Inc()
 		s.log.Warn("publish order", "order_id", orderID, "activity_id", a.ID, "request_id", rid, "err", err)
-		if _, rerr := s.opts.Inventory.Release(rctx, a.ID, orderID); rerr != nil {
+		res, rerr := s.opts.Inventory.Release(rctx, a.ID, orderID)
+		switch {
+		case rerr != nil:
 			// The reaper releases the pending reservation later.
-			s.log.Error("release after failed publish", "order_id", orderID, "err", rerr)
+			s.log.Error("release after failed publish", "order_id", orderID, "activity_id", a.ID, "err", rerr)
+		case res == inventory.Released:
+			s.soldOut.clear(a.ID)
+		case res == inventory.NotReleasedClaimed:
+			// The message reached the queue after all and a worker took
+			// it: the order went through. Releasing would sell the unit
+			// twice; the 202 is what this client misses.
+			s.log.Warn("publish reported an error but the order went through: a worker claimed its reservation, which is kept",
+				"order_id", orderID, "activity_id", a.ID, "user_id", user, "request_id", rid)
+			busy(c, "the order queue reported an error, yet the order reached it; retry with the same request_id to get its order_id")
+			return
+		default:
+			s.log.Warn("release after failed publish: reservation already gone", "order_id", orderID, "activity_id", a.ID, "result", res.String())
 		}
-		s.soldOut.clear(a.ID)
 		if reason == "full" {
 			busy(c, "order queue is full; nothing was reserved, try again")
 		} else {
@@ -532,8 +523,12 @@ func (s *Server) createActivity(c *gin.Context) {
 	if errE != nil {
 		bad("ends_at", fmt.Sprintf("must be an RFC 3339 time such as 2026-11-11T01:00:00Z, got %q", req.EndsAt))
 	}
+	// Compare the times as the database stores them: a window that only
+	// sub-microsecond digits keep open would be stored empty.
+	starts, ends = order.StoredTime(starts), order.StoredTime(ends)
 	if errS == nil && errE == nil && !ends.After(starts) {
-		bad("ends_at", "must be after starts_at")
+		bad("ends_at", fmt.Sprintf("must be after starts_at, to the microsecond the database keeps (got %s and %s)",
+			ends.Format(time.RFC3339Nano), starts.Format(time.RFC3339Nano)))
 	}
 	payTimeout := int64(defPayTimeout)
 	if req.PayTimeoutSeconds != nil {
@@ -548,16 +543,21 @@ func (s *Server) createActivity(c *gin.Context) {
 	}
 	a := &order.Activity{
 		Name: name, Stock: *req.Stock, Available: *req.Stock, PriceCents: *req.PriceCents,
-		StartsAt: starts.UTC(), EndsAt: ends.UTC(), PayTimeoutSeconds: payTimeout,
+		StartsAt: starts, EndsAt: ends, PayTimeoutSeconds: payTimeout,
 	}
 	if err := s.opts.Store.CreateActivity(c.Request.Context(), a); err != nil {
+		if errors.Is(err, order.ErrInvalidActivity) {
+			// Checked above already; the store's own checks have the last word.
+			abort(c, http.StatusBadRequest, codeValidation, strings.TrimPrefix(err.Error(), order.ErrInvalidActivity.Error()+": "))
+			return
+		}
 		s.log.Error("create activity", "err", err)
 		busy(c, "database unavailable: the activity was not created")
 		return
 	}
 	// Preload now so the first buyer does not pay for it; if Redis is
 	// down the first buy or read loads it instead.
-	if err := s.LoadActivity(c.Request.Context(), a); err != nil {
+	if err := s.restore(c.Request.Context(), a); err != nil {
 		s.log.Warn("preload activity stock", "activity_id", a.ID, "err", err)
 	}
 	s.log.Info("activity created", "activity_id", a.ID, "stock", a.Stock, "starts_at", a.StartsAt, "ends_at", a.EndsAt)
@@ -580,7 +580,7 @@ func (s *Server) stats(c *gin.Context) {
 	a := &snap.Activity
 	inv, found, err := s.opts.Inventory.Stats(c.Request.Context(), a.ID)
 	if err == nil && !found {
-		if err = s.LoadActivity(c.Request.Context(), a); err == nil {
+		if err = s.restore(c.Request.Context(), a); err == nil {
 			inv, _, err = s.opts.Inventory.Stats(c.Request.Context(), a.ID)
 		}
 	}

@@ -26,9 +26,10 @@ import (
 	"github.com/flashsale/seckill/gateway/ratelimit"
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
-	"github.com/flashsale/seckill/mq/embedded"
+	"github.com/flashsale/seckill/mq/memory"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/orderid"
+	orderservice "github.com/flashsale/seckill/order/service"
 	"github.com/flashsale/seckill/testkit"
 )
 
@@ -38,7 +39,7 @@ const (
 )
 
 // fixture is a gateway on real embedded parts: miniredis running the real
-// scripts, SQLite through gorm, and the embedded queue with no consumer
+// scripts, SQLite through gorm, and the in-memory queue with no consumer
 // unless a test adds one, so orders stay queued.
 type fixture struct {
 	t      testing.TB
@@ -47,7 +48,7 @@ type fixture struct {
 	redis  *miniredis.Miniredis
 	inv    *inventory.Store
 	store  *order.Store
-	broker *embedded.Broker
+	broker *memory.Broker
 	tokens *auth.Tokens
 }
 
@@ -76,7 +77,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	}
 	sqlDB, _ := gdb.DB()
 	t.Cleanup(func() { sqlDB.Close() })
-	broker := embedded.New(embedded.Config{Capacity: fo.queueCapacity, DrainTimeout: 5 * time.Second, Logger: quiet()})
+	broker := memory.New(memory.Config{Capacity: fo.queueCapacity, DrainTimeout: 5 * time.Second, Logger: quiet()})
 	t.Cleanup(func() { broker.Close() })
 	ids, _ := orderid.New(1)
 	f := &fixture{
@@ -86,6 +87,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	opts := httpapi.Options{
 		Inventory: f.inv, Store: f.store, Publisher: broker, IDs: ids, Tokens: f.tokens,
 		Payer:      order.NewLifecycle(f.store, f.inv, order.LifecycleConfig{Logger: quiet()}),
+		Restorer:   orderservice.NewRestorer(orderservice.Deps{DB: f.store, Inventory: f.inv, Logger: quiet()}),
 		AdminToken: auth.AdminToken(adminToken), Demo: true, Logger: quiet(),
 		Limits: httpapi.Limits{
 			Global:  ratelimit.NewGlobal(rate.Inf, 1),
@@ -270,8 +272,8 @@ func TestSoldOutFlagSkipsRedisAndClears(t *testing.T) {
 	// The unit comes back (a cancelled order, a failed publish): once the
 	// flag is cleared the unit sells again, through Redis.
 	actID := mustID(t, act)
-	if ok, err := f.inv.Release(context.Background(), actID, first.body["order_id"].(string)); err != nil || !ok {
-		t.Fatalf("release: %v %v", ok, err)
+	if r, err := f.inv.Release(context.Background(), actID, first.body["order_id"].(string)); err != nil || r != inventory.Released {
+		t.Fatalf("release: %v %v", r, err)
 	}
 	if r := f.buy(act, "late", ""); r.status != http.StatusGone {
 		t.Fatalf("before clearing, the flag answers locally: got %d", r.status)
@@ -289,8 +291,8 @@ func TestSoldOutFlagExpiresAndTheUnitSellsAgain(t *testing.T) {
 	if r := f.buy(act, "loser", ""); r.status != http.StatusGone {
 		t.Fatalf("sold out buy: %d", r.status)
 	}
-	if ok, err := f.inv.Release(context.Background(), mustID(t, act), first.body["order_id"].(string)); err != nil || !ok {
-		t.Fatalf("release: %v %v", ok, err)
+	if r, err := f.inv.Release(context.Background(), mustID(t, act), first.body["order_id"].(string)); err != nil || r != inventory.Released {
+		t.Fatalf("release: %v %v", r, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

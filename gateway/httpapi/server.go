@@ -31,10 +31,9 @@ import (
 
 // Inventory is the Redis side the gateway needs (inventory.Store).
 type Inventory interface {
-	Load(ctx context.Context, a inventory.Activity, remaining int64, existing []inventory.Reservation) (bool, error)
 	Reserve(ctx context.Context, activityID int64, userID, requestID, orderID string, now time.Time) (inventory.ReserveResult, error)
 	Confirm(ctx context.Context, activityID int64, orderID string) (bool, error)
-	Release(ctx context.Context, activityID int64, orderID string) (bool, error)
+	Release(ctx context.Context, activityID int64, orderID string) (inventory.ReleaseResult, error)
 	Lookup(ctx context.Context, activityID int64, orderID string) (inventory.Reservation, bool, error)
 	Remaining(ctx context.Context, activityID int64) (int64, bool, error)
 	Stats(ctx context.Context, activityID int64) (inventory.Stats, bool, error)
@@ -46,7 +45,13 @@ type Store interface {
 	GetActivity(ctx context.Context, id int64) (*order.Activity, error)
 	GetOrder(ctx context.Context, id string) (*order.Order, error)
 	Snapshot(ctx context.Context, activityID int64) (*order.Snapshot, error)
-	ActiveOrders(ctx context.Context, activityID int64) ([]order.Order, error)
+}
+
+// Restorer puts an activity that Redis lost back from the database and the
+// queue (order/service's Restorer); the gateway calls it when it finds an
+// activity missing, and preloads each new activity with it.
+type Restorer interface {
+	Restore(ctx context.Context, a *order.Activity) error
 }
 
 // Payer records payments (order.Lifecycle).
@@ -74,6 +79,7 @@ type Options struct {
 	Store      Store
 	Publisher  mq.Publisher
 	Payer      Payer
+	Restorer   Restorer
 	IDs        IDGenerator
 	Tokens     *auth.Tokens
 	AdminToken auth.AdminToken
@@ -94,6 +100,17 @@ type Options struct {
 	ActivityTTL    time.Duration // how long activity rows are cached; default 2s
 	// DashboardInterval is how often the live dashboard samples; default 1s.
 	DashboardInterval time.Duration
+	// DashboardStreamsPerIP caps the live dashboard streams one client IP
+	// (ClientIP, after TrustedProxies) holds at once, inside the process's
+	// total of 64; default 8.
+	DashboardStreamsPerIP int
+	// MetricsElsewhere leaves /metrics off this handler (it answers 404):
+	// the process serves it on its own listener (SECKILL_METRICS_ADDR).
+	MetricsElsewhere bool
+
+	// DeadLetters, when set, serves the admin dead-letter routes (list and
+	// replay); nil answers them 501.
+	DeadLetters DeadLetters
 
 	// Ready reports whether the backends are reachable (GET /readyz).
 	Ready func(ctx context.Context) error
@@ -121,8 +138,8 @@ type Server struct {
 
 // New builds the router.
 func New(opts Options) (*Server, error) {
-	if opts.Inventory == nil || opts.Store == nil || opts.Publisher == nil || opts.Payer == nil || opts.IDs == nil || opts.Tokens == nil {
-		return nil, errors.New("httpapi: Inventory, Store, Publisher, Payer, IDs and Tokens are required")
+	if opts.Inventory == nil || opts.Store == nil || opts.Publisher == nil || opts.Payer == nil || opts.Restorer == nil || opts.IDs == nil || opts.Tokens == nil {
+		return nil, errors.New("httpapi: Inventory, Store, Publisher, Payer, Restorer, IDs and Tokens are required")
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 64 << 10
@@ -174,7 +191,13 @@ func New(opts Options) (*Server, error) {
 
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
+	if opts.MetricsElsewhere {
+		e.GET("/metrics", func(c *gin.Context) { // the JSON 404 of an unknown route, never a static file
+			abort(c, http.StatusNotFound, codeNotFound, "no route "+c.Request.Method+" "+c.Request.URL.Path)
+		})
+	} else {
+		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
+	}
 	e.GET("/dashboard", s.dashboardPage)
 
 	api := e.Group("/api/v1", s.limitGlobalAndIP)
@@ -189,6 +212,9 @@ func New(opts Options) (*Server, error) {
 	admin := api.Group("/admin", s.requireAdmin)
 	admin.POST("/activities", s.createActivity)
 	admin.GET("/activities/:id/stats", s.stats)
+	admin.GET("/dead-letters/:topic", s.listDeadLetters)
+	admin.POST("/dead-letters/:topic/replay", s.replayDeadLetters)
+	admin.POST("/dead-letters/:topic/discard", s.discardDeadLetters)
 
 	s.engine = e
 	return s, nil
@@ -361,6 +387,16 @@ func (ac *activityCache) get(ctx context.Context, id int64) (*order.Activity, er
 		defer cancel()
 		a, err := ac.store.GetActivity(lctx, id)
 		if err != nil {
+			// Stale if error: while the database is away the last row
+			// read keeps the sale open (Redis decides every unit, and
+			// the queue holds the orders until the database is back);
+			// it is tried again after another TTL.
+			if ok && !errors.Is(err, order.ErrNotFound) {
+				ac.mu.Lock()
+				ac.m[id] = cachedActivity{a: e.a, fetched: now}
+				ac.mu.Unlock()
+				return e.a, nil
+			}
 			return nil, err
 		}
 		ac.mu.Lock()

@@ -24,16 +24,30 @@ local function decode(v)
   return status, user, request
 end
 
+-- Answers of release, as inventory.ReleaseResult: 1 released, 2 not
+-- released because an order worker claimed it, 3 not released because
+-- there is no such reservation.
+local RELEASED, CLAIMED, ABSENT = 1, 2, 3
+
 -- release undoes one reservation: the unit goes back (never above stock),
--- the user's mark goes only if it still points at this order. It returns
--- false when the reservation is already gone, so a second call is a no-op.
-local function release(oid)
+-- the user's mark goes only if it still points at this order. A claimed
+-- reservation (an order worker took it: the order is, or is being, written)
+-- is left untouched and answers CLAIMED unless any_status is true, which
+-- only the cancel of a stored order may pass. ABSENT when the reservation
+-- is already gone, so a second call is a no-op.
+local function release(oid, any_status)
   local v = redis.call('HGET', RES, oid)
   if not v then
     redis.call('ZREM', PENDING, oid)
-    return false
+    return ABSENT
   end
-  local _, user = decode(v)
+  local status, user = decode(v)
+  if status == 'W' and not any_status then
+    -- A claimed reservation is never in PENDING; drop a stale entry so
+    -- the reaper does not meet it again.
+    redis.call('ZREM', PENDING, oid)
+    return CLAIMED
+  end
   redis.call('HDEL', RES, oid)
   if redis.call('HGET', USERS, user) == oid then
     redis.call('HDEL', USERS, user)
@@ -43,5 +57,5 @@ local function release(oid)
   if m[1] and m[2] and tonumber(m[2]) < tonumber(m[1]) then
     redis.call('HINCRBY', META, 'remaining', 1)
   end
-  return true
+  return RELEASED
 end

@@ -1,5 +1,9 @@
--- release: ARGV order id. 1 on the call that released, 0 afterwards.
-if release(ARGV[1]) then
-  return 1
+-- release: ARGV order id, mode. mode 'unclaimed' (Release) releases a
+-- pending or queued reservation and leaves a claimed one alone; mode 'any'
+-- (ReleaseCancelled) releases whatever the status. Returns 1 released,
+-- 2 claimed (nothing changed), 3 absent (nothing changed).
+local mode = ARGV[2]
+if mode ~= 'unclaimed' and mode ~= 'any' then
+  return redis.error_reply('ERR release mode must be unclaimed or any')
 end
-return 0
+return release(ARGV[1], mode == 'any')

@@ -219,6 +219,66 @@ func TestPoisonMessageDeadLettered(t *testing.T) {
 	}
 }
 
+// TestFailureCountSurvivesRestart: the count of failures not marked
+// transient travels with the message, so a consumer restarted mid-outage
+// (a new process in the same group) neither resets nor loses it: two
+// permanent failures before the restart and one after reach MaxAttempts = 3,
+// however many transient failures came between.
+func TestFailureCountSurvivesRestart(t *testing.T) {
+	brokers := newCluster(t)
+	opts := mq.SubscribeOptions{Group: "workers", MaxAttempts: 3, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	first := newBroker(t, testConfig(brokers))
+	var calls atomic.Int64
+	outage := make(chan struct{})
+	var outageOnce sync.Once
+	subscribe(t, first, "orders", opts, func(context.Context, *mq.Message) error {
+		switch n := calls.Add(1); {
+		case n <= 2:
+			return errors.New("unknown activity 42")
+		case n < 5:
+			return mq.Transient(errors.New("database unreachable"))
+		default:
+			outageOnce.Do(func() { close(outage) })
+			return mq.Transient(errors.New("database unreachable"))
+		}
+	})
+	publish(t, first, "orders", &mq.Message{ID: "order-3", Key: "user-3", Payload: []byte("buy")})
+	select {
+	case <-outage:
+	case <-time.After(waitTimeout):
+		t.Fatalf("timed out waiting for the outage; %d handler calls", calls.Load())
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if n := calls.Load(); n < 5 {
+		t.Fatalf("first process handled %d deliveries, want at least 5", n)
+	}
+
+	var rec recorder
+	second := newBroker(t, testConfig(brokers))
+	subscribe(t, second, "orders", opts, rec.handler(func(context.Context, *mq.Message) error {
+		return errors.New("unknown activity 42")
+	}))
+	dlq := pollRecords(t, stockClient(t, brokers, mq.DeadLetterTopic("orders")), 1)[0]
+	if err := second.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	got := rec.all()
+	if len(got) != 1 {
+		t.Fatalf("restarted process handled %d deliveries, want 1: the third permanent failure reaches MaxAttempts", len(got))
+	}
+	m := got[0].msg
+	if m.ID != "order-3" || m.Attempt <= 5 {
+		t.Errorf("restarted process got ID %q attempt %d, want order-3 and an attempt after the first process's 5+", m.ID, m.Attempt)
+	}
+	h := headers(dlq)
+	if want := strconv.Itoa(m.Attempt); h[mq.HeaderDeadLetterAttempts] != want || h[kafka.HeaderMessageID] != "order-3" {
+		t.Errorf("dead letter %s = %q, %s = %q, want %s and order-3",
+			mq.HeaderDeadLetterAttempts, h[mq.HeaderDeadLetterAttempts], kafka.HeaderMessageID, h[kafka.HeaderMessageID], want)
+	}
+}
+
 // TestDelayedDeliveryAcrossLevels: messages published latest-due first
 // arrive in due order and never early, including ones that hop through
 // both delay levels (1s then 250ms) before their target topic.

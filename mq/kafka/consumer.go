@@ -288,7 +288,7 @@ func (c *consumer) readPartition(ctx context.Context, s *genSub, p *partState, r
 		e := p.add(m.Offset)
 		env, _, derr := decode(m)
 		if derr != nil {
-			b.log.Warn("mq: record with malformed backend headers, delivering it as attempt 1 now",
+			b.log.Warn("mq: record with malformed backend headers, delivering it with defaults for those",
 				"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "error", derr.Error())
 		}
 		it := &item{p: p, e: e, env: env, rec: m}
@@ -357,7 +357,11 @@ func (c *consumer) handle(it *item) (err error) {
 
 // settle applies a handler's outcome; it reports whether the record may be
 // committed. A failure is republished (retry or dead letter) first, so the
-// record is committed only once its successor is acknowledged.
+// record is committed only once its successor is acknowledged. A failure
+// marked mq.Transient is always retried with the record's failure count
+// unchanged; any other adds one to it, and the one that reaches
+// MaxAttempts dead-letters the message. The count travels in the retry
+// record (x-failures), so it survives restarts and rebalances.
 func (c *consumer) settle(ctx context.Context, it *item, err error) bool {
 	if err == nil {
 		return true
@@ -382,7 +386,12 @@ func (c *consumer) settle(ctx context.Context, it *item, err error) bool {
 		defer stop()
 	}
 	e := it.env
-	if e.attempt >= sub.opts.MaxAttempts {
+	transient := mq.IsTransient(err)
+	failures := e.failures
+	if !transient {
+		failures++
+	}
+	if failures >= sub.opts.MaxAttempts {
 		dlq := mq.DeadLetterTopic(sub.topic)
 		h := make(map[string]string, len(e.headers)+3)
 		for k, v := range e.headers {
@@ -398,12 +407,15 @@ func (c *consumer) settle(ctx context.Context, it *item, err error) bool {
 			return false
 		}
 		b.log.Warn("mq: message dead-lettered", "topic", sub.topic, "group", c.group, "id", e.id,
-			"attempts", e.attempt, "dead_letter_topic", dlq, "error", err.Error())
+			"attempts", e.attempt, "failures", failures, "dead_letter_topic", dlq, "error", err.Error())
 		return true
 	}
 	now := time.Now()
 	next := e
 	next.attempt++
+	next.failures = failures
+	// The backoff grows with every delivery, transient ones included, up
+	// to MaxBackoff: the pace of the retries through an outage.
 	next.deliverAt = now.Add(sub.opts.Backoff(e.attempt))
 	if werr := b.write(wctx, "retry to "+sub.retry, b.route(sub.retry, next, now)); werr != nil {
 		b.log.Error("mq: scheduling a retry failed; the message will be delivered again", "topic", sub.topic,
@@ -411,7 +423,7 @@ func (c *consumer) settle(ctx context.Context, it *item, err error) bool {
 		return false
 	}
 	b.log.Debug("mq: handler failed, will redeliver", "topic", sub.topic, "group", c.group,
-		"id", e.id, "attempt", e.attempt, "error", err.Error())
+		"id", e.id, "attempt", e.attempt, "transient", transient, "failures", failures, "error", err.Error())
 	return true
 }
 

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
 )
 
 func TestLevelName(t *testing.T) {
@@ -75,5 +77,52 @@ func TestLevelFor(t *testing.T) {
 		if got := l.topic; ok != (tc.want != "") || got != tc.want {
 			t.Errorf("levelFor(%v) = %q, %v; want %q", tc.remaining, got, ok, tc.want)
 		}
+	}
+}
+
+func TestEnvelopeFailuresRoundTrip(t *testing.T) {
+	now := time.Now()
+	for _, failures := range []int{0, 1, 7} {
+		in := envelope{id: "m-1", key: "k", payload: []byte("p"), attempt: 9, failures: failures}
+		out, _, err := decode(encode("orders", "", in, now))
+		if err != nil || out.attempt != 9 || out.failures != failures {
+			t.Errorf("failures %d: decoded attempt %d failures %d err %v, want 9, %d, nil", failures, out.attempt, out.failures, err, failures)
+		}
+	}
+	// A caller's header of the reserved name does not override the count.
+	in := envelope{id: "m-2", headers: map[string]string{HeaderFailures: "99"}, attempt: 2, failures: 1}
+	if out, _, _ := decode(encode("orders", "", in, now)); out.failures != 1 || out.headers[HeaderFailures] != "" {
+		t.Errorf("decoded failures %d headers %v, want 1 and no caller x-failures", out.failures, out.headers)
+	}
+}
+
+func TestDecodeFailuresWithoutHeader(t *testing.T) {
+	rec := func(hs ...string) kafkago.Message {
+		m := kafkago.Message{Topic: "orders", Offset: 4}
+		for i := 0; i < len(hs); i += 2 {
+			m.Headers = append(m.Headers, kafkago.Header{Key: hs[i], Value: []byte(hs[i+1])})
+		}
+		return m
+	}
+	tests := []struct {
+		name         string
+		rec          kafkago.Message
+		wantFailures int
+		wantErr      bool
+	}{
+		{"stock producer", rec(), 0, false},
+		{"fresh publish", rec(HeaderAttempt, "1", HeaderFailures, "0"), 0, false},
+		{"retry written before x-failures existed", rec(HeaderAttempt, "4"), 3, false},
+		{"transient retries", rec(HeaderAttempt, "12", HeaderFailures, "1"), 1, false},
+		{"malformed", rec(HeaderAttempt, "3", HeaderFailures, "-1"), 2, true},
+		{"not a number", rec(HeaderAttempt, "3", HeaderFailures, "x"), 2, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, _, err := decode(tc.rec)
+			if e.failures != tc.wantFailures || (err != nil) != tc.wantErr {
+				t.Errorf("decode: failures %d err %v, want %d and error %v", e.failures, err, tc.wantFailures, tc.wantErr)
+			}
+		})
 	}
 }

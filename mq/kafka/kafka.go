@@ -1,6 +1,6 @@
 // Package kafka is the Kafka backend of mq, built on segmentio/kafka-go. It
 // keeps messages across restarts and lets several processes share the work
-// of one consumer group, which the embedded backend cannot.
+// of one consumer group, which the in-memory backend (mq/memory) cannot.
 //
 // # Records
 //
@@ -12,6 +12,12 @@
 //	                across retries and into the dead-letter topic
 //	x-attempt       the delivery attempt this record represents, decimal,
 //	                "1" for a fresh publish
+//	x-failures      how many deliveries before this one failed with an
+//	                error not marked mq.Transient (what MaxAttempts
+//	                bounds), decimal, "0" for a fresh publish. A record
+//	                without it counts x-attempt - 1 (every earlier delivery
+//	                failed and, before the header existed, every failure
+//	                counted)
 //	x-deliver-at    DeliverAt in RFC 3339 with nanoseconds, UTC; present
 //	                only for delayed messages and retries. Consumers must
 //	                not handle the record before that instant: the backend's
@@ -52,8 +58,14 @@
 // A handler error does not block the partition: the message is republished
 // with x-attempt + 1 and x-deliver-at = now + opts.Backoff(attempt) to the
 // group's retry topic "<topic>.retry.<group>" (which only that group reads),
-// then the original is committed. After opts.MaxAttempts the message goes to
-// mq.DeadLetterTopic(topic) with the dead-letter headers instead.
+// then the original is committed. An error not marked mq.Transient also
+// adds one to x-failures; the one that brings x-failures to
+// opts.MaxAttempts sends the message to mq.DeadLetterTopic(topic) with the
+// dead-letter headers instead (x-dead-letter-attempts is x-attempt, every
+// delivery). A transient error leaves x-failures as it is, so an outage is
+// retried, at most MaxBackoff apart, for as long as it lasts. Both counts
+// travel in the record, so they survive a restart or a rebalance: a record
+// redelivered because it was not committed keeps its own counts.
 //
 // # Delayed delivery
 //
@@ -107,6 +119,7 @@ import (
 const (
 	HeaderMessageID   = "x-message-id"
 	HeaderAttempt     = "x-attempt"
+	HeaderFailures    = "x-failures"
 	HeaderDeliverAt   = "x-deliver-at"
 	HeaderDelayTarget = "x-delay-target"
 )

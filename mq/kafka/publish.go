@@ -15,7 +15,8 @@ import (
 )
 
 // envelope is a message as the backend moves it between topics: the mq
-// fields plus the attempt the next delivery represents.
+// fields plus the attempt the next delivery represents and the failures
+// that count toward MaxAttempts (those not marked mq.Transient) so far.
 type envelope struct {
 	id        string
 	key       string
@@ -23,6 +24,7 @@ type envelope struct {
 	payload   []byte
 	deliverAt time.Time
 	attempt   int
+	failures  int
 }
 
 // Publish sends msgs to topic and returns nil only once the brokers
@@ -117,13 +119,13 @@ func (b *Broker) write(ctx context.Context, what string, recs ...kafkago.Message
 }
 
 var reserved = map[string]bool{
-	HeaderMessageID: true, HeaderAttempt: true, HeaderDeliverAt: true, HeaderDelayTarget: true,
+	HeaderMessageID: true, HeaderAttempt: true, HeaderFailures: true, HeaderDeliverAt: true, HeaderDelayTarget: true,
 }
 
 // encode builds the record of e on topic; delayTarget is set on delay-level
 // records only.
 func encode(topic, delayTarget string, e envelope, now time.Time) kafkago.Message {
-	hs := make([]kafkago.Header, 0, len(e.headers)+4)
+	hs := make([]kafkago.Header, 0, len(e.headers)+5)
 	for _, k := range slices.Sorted(maps.Keys(e.headers)) {
 		if !reserved[k] {
 			hs = append(hs, kafkago.Header{Key: k, Value: []byte(e.headers[k])})
@@ -132,6 +134,7 @@ func encode(topic, delayTarget string, e envelope, now time.Time) kafkago.Messag
 	hs = append(hs,
 		kafkago.Header{Key: HeaderMessageID, Value: []byte(e.id)},
 		kafkago.Header{Key: HeaderAttempt, Value: []byte(strconv.Itoa(e.attempt))},
+		kafkago.Header{Key: HeaderFailures, Value: []byte(strconv.Itoa(e.failures))},
 	)
 	if !e.deliverAt.IsZero() {
 		hs = append(hs, kafkago.Header{Key: HeaderDeliverAt, Value: []byte(e.deliverAt.UTC().Format(time.RFC3339Nano))})
@@ -147,12 +150,15 @@ func encode(topic, delayTarget string, e envelope, now time.Time) kafkago.Messag
 }
 
 // decode reads a record back. Records from other producers lack the
-// backend's headers: they get attempt 1 and an ID made of their position.
-// It returns the x-delay-target header separately.
+// backend's headers: they get attempt 1, no failures and an ID made of their
+// position. A record without a valid x-failures (written before the header
+// existed, when every failure counted) counts attempt - 1 failures. It
+// returns the x-delay-target header separately.
 func decode(r kafkago.Message) (e envelope, delayTarget string, err error) {
 	e.key = string(r.Key)
 	e.payload = r.Value
 	e.attempt = 1
+	e.failures = -1 // not read yet
 	for _, h := range r.Headers {
 		v := string(h.Value)
 		switch h.Key {
@@ -165,6 +171,13 @@ func decode(r kafkago.Message) (e envelope, delayTarget string, err error) {
 				continue
 			}
 			e.attempt = n
+		case HeaderFailures:
+			n, perr := strconv.Atoi(v)
+			if perr != nil || n < 0 {
+				err = errors.Join(err, fmt.Errorf("header %s: %q is not a non-negative integer", HeaderFailures, v))
+				continue
+			}
+			e.failures = n
 		case HeaderDeliverAt:
 			t, perr := time.Parse(time.RFC3339Nano, v)
 			if perr != nil {
@@ -180,6 +193,9 @@ func decode(r kafkago.Message) (e envelope, delayTarget string, err error) {
 			}
 			e.headers[h.Key] = v
 		}
+	}
+	if e.failures < 0 {
+		e.failures = e.attempt - 1
 	}
 	if e.id == "" {
 		e.id = r.Topic + "-" + strconv.Itoa(r.Partition) + "-" + strconv.FormatInt(r.Offset, 10)

@@ -73,6 +73,7 @@ func Run(t *testing.T, newBackend Factory, f Features) {
 		{"Delivery", testDelivery},
 		{"RedeliveryWithBackoff", testRedelivery},
 		{"DeadLetterAfterMaxAttempts", testDeadLetter},
+		{"TransientFailuresNeverDeadLetter", testTransient},
 		{"DelayedNeverEarly", testDelayed},
 		{"QueueFull", testQueueFull},
 		{"CloseDrains", testCloseDrains},
@@ -253,6 +254,48 @@ func testDeadLetter(t *testing.T, newBackend Factory, _ Features) {
 		if m.Headers[k] != v {
 			t.Errorf("dead letter lost original header %s=%q (got %q)", k, v, m.Headers[k])
 		}
+	}
+}
+
+// testTransient: failures marked mq.Transient (an outage) are retried past
+// MaxAttempts and never dead-lettered; a permanent failure after them still
+// has its full MaxAttempts.
+func testTransient(t *testing.T, newBackend Factory, _ Features) {
+	pub, sub := build(t, newBackend, BackendConfig{})
+	topic := topicName(t)
+	const maxAttempts = 2
+	const outage = 3 * maxAttempts // transient failures in a row
+
+	dlq := newRecorder()
+	subscribe(t, sub, mq.DeadLetterTopic(topic), mq.SubscribeOptions{Group: "ops"}, dlq.handler(nil))
+	rec := newRecorder()
+	var calls atomic.Int64
+	subscribe(t, sub, topic, mq.SubscribeOptions{Group: "g", MaxAttempts: maxAttempts, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond},
+		rec.handler(func(context.Context, *mq.Message) error {
+			switch n := calls.Add(1); {
+			case n <= outage:
+				return mq.Transient(fmt.Errorf("database unreachable (call %d)", n))
+			case n == outage+1:
+				return errors.New("one permanent failure")
+			default:
+				return nil
+			}
+		}))
+	publish(t, pub, topic, &mq.Message{Payload: []byte("through the outage")})
+	rec.waitCount(t, outage+2, "the deliveries through the outage and the permanent failure")
+	closeAll(t, pub, sub)
+
+	got := rec.all()
+	if len(got) != outage+2 {
+		t.Errorf("handler called %d times, want %d (%d transient failures, 1 permanent, 1 success)", len(got), outage+2, outage)
+	}
+	for i, d := range got {
+		if d.msg.Attempt != i+1 {
+			t.Errorf("delivery %d has Attempt %d, want %d (transient failures count as deliveries)", i+1, d.msg.Attempt, i+1)
+		}
+	}
+	if n := len(dlq.all()); n != 0 {
+		t.Errorf("%d messages dead-lettered, want 0: transient failures must not count toward MaxAttempts = %d", n, maxAttempts)
 	}
 }
 

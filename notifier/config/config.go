@@ -73,7 +73,7 @@ func Names() []string {
 	return []string{
 		"SECKILL_NOTIFIER_ENABLED",
 		"SECKILL_SMTP_URL", "SECKILL_SMTP_USER", "SECKILL_SMTP_PASSWORD", "SECKILL_SMTP_STARTTLS", "SECKILL_SMTP_FROM",
-		"SECKILL_SMS_WEBHOOK_URL", "SECKILL_SMS_WEBHOOK_AUTH_HEADER", "SECKILL_SMS_WEBHOOK_BODY",
+		"SECKILL_SMS_WEBHOOK_URL", "SECKILL_SMS_WEBHOOK_AUTH_HEADER", "SECKILL_SMS_WEBHOOK_BODY", "SECKILL_SMS_WEBHOOK_ALLOW_HTTP",
 		"SECKILL_MAIL_RATE", "SECKILL_MAIL_BURST", "SECKILL_SMS_RATE", "SECKILL_SMS_BURST",
 		"SECKILL_NOTIFY_CONCURRENCY", "SECKILL_NOTIFY_SEND_TIMEOUT",
 		"SECKILL_NOTIFY_RETRY_MIN", "SECKILL_NOTIFY_RETRY_MAX", "SECKILL_NOTIFY_RETRY_FOR", "SECKILL_NOTIFY_RETENTION",
@@ -212,6 +212,9 @@ func loadSMS(p *parser, timeout time.Duration) *sms.WebhookConfig {
 	raw := p.str("SECKILL_SMS_WEBHOOK_URL", "")
 	auth := strings.TrimSpace(p.getenv("SECKILL_SMS_WEBHOOK_AUTH_HEADER"))
 	body := p.getenv("SECKILL_SMS_WEBHOOK_BODY")
+	// http:// would send the auth header and the phone numbers in clear:
+	// only for local tests against a stub.
+	allowHTTP := p.boolean("SECKILL_SMS_WEBHOOK_ALLOW_HTTP", false)
 	if _, _, err := sms.ParseAuthHeader(auth); err != nil {
 		p.fail("SECKILL_SMS_WEBHOOK_AUTH_HEADER", "%v", err)
 	}
@@ -224,6 +227,9 @@ func loadSMS(p *parser, timeout time.Duration) *sms.WebhookConfig {
 				p.fail(n, "is set but SECKILL_SMS_WEBHOOK_URL is not")
 			}
 		}
+		if allowHTTP {
+			p.fail("SECKILL_SMS_WEBHOOK_ALLOW_HTTP", "is true but SECKILL_SMS_WEBHOOK_URL is not set")
+		}
 		return nil
 	}
 	u, err := url.Parse(raw)
@@ -231,7 +237,11 @@ func loadSMS(p *parser, timeout time.Duration) *sms.WebhookConfig {
 		p.fail("SECKILL_SMS_WEBHOOK_URL", "must be an absolute http:// or https:// URL")
 		return nil
 	}
-	return &sms.WebhookConfig{URL: raw, AuthHeader: auth, Body: body, Timeout: timeout}
+	if u.Scheme == "http" && !allowHTTP {
+		p.fail("SECKILL_SMS_WEBHOOK_URL", "must be an https:// URL: http:// sends the auth header and the phone numbers in clear (set SECKILL_SMS_WEBHOOK_ALLOW_HTTP=true to allow it, for local tests only)")
+		return nil
+	}
+	return &sms.WebhookConfig{URL: raw, AuthHeader: auth, Body: body, Timeout: timeout, AllowHTTP: allowHTTP}
 }
 
 // Redacted describes d for the start-up log: where mail and SMS go, never a

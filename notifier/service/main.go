@@ -20,7 +20,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/mq/kafka"
+	"github.com/flashsale/seckill/mq/natsjs"
 	"github.com/flashsale/seckill/notifier"
 	"github.com/flashsale/seckill/notifier/config"
 	"github.com/flashsale/seckill/order"
@@ -100,16 +102,9 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	defer sqlDB.Close()
 
-	broker, err := kafka.New(ctx, kafka.Config{
-		Brokers: cfg.KafkaBrokers, ClientID: "seckill-notifier",
-		Partitions: cfg.KafkaPartitions, ReplicationFactor: cfg.KafkaReplication,
-		SessionTimeout: cfg.KafkaSessionTimeout, RebalanceTimeout: cfg.KafkaSessionTimeout,
-		HeartbeatInterval: max(cfg.KafkaSessionTimeout/10, 100*time.Millisecond),
-		CloseTimeout:      cfg.ShutdownTimeout,
-		Logger:            log,
-	})
+	broker, err := openQueue(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("kafka (SECKILL_KAFKA_BROKERS): %w", err)
+		return err
 	}
 	brokerClosed := false
 	closeBroker := func() error {
@@ -120,9 +115,6 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		return broker.Close()
 	}
 	defer closeBroker()
-	if err := broker.EnsureTopics(ctx, order.TopicOrderEvents); err != nil {
-		return fmt.Errorf("kafka (SECKILL_KAFKA_BROKERS): create topics: %w", err)
-	}
 
 	n, err := Start(ctx, cfg.Delivery, Deps{DB: db, Subscriber: broker, Registerer: reg, Logger: log})
 	if err != nil {
@@ -136,37 +128,39 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 			errs = append(errs, fmt.Errorf("database: %w", err))
 		}
 		if err := broker.Ping(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("kafka: %w", err))
+			errs = append(errs, fmt.Errorf("queue (%s): %w", cfg.MQ, err))
 		}
 		return errors.Join(errs...)
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ops, err := serveOps(cfg, reg, readyFn)
 	if err != nil {
-		return fmt.Errorf("SECKILL_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+		return err
 	}
-	srv := &http.Server{Handler: OpsHandler(reg, readyFn), ReadHeaderTimeout: 5 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "seckill-notifier consuming %s (group %s); health and metrics on http://%s/healthz /readyz /metrics\n",
-		order.TopicOrderEvents, notifier.Group, ln.Addr())
+	metricsAt := ops.addr()
+	if m := ops.metricsAddr(); m != "" {
+		metricsAt = m
+	}
+	fmt.Fprintf(stdout, "seckill-notifier consuming %s (group %s); health on http://%s/healthz /readyz, metrics on http://%s/metrics\n",
+		order.TopicOrderEvents, notifier.Group, ops.addr(), metricsAt)
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(ops.addr())
 	}
 
 	select {
 	case <-ctx.Done():
-	case err := <-served:
+	case err := <-ops.served:
+		_ = ops.shutdown(context.Background())
 		return fmt.Errorf("http server stopped: %w", err)
 	}
 	log.Info("shutting down: finishing the events in hand")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := ops.shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
 	if err := closeBroker(); err != nil {
-		errs = append(errs, fmt.Errorf("kafka: %w", err))
+		errs = append(errs, fmt.Errorf("queue (%s): %w", cfg.MQ, err))
 	}
 	if err := n.Close(); err != nil {
 		errs = append(errs, err)
@@ -178,8 +172,67 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	return nil
 }
 
+// opsServers are the notifier's HTTP listeners: the ops port
+// (SECKILL_HTTP_ADDR) and, when SECKILL_METRICS_ADDR is set, a listener of
+// its own for /metrics, which the ops port then answers 404 for.
+type opsServers struct {
+	ops, metrics     *http.Server // metrics nil: /metrics is on ops
+	opsLn, metricsLn net.Listener
+	served           chan error // the first listener that stops by itself
+}
+
+// serveOps listens on cfg's addresses and serves in the background.
+func serveOps(cfg config.Service, reg *prometheus.Registry, ready func(context.Context) error) (*opsServers, error) {
+	o := &opsServers{served: make(chan error, 2)}
+	var err error
+	if o.opsLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("SECKILL_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	opsReg := reg
+	if cfg.MetricsAddr != "" {
+		if o.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			o.opsLn.Close()
+			return nil, fmt.Errorf("SECKILL_METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+		}
+		opsReg = nil
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		o.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { o.served <- o.metrics.Serve(o.metricsLn) }()
+	}
+	o.ops = &http.Server{Handler: OpsHandler(opsReg, ready), ReadHeaderTimeout: 5 * time.Second}
+	go func() { o.served <- o.ops.Serve(o.opsLn) }()
+	return o, nil
+}
+
+// addr is the ops port's address; metricsAddr the metrics listener's, or
+// "" when /metrics is on the ops port.
+func (o *opsServers) addr() string { return o.opsLn.Addr().String() }
+
+func (o *opsServers) metricsAddr() string {
+	if o.metricsLn == nil {
+		return ""
+	}
+	return o.metricsLn.Addr().String()
+}
+
+// shutdown stops both listeners, finishing the requests in flight.
+func (o *opsServers) shutdown(ctx context.Context) error {
+	var errs []error
+	if err := o.ops.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if o.metrics != nil {
+		if err := o.metrics.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("metrics listener: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // OpsHandler serves /healthz (the process runs), /readyz (ready reports the
-// backends reachable; 503 naming the failing one) and /metrics.
+// backends reachable; 503 naming the failing one) and /metrics of reg. A nil
+// reg leaves /metrics out (404): it is served on SECKILL_METRICS_ADDR.
 func OpsHandler(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -197,7 +250,9 @@ func OpsHandler(reg *prometheus.Registry, ready func(context.Context) error) htt
 		}
 		_, _ = w.Write([]byte(`{"status":"ready"}`))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if reg != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
 	return mux
 }
 
@@ -209,4 +264,42 @@ func newLogger(cfg config.Service, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// queue is what the notifier needs of its queue backend.
+type queue interface {
+	mq.Subscriber
+	Ping(ctx context.Context) error
+}
+
+// openQueue connects the configured backend: a NATS cluster (the order
+// events stream and this group are created if missing, so events published
+// before the first notifier started are kept) or Kafka.
+func openQueue(ctx context.Context, cfg config.Service, log *slog.Logger) (queue, error) {
+	if cfg.MQ == "nats" {
+		b, err := natsjs.New(ctx, natsjs.Config{
+			URL: cfg.NATSURL, DrainTimeout: cfg.ShutdownTimeout, Logger: log,
+			Groups: map[string][]string{order.TopicOrderEvents: {notifier.Group}},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("nats (SECKILL_NATS_URL): %w", err)
+		}
+		return b, nil
+	}
+	b, err := kafka.New(ctx, kafka.Config{
+		Brokers: cfg.KafkaBrokers, ClientID: "seckill-notifier",
+		Partitions: cfg.KafkaPartitions, ReplicationFactor: cfg.KafkaReplication,
+		SessionTimeout: cfg.KafkaSessionTimeout, RebalanceTimeout: cfg.KafkaSessionTimeout,
+		HeartbeatInterval: max(cfg.KafkaSessionTimeout/10, 100*time.Millisecond),
+		CloseTimeout:      cfg.ShutdownTimeout,
+		Logger:            log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kafka (SECKILL_KAFKA_BROKERS): %w", err)
+	}
+	if err := b.EnsureTopics(ctx, order.TopicOrderEvents); err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("kafka (SECKILL_KAFKA_BROKERS): create topics: %w", err)
+	}
+	return b, nil
 }

@@ -22,6 +22,8 @@ import (
 
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/mq/kafka"
+	"github.com/flashsale/seckill/mq/natsjs"
+	"github.com/flashsale/seckill/notifier"
 	"github.com/flashsale/seckill/notifier/contacts"
 	"github.com/flashsale/seckill/notifier/schema"
 	"github.com/flashsale/seckill/notifier/service"
@@ -79,13 +81,8 @@ func seedContacts(t *testing.T, dsn string, users []string) {
 	}
 }
 
-func publishEvents(t *testing.T, brokers []string, evs []order.Event) {
+func publishEvents(t *testing.T, pub mq.Publisher, evs []order.Event) {
 	t.Helper()
-	pub, err := kafka.New(t.Context(), kafka.Config{Brokers: brokers, ClientID: "test-relay", Partitions: 3, AuxPartitions: 1, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
 	for _, e := range evs {
 		b, _ := json.Marshal(e)
 		if err := pub.Publish(t.Context(), order.TopicOrderEvents, &mq.Message{Key: e.UserID, Payload: b}); err != nil {
@@ -109,16 +106,48 @@ func events(users []string) []order.Event {
 // kfake), on MariaDB: it consumes order events published by another client,
 // sends every mail once (each event is also published twice), serves
 // /healthz, /readyz and /metrics, and stops cleanly when its context ends.
-func TestRunOnKafka(t *testing.T) {
+// TestRunOnQueues: the service binary on each queue that runs apart from
+// the gateway sends one mail per event however often the event arrives,
+// and serves its health and metrics.
+func TestRunOnQueues(t *testing.T) {
+	for _, backend := range []string{"kafka", "nats"} {
+		t.Run(backend, func(t *testing.T) { runOnQueue(t, backend) })
+	}
+}
+
+func runOnQueue(t *testing.T, backend string) {
 	dsn := testkit.MySQLDSN(t)
-	brokers := newCluster(t)
 	smtp := smtptest.Start(t)
 	users := []string{"kim", "lee", "max", "nia"}
 	seedContacts(t, dsn, users)
 	env := map[string]string{
-		"SECKILL_MQ": "kafka", "SECKILL_KAFKA_BROKERS": strings.Join(brokers, ","), "SECKILL_KAFKA_PARTITIONS": "3",
-		"SECKILL_KAFKA_SESSION_TIMEOUT": "6s", "SECKILL_DB_DSN": dsn, "SECKILL_HTTP_ADDR": "127.0.0.1:0",
+		"SECKILL_MQ": backend, "SECKILL_DB_DSN": dsn, "SECKILL_HTTP_ADDR": "127.0.0.1:0",
 		"SECKILL_SMTP_URL": smtp.URL(), "SECKILL_SMTP_FROM": "shop@example.com", "SECKILL_SHUTDOWN_TIMEOUT": "10s",
+	}
+	// The relay's side: a publisher of the order events on the same queue.
+	var pub mq.Publisher
+	switch backend {
+	case "kafka":
+		brokers := newCluster(t)
+		env["SECKILL_KAFKA_BROKERS"], env["SECKILL_KAFKA_PARTITIONS"], env["SECKILL_KAFKA_SESSION_TIMEOUT"] = strings.Join(brokers, ","), "3", "6s"
+		kp, err := kafka.New(t.Context(), kafka.Config{Brokers: brokers, ClientID: "test-relay", Partitions: 3, AuxPartitions: 1, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = kp.Close() })
+		pub = kp
+	case "nats":
+		// A separate nats-server process, as a deployment runs it. Events
+		// published before the notifier ever started are kept: the relay
+		// declares the notifier's group, as the order workers' process does.
+		url := testkit.StartNATS(t, testkit.NATSServerBinary(t))
+		env["SECKILL_NATS_URL"] = url
+		np, err := natsjs.New(t.Context(), natsjs.Config{URL: url, Groups: map[string][]string{order.TopicOrderEvents: {notifier.Group}}, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = np.Close() })
+		pub = np
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -139,7 +168,7 @@ func TestRunOnKafka(t *testing.T) {
 	}
 
 	evs := events(users)
-	publishEvents(t, brokers, append(evs, evs...))
+	publishEvents(t, pub, append(evs, evs...))
 	smtp.WaitFor(t, len(users), 60*time.Second)
 	time.Sleep(time.Second) // the duplicates are handled by now
 	if got := len(smtp.Messages()); got != len(users) {
@@ -174,21 +203,32 @@ func TestRunOnKafka(t *testing.T) {
 // The binary refuses a bad configuration at start, naming each variable,
 // and never echoing a secret.
 func TestRunRefusesBadConfiguration(t *testing.T) {
-	env := map[string]string{
-		"SECKILL_MQ": "embedded", "SECKILL_SMTP_URL": "smtp://user:TopSecret99@", "SECKILL_MAIL_RATE": "fast",
-		"SECKILL_SMS_WEBHOOK_AUTH_HEADER": "no colon TopSecret88",
-	}
-	err := service.Run(t.Context(), func(k string) string { return env[k] }, io.Discard, io.Discard, nil)
-	if err == nil {
-		t.Fatal("Run accepted a broken configuration")
-	}
-	for _, name := range []string{"SECKILL_MQ", "SECKILL_KAFKA_BROKERS", "SECKILL_DB_DSN", "SECKILL_SMTP_URL", "SECKILL_MAIL_RATE", "SECKILL_SMS_WEBHOOK_AUTH_HEADER"} {
-		if !strings.Contains(err.Error(), name) {
-			t.Errorf("error does not name %s:\n%v", name, err)
-		}
-	}
-	if strings.Contains(err.Error(), "TopSecret") {
-		t.Errorf("error shows a secret:\n%v", err)
+	for _, tc := range []struct {
+		mq   string
+		want []string // variables the error must name
+	}{
+		{"embedded", []string{"SECKILL_MQ"}},
+		{"kafka", []string{"SECKILL_KAFKA_BROKERS"}},
+		{"nats", []string{"SECKILL_NATS_URL"}},
+	} {
+		t.Run(tc.mq, func(t *testing.T) {
+			env := map[string]string{
+				"SECKILL_MQ": tc.mq, "SECKILL_SMTP_URL": "smtp://user:TopSecret99@", "SECKILL_MAIL_RATE": "fast",
+				"SECKILL_SMS_WEBHOOK_AUTH_HEADER": "no colon TopSecret88",
+			}
+			err := service.Run(t.Context(), func(k string) string { return env[k] }, io.Discard, io.Discard, nil)
+			if err == nil {
+				t.Fatal("Run accepted a broken configuration")
+			}
+			for _, name := range append(tc.want, "SECKILL_DB_DSN", "SECKILL_SMTP_URL", "SECKILL_MAIL_RATE", "SECKILL_SMS_WEBHOOK_AUTH_HEADER") {
+				if !strings.Contains(err.Error(), name) {
+					t.Errorf("error does not name %s:\n%v", name, err)
+				}
+			}
+			if strings.Contains(err.Error(), "TopSecret") {
+				t.Errorf("error shows a secret:\n%v", err)
+			}
+		})
 	}
 }
 

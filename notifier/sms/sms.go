@@ -3,6 +3,12 @@
 // implementation here is a generic JSON webhook configured by those three
 // things; a provider with a real SDK gets its own channel.Texter. A logging
 // texter stands in when no provider is configured (demo mode).
+//
+// The webhook carries a secret (the auth header) and the buyers' phone
+// numbers, so it only talks to the configured URL: it refuses an http:// URL
+// unless WebhookConfig.AllowHTTP says so (local tests against a stub), and it
+// follows no redirect at all. A redirect answer is a failed send that names
+// the Location; fix the configured URL to the one it points at.
 package sms
 
 import (
@@ -33,8 +39,12 @@ const IdempotencyHeader = "Idempotency-Key"
 
 // WebhookConfig configures a Webhook.
 type WebhookConfig struct {
-	// URL receives a POST per message (http or https).
+	// URL receives a POST per message: https, or http when AllowHTTP.
 	URL string
+	// AllowHTTP accepts an http:// URL, which sends the auth header and the
+	// message in clear: for local tests against a plain-HTTP stub only
+	// (SECKILL_SMS_WEBHOOK_ALLOW_HTTP).
+	AllowHTTP bool
 	// AuthHeader is "Name: value", e.g. "Authorization: Bearer abc" or
 	// "X-Api-Key: abc"; empty sends none. It is a secret.
 	AuthHeader string
@@ -44,10 +54,17 @@ type WebhookConfig struct {
 	// Timeout bounds one request. Default 10s.
 	Timeout time.Duration
 	// Client overrides the HTTP client (tests); its Timeout is left alone.
+	// The webhook uses a copy of it that follows no redirect.
 	Client *http.Client
 }
 
-// Webhook posts each message as JSON to a provider's URL.
+// Webhook posts each message as JSON to a provider's URL. It never follows
+// a redirect: following one would hand the auth header to whatever host the
+// answer names (Go's client drops only a few well-known credential headers
+// on a cross-host redirect, not a custom "X-Api-Key"), and even a same-host
+// redirect of a POST may be replayed as a GET without the body. A 3xx answer
+// is a failed send naming the Location, retried like a transient failure so
+// that messages wait while the operator corrects SECKILL_SMS_WEBHOOK_URL.
 type Webhook struct {
 	url        string
 	authName   string
@@ -109,6 +126,9 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("sms webhook: URL must be an absolute http:// or https:// URL")
 	}
+	if u.Scheme == "http" && !cfg.AllowHTTP {
+		return nil, errors.New("sms webhook: URL must be https:// (http:// sends the auth header and the phone numbers in clear; allow it only for local tests)")
+	}
 	name, value, err := ParseAuthHeader(cfg.AuthHeader)
 	if err != nil {
 		return nil, fmt.Errorf("sms webhook: auth header %w", err)
@@ -117,21 +137,36 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sms webhook: body template: %w", err)
 	}
-	client := cfg.Client
-	if client == nil {
+	var client *http.Client
+	if cfg.Client != nil {
+		c := *cfg.Client // a copy: the caller's client keeps its own redirect policy
+		client = &c
+	} else {
 		timeout := cfg.Timeout
 		if timeout <= 0 {
 			timeout = 10 * time.Second
 		}
 		client = &http.Client{Timeout: timeout}
 	}
+	client.CheckRedirect = noRedirects
+	return &Webhook{url: cfg.URL, authName: name, authValue: value, body: body, client: client, redactedTo: redactURL(u)}, nil
+}
+
+// noRedirects makes the client return a 3xx answer as it is, unfollowed.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// redactURL is u without credentials or query, for errors and logs.
+func redactURL(u *url.URL) string {
 	safe := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
-	return &Webhook{url: cfg.URL, authName: name, authValue: value, body: body, client: client, redactedTo: safe.String()}, nil
+	return safe.String()
 }
 
 // SendSMS posts m. 2xx is accepted; 408, 425, 429 and 5xx are transient; any
 // other status is permanent (the provider refused this message: a bad
-// number, a rejected text). Network errors and timeouts are transient.
+// number, a rejected text). Network errors and timeouts are transient. A
+// redirect (3xx) is not followed: it fails naming the Location, as a
+// transient failure (the configured URL is wrong for every message, not this
+// message bad, so it waits for the fix instead of being dead-lettered).
 func (w *Webhook) SendSMS(ctx context.Context, m channel.SMSMessage) error {
 	var buf bytes.Buffer
 	if err := w.body.Execute(&buf, bodyData{To: m.To, Text: m.Text, Key: m.IdempotencyKey}); err != nil {
@@ -162,6 +197,13 @@ func (w *Webhook) SendSMS(ctx context.Context, m channel.SMSMessage) error {
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		to := "no Location"
+		if loc, err := resp.Location(); err == nil {
+			to = "Location " + redactURL(loc)
+		}
+		return fmt.Errorf("sms webhook %s answered %s, a redirect to %s: not followed (the auth header goes to the configured URL only); set SECKILL_SMS_WEBHOOK_URL to the provider's current endpoint", w.redactedTo, resp.Status, to)
 	}
 	err = fmt.Errorf("sms webhook %s answered %s: %s", w.redactedTo, resp.Status, strings.TrimSpace(string(snippet)))
 	switch {

@@ -42,7 +42,7 @@ func TestWebhookPostsJSON(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	t.Cleanup(srv.Close)
-	w, err := sms.NewWebhook(sms.WebhookConfig{URL: srv.URL + "/send", AuthHeader: "X-Api-Key: k-123"})
+	w, err := sms.NewWebhook(sms.WebhookConfig{AllowHTTP: true, URL: srv.URL + "/send", AuthHeader: "X-Api-Key: k-123"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestWebhookCustomBody(t *testing.T) {
 		body, _ = io.ReadAll(r.Body)
 	}))
 	t.Cleanup(srv.Close)
-	w, err := sms.NewWebhook(sms.WebhookConfig{URL: srv.URL, Body: `{"messages":[{"destination":{{json .To}},"content":{{json .Text}}}]}`})
+	w, err := sms.NewWebhook(sms.WebhookConfig{AllowHTTP: true, URL: srv.URL, Body: `{"messages":[{"destination":{{json .To}},"content":{{json .Text}}}]}`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestWebhookClassifiesResponses(t *testing.T) {
 				_, _ = w.Write([]byte(`{"error":"details"}`))
 			}))
 			t.Cleanup(srv.Close)
-			w, err := sms.NewWebhook(sms.WebhookConfig{URL: srv.URL})
+			w, err := sms.NewWebhook(sms.WebhookConfig{AllowHTTP: true, URL: srv.URL})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,7 +128,7 @@ func TestWebhookClassifiesResponses(t *testing.T) {
 			}
 		}))
 		t.Cleanup(func() { close(release); srv.Close() })
-		w, err := sms.NewWebhook(sms.WebhookConfig{URL: srv.URL + "/?token=SECRET-IN-QUERY", Timeout: 100 * time.Millisecond})
+		w, err := sms.NewWebhook(sms.WebhookConfig{AllowHTTP: true, URL: srv.URL + "/?token=SECRET-IN-QUERY", Timeout: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,11 +150,11 @@ func TestNewWebhookRefusesBadConfig(t *testing.T) {
 	}{
 		{"relative URL", sms.WebhookConfig{URL: "/send"}, "URL"},
 		{"ftp URL", sms.WebhookConfig{URL: "ftp://x/send"}, "URL"},
-		{"auth header without colon", sms.WebhookConfig{URL: "http://x", AuthHeader: "Bearer abc"}, "auth header"},
-		{"auth header without value", sms.WebhookConfig{URL: "http://x", AuthHeader: "Authorization:"}, "auth header"},
-		{"body not a template", sms.WebhookConfig{URL: "http://x", Body: `{"to":{{json .To}`}, "body template"},
-		{"body not JSON", sms.WebhookConfig{URL: "http://x", Body: `to={{.To}}`}, "invalid JSON"},
-		{"body unknown field", sms.WebhookConfig{URL: "http://x", Body: `{"to":{{json .Phone}}}`}, "body template"},
+		{"auth header without colon", sms.WebhookConfig{AllowHTTP: true, URL: "http://x", AuthHeader: "Bearer abc"}, "auth header"},
+		{"auth header without value", sms.WebhookConfig{AllowHTTP: true, URL: "http://x", AuthHeader: "Authorization:"}, "auth header"},
+		{"body not a template", sms.WebhookConfig{AllowHTTP: true, URL: "http://x", Body: `{"to":{{json .To}`}, "body template"},
+		{"body not JSON", sms.WebhookConfig{AllowHTTP: true, URL: "http://x", Body: `to={{.To}}`}, "invalid JSON"},
+		{"body unknown field", sms.WebhookConfig{AllowHTTP: true, URL: "http://x", Body: `{"to":{{json .Phone}}}`}, "body template"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,7 +164,7 @@ func TestNewWebhookRefusesBadConfig(t *testing.T) {
 			}
 		})
 	}
-	_, err := sms.NewWebhook(sms.WebhookConfig{URL: "http://x", AuthHeader: "Bad Name: top-secret"})
+	_, err := sms.NewWebhook(sms.WebhookConfig{AllowHTTP: true, URL: "http://x", AuthHeader: "Bad Name: top-secret"})
 	if err == nil || strings.Contains(err.Error(), "top-secret") {
 		t.Errorf("bad auth header: %v (must fail without showing the value)", err)
 	}

@@ -1,4 +1,4 @@
-package embedded_test
+package memory_test
 
 import (
 	"context"
@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/flashsale/seckill/mq"
-	"github.com/flashsale/seckill/mq/embedded"
+	"github.com/flashsale/seckill/mq/memory"
 	"github.com/flashsale/seckill/mq/mqtest"
 )
 
 func TestConformance(t *testing.T) {
 	mqtest.Run(t, func(t *testing.T, cfg mqtest.BackendConfig) (mq.Publisher, mq.Subscriber) {
-		b := newBroker(t, embedded.Config{Capacity: cfg.Capacity})
+		b := newBroker(t, memory.Config{Capacity: cfg.Capacity})
 		return b, b
 	}, mqtest.Features{Bounded: true, DrainsOnClose: true})
 }
@@ -26,24 +26,24 @@ func TestConformance(t *testing.T) {
 func TestDepth(t *testing.T) {
 	tests := []struct {
 		name  string
-		setup func(t *testing.T, b *embedded.Broker, topic string)
+		setup func(t *testing.T, b *memory.Broker, topic string)
 		want  int
 	}{
 		{
 			name:  "unknown topic",
-			setup: func(*testing.T, *embedded.Broker, string) {},
+			setup: func(*testing.T, *memory.Broker, string) {},
 			want:  0,
 		},
 		{
 			name: "held before any subscriber",
-			setup: func(t *testing.T, b *embedded.Broker, topic string) {
+			setup: func(t *testing.T, b *memory.Broker, topic string) {
 				publishN(t, b, topic, 3)
 			},
 			want: 3,
 		},
 		{
 			name: "ready and in flight",
-			setup: func(t *testing.T, b *embedded.Broker, topic string) {
+			setup: func(t *testing.T, b *memory.Broker, topic string) {
 				h := newBlocker(t)
 				subscribe(t, b, topic, mq.SubscribeOptions{Group: "g"}, h.handle)
 				publishN(t, b, topic, 3)
@@ -53,7 +53,7 @@ func TestDepth(t *testing.T) {
 		},
 		{
 			name: "summed over groups",
-			setup: func(t *testing.T, b *embedded.Broker, topic string) {
+			setup: func(t *testing.T, b *memory.Broker, topic string) {
 				h := newBlocker(t)
 				subscribe(t, b, topic, mq.SubscribeOptions{Group: "a"}, h.handle)
 				subscribe(t, b, topic, mq.SubscribeOptions{Group: "b"}, h.handle)
@@ -63,7 +63,7 @@ func TestDepth(t *testing.T) {
 		},
 		{
 			name: "awaiting retry",
-			setup: func(t *testing.T, b *embedded.Broker, topic string) {
+			setup: func(t *testing.T, b *memory.Broker, topic string) {
 				// The first message fails and waits an hour for its retry;
 				// with one worker, the second is only taken once the first
 				// is settled, so seeing it proves the first awaits a retry.
@@ -88,7 +88,7 @@ func TestDepth(t *testing.T) {
 		},
 		{
 			name: "handled",
-			setup: func(t *testing.T, b *embedded.Broker, topic string) {
+			setup: func(t *testing.T, b *memory.Broker, topic string) {
 				var handled atomic.Int64
 				subscribe(t, b, topic, mq.SubscribeOptions{Group: "g", Concurrency: 2},
 					func(context.Context, *mq.Message) error { handled.Add(1); return nil })
@@ -100,7 +100,7 @@ func TestDepth(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBroker(t, embedded.Config{DrainTimeout: 100 * time.Millisecond})
+			b := newBroker(t, memory.Config{DrainTimeout: 100 * time.Millisecond})
 			tc.setup(t, b, "t")
 			// Settling follows the handler's return, so poll briefly.
 			waitUntil(t, fmt.Sprintf("Depth == %d", tc.want), func() bool { return b.Depth("t") == tc.want })
@@ -115,20 +115,20 @@ func TestPublishAllOrNothing(t *testing.T) {
 	tests := []struct {
 		name     string
 		capacity int
-		setup    func(t *testing.T, b *embedded.Broker) // leaves Depth("t") == before
+		setup    func(t *testing.T, b *memory.Broker) // leaves Depth("t") == before
 		before   int
 		batch    int
 	}{
 		{
 			name:     "held queue short of room",
 			capacity: 3,
-			setup:    func(*testing.T, *embedded.Broker) {},
+			setup:    func(*testing.T, *memory.Broker) {},
 			batch:    4,
 		},
 		{
 			name:     "group short of room",
 			capacity: 3,
-			setup: func(t *testing.T, b *embedded.Broker) {
+			setup: func(t *testing.T, b *memory.Broker) {
 				subscribe(t, b, "t", mq.SubscribeOptions{Group: "g"}, newBlocker(t).handle)
 				publishN(t, b, "t", 1)
 			},
@@ -138,7 +138,7 @@ func TestPublishAllOrNothing(t *testing.T) {
 		{
 			name:     "one of two groups full",
 			capacity: 2,
-			setup: func(t *testing.T, b *embedded.Broker) {
+			setup: func(t *testing.T, b *memory.Broker) {
 				h := newBlocker(t)
 				subscribe(t, b, "t", mq.SubscribeOptions{Group: "full"}, h.handle)
 				publishN(t, b, "t", 2)
@@ -150,7 +150,7 @@ func TestPublishAllOrNothing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBroker(t, embedded.Config{Capacity: tc.capacity, DrainTimeout: 100 * time.Millisecond})
+			b := newBroker(t, memory.Config{Capacity: tc.capacity, DrainTimeout: 100 * time.Millisecond})
 			tc.setup(t, b)
 			batch := make([]*mq.Message, tc.batch)
 			for i := range batch {
@@ -168,7 +168,7 @@ func TestPublishAllOrNothing(t *testing.T) {
 }
 
 func TestDelayedCapacity(t *testing.T) {
-	b := newBroker(t, embedded.Config{DelayedCapacity: 2})
+	b := newBroker(t, memory.Config{DelayedCapacity: 2})
 	future := func() *mq.Message { return &mq.Message{DeliverAt: time.Now().Add(time.Hour)} }
 
 	if err := b.Publish(t.Context(), "t", future(), future()); err != nil {
@@ -196,7 +196,7 @@ func TestDelayedCapacity(t *testing.T) {
 
 func TestCloseDropsFutureMessagesAndReports(t *testing.T) {
 	logs := &logRecorder{}
-	b := newBroker(t, embedded.Config{Logger: slog.New(logs)})
+	b := newBroker(t, memory.Config{Logger: slog.New(logs)})
 	var handled atomic.Int64
 	subscribe(t, b, "t", mq.SubscribeOptions{}, func(context.Context, *mq.Message) error { handled.Add(1); return nil })
 	for range 3 {
@@ -225,7 +225,7 @@ func TestCloseDropsFutureMessagesAndReports(t *testing.T) {
 }
 
 func TestHeldUntilFirstSubscriber(t *testing.T) {
-	b := newBroker(t, embedded.Config{})
+	b := newBroker(t, memory.Config{})
 	publishN(t, b, "t", 3) // before anyone subscribes
 
 	first, second := &payloads{}, &payloads{}
@@ -248,7 +248,7 @@ func TestHeldUntilFirstSubscriber(t *testing.T) {
 
 func TestDeadLetterRetainedWithoutSubscriber(t *testing.T) {
 	logs := &logRecorder{}
-	b := newBroker(t, embedded.Config{Logger: slog.New(logs)})
+	b := newBroker(t, memory.Config{Logger: slog.New(logs)})
 	subscribe(t, b, "t", mq.SubscribeOptions{MaxAttempts: 2, MinBackoff: time.Millisecond},
 		func(context.Context, *mq.Message) error { return errors.New("db down") })
 	if err := b.Publish(t.Context(), "t", &mq.Message{Payload: []byte("order-1")}); err != nil {
@@ -274,8 +274,68 @@ func TestDeadLetterRetainedWithoutSubscriber(t *testing.T) {
 	}
 }
 
+// TestTransientFailuresInterleaved: only the failures not marked transient
+// count toward MaxAttempts, also when they alternate with transient ones;
+// the dead letter reports every delivery in its attempts header, and the
+// retries of an outage are paced by the backoff capped at MaxBackoff.
+func TestTransientFailuresInterleaved(t *testing.T) {
+	b := newBroker(t, memory.Config{})
+	// P = permanent, T = transient: the third P is the third counted
+	// failure, MaxAttempts = 3, at delivery 8.
+	const script = "TPTTPTTP"
+	const maxBackoff = 4 * time.Millisecond
+	var (
+		mu       sync.Mutex
+		attempts []int
+		times    []time.Time
+	)
+	subscribe(t, b, "t", mq.SubscribeOptions{MaxAttempts: 3, MinBackoff: time.Millisecond, MaxBackoff: maxBackoff},
+		func(_ context.Context, m *mq.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			attempts = append(attempts, m.Attempt)
+			times = append(times, time.Now())
+			n := len(attempts)
+			if n > len(script) {
+				return nil
+			}
+			err := fmt.Errorf("failure %d", n)
+			if script[n-1] == 'T' {
+				return mq.Transient(err)
+			}
+			return err
+		})
+	var dead atomic.Pointer[mq.Message]
+	subscribe(t, b, mq.DeadLetterTopic("t"), mq.SubscribeOptions{Group: "ops"}, func(_ context.Context, m *mq.Message) error {
+		dead.Store(m)
+		return nil
+	})
+	publishN(t, b, "t", 1)
+	waitUntil(t, "the dead letter", func() bool { return dead.Load() != nil })
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "[1 2 3 4 5 6 7 8]"; fmt.Sprint(attempts) != want {
+		t.Errorf("attempts %v, want %s: transient failures are deliveries but do not count toward MaxAttempts", attempts, want)
+	}
+	m := dead.Load()
+	if m.Headers[mq.HeaderDeadLetterAttempts] != "8" || m.Headers[mq.HeaderDeadLetterReason] != "failure 8" {
+		t.Errorf("dead letter attempts %q reason %q, want \"8\" and \"failure 8\"",
+			m.Headers[mq.HeaderDeadLetterAttempts], m.Headers[mq.HeaderDeadLetterReason])
+	}
+	opts := mq.SubscribeOptions{MinBackoff: time.Millisecond, MaxBackoff: maxBackoff}
+	for i := 1; i < len(times); i++ {
+		if wait, want := times[i].Sub(times[i-1]), opts.Backoff(i); wait < want {
+			t.Errorf("delivery %d came %v after delivery %d, want at least the backoff %v", i+1, wait, i, want)
+		}
+	}
+}
+
 func TestCloseTimeoutCancelsHandlers(t *testing.T) {
-	b := newBroker(t, embedded.Config{DrainTimeout: 50 * time.Millisecond})
+	b := newBroker(t, memory.Config{DrainTimeout: 50 * time.Millisecond})
 	var started, returned atomic.Bool
 	var ctxErr atomic.Value
 	subscribe(t, b, "t", mq.SubscribeOptions{}, func(ctx context.Context, _ *mq.Message) error {
@@ -304,7 +364,7 @@ func TestCloseTimeoutCancelsHandlers(t *testing.T) {
 }
 
 func TestCloseConcurrentCallsAgree(t *testing.T) {
-	b := newBroker(t, embedded.Config{})
+	b := newBroker(t, memory.Config{})
 	var handled atomic.Int64
 	subscribe(t, b, "t", mq.SubscribeOptions{}, func(context.Context, *mq.Message) error {
 		time.Sleep(time.Millisecond)
@@ -328,7 +388,7 @@ func TestCloseConcurrentCallsAgree(t *testing.T) {
 
 func TestHandlerPanicIsRedelivered(t *testing.T) {
 	logs := &logRecorder{}
-	b := newBroker(t, embedded.Config{Logger: slog.New(logs)})
+	b := newBroker(t, memory.Config{Logger: slog.New(logs)})
 	var attempts []int
 	var mu sync.Mutex
 	subscribe(t, b, "t", mq.SubscribeOptions{MinBackoff: time.Millisecond}, func(_ context.Context, m *mq.Message) error {
@@ -356,7 +416,7 @@ func TestHandlerPanicIsRedelivered(t *testing.T) {
 
 func TestSubscribeContextCarriesValuesNotCancellation(t *testing.T) {
 	type key struct{}
-	b := newBroker(t, embedded.Config{})
+	b := newBroker(t, memory.Config{})
 	ctx, cancel := context.WithCancel(context.WithValue(t.Context(), key{}, "v"))
 	type seen struct {
 		value any
@@ -383,7 +443,7 @@ func TestSubscribeContextCarriesValuesNotCancellation(t *testing.T) {
 }
 
 func TestMessagesAreCopied(t *testing.T) {
-	b := newBroker(t, embedded.Config{})
+	b := newBroker(t, memory.Config{})
 	a, other := &payloads{}, &payloads{}
 	var headers sync.Map // group -> header "h" as delivered
 	subscribe(t, b, "t", mq.SubscribeOptions{Group: "a", MinBackoff: time.Millisecond}, func(ctx context.Context, m *mq.Message) error {
@@ -439,7 +499,7 @@ func TestPublishRejectsBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBroker(t, embedded.Config{})
+			b := newBroker(t, memory.Config{})
 			err := b.Publish(tc.ctx, tc.topic, tc.msgs...)
 			if err == nil || (tc.is != nil && !errors.Is(err, tc.is)) {
 				t.Errorf("Publish = %v, want an error (wrapping %v)", err, tc.is)
@@ -467,7 +527,7 @@ func TestSubscribeRejectsBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBroker(t, embedded.Config{})
+			b := newBroker(t, memory.Config{})
 			if err := b.Subscribe(tc.ctx, tc.topic, mq.SubscribeOptions{}, tc.h); err == nil {
 				t.Error("Subscribe = nil, want an error")
 			}
@@ -476,7 +536,7 @@ func TestSubscribeRejectsBadInput(t *testing.T) {
 }
 
 // newBroker returns a broker logging to the test output, closed at cleanup.
-func newBroker(t *testing.T, cfg embedded.Config) *embedded.Broker {
+func newBroker(t *testing.T, cfg memory.Config) *memory.Broker {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
@@ -484,19 +544,19 @@ func newBroker(t *testing.T, cfg embedded.Config) *embedded.Broker {
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 5 * time.Second
 	}
-	b := embedded.New(cfg)
+	b := memory.New(cfg)
 	t.Cleanup(func() { _ = b.Close() }) // tests that care check Close themselves
 	return b
 }
 
-func subscribe(t *testing.T, b *embedded.Broker, topic string, opts mq.SubscribeOptions, h mq.Handler) {
+func subscribe(t *testing.T, b *memory.Broker, topic string, opts mq.SubscribeOptions, h mq.Handler) {
 	t.Helper()
 	if err := b.Subscribe(t.Context(), topic, opts, h); err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}
 }
 
-func publishN(t *testing.T, b *embedded.Broker, topic string, n int) {
+func publishN(t *testing.T, b *memory.Broker, topic string, n int) {
 	t.Helper()
 	for i := range n {
 		if err := b.Publish(t.Context(), topic, &mq.Message{Payload: fmt.Appendf(nil, "m%d", i)}); err != nil {

@@ -1,4 +1,4 @@
-package embedded
+package memory
 
 import (
 	"time"
@@ -11,7 +11,10 @@ import (
 // a fresh copy (see deliverable).
 type entry struct {
 	msg     *mq.Message
-	attempt int
+	attempt int // deliveries so far + 1: the Attempt of the next delivery
+	// failures counts the failed deliveries that were not marked
+	// mq.Transient: what MaxAttempts bounds.
+	failures int
 }
 
 // shrinkAbove is the buffer size above which an emptied ring gives its
@@ -65,12 +68,13 @@ func (r *ring) grow() {
 // future-dated publish (group == nil: fanned out to topic when due, as if
 // published then) or a retry of one group's message (group != nil).
 type timer struct {
-	due     time.Time
-	seq     uint64 // insertion order: equal due times leave in publish order
-	msg     *mq.Message
-	attempt int
-	group   *group
-	topic   string
+	due      time.Time
+	seq      uint64 // insertion order: equal due times leave in publish order
+	msg      *mq.Message
+	attempt  int
+	failures int // of the retry; see entry
+	group    *group
+	topic    string
 }
 
 // timerHeap is a binary min-heap ordered by (due, seq). It is written out

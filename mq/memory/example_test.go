@@ -1,4 +1,4 @@
-package embedded_test
+package memory_test
 
 import (
 	"context"
@@ -7,12 +7,12 @@ import (
 	"log/slog"
 
 	"github.com/flashsale/seckill/mq"
-	"github.com/flashsale/seckill/mq/embedded"
+	"github.com/flashsale/seckill/mq/memory"
 )
 
 func Example() {
 	ctx := context.Background()
-	broker := embedded.New(embedded.Config{Capacity: 1000, Logger: slog.New(slog.DiscardHandler)})
+	broker := memory.New(memory.Config{Capacity: 1000, Logger: slog.New(slog.DiscardHandler)})
 
 	// The order workers: at most 4 database transactions at once.
 	err := broker.Subscribe(ctx, "orders", mq.SubscribeOptions{Group: "order-workers", Concurrency: 4},

@@ -1,4 +1,4 @@
-package embedded_test
+package memory_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/flashsale/seckill/mq"
-	"github.com/flashsale/seckill/mq/embedded"
+	"github.com/flashsale/seckill/mq/memory"
 )
 
 // order is a payload the size of the gateway's order message.
@@ -99,9 +99,9 @@ func BenchmarkPublishHandle(b *testing.B) {
 	}
 }
 
-func benchBroker(b *testing.B, capacity int) *embedded.Broker {
-	br := embedded.New(embedded.Config{
-		Capacity: max(capacity, embedded.DefaultCapacity),
+func benchBroker(b *testing.B, capacity int) *memory.Broker {
+	br := memory.New(memory.Config{
+		Capacity: max(capacity, memory.DefaultCapacity),
 		// Close after a benchmark discards what is left rather than wait.
 		DrainTimeout: time.Millisecond,
 		Logger:       slog.New(slog.DiscardHandler),

@@ -1,5 +1,12 @@
-// Package embedded is the in-process mq backend, the product's default: it
-// needs nothing installed and keeps every queue in memory.
+// Package memory is an in-memory mq backend: every queue lives in this
+// process's memory, so a crash or kill loses everything queued (messages
+// ready, in flight, awaiting a retry or future-dated), and Close drops the
+// future-dated messages not yet due. Use it for unit tests and in places
+// where losing messages is acceptable (the order lifecycle tolerates a loss:
+// its sweeper settles orders whose messages never arrived). It is not the
+// durable default: that
+// is the NATS JetStream backend, package mq/natsjs; the Kafka backend
+// (mq/kafka) also keeps messages across restarts.
 //
 // Every (topic, group) pair has a bounded FIFO holding the messages that are
 // ready, in flight or waiting for a retry. Publish refuses with
@@ -9,11 +16,10 @@
 // wait in one timer heap served by a single goroutine, so neither publishing
 // nor failing costs a goroutine or a timer per message.
 //
-// Because everything is in memory, a crash loses what was queued, and Close
-// drops future-dated messages that are not yet due (it logs how many). The
-// order lifecycle tolerates this: its sweeper settles orders whose messages
-// never arrived. Use the Kafka backend where messages must survive restarts.
-package embedded
+// A handler error marked mq.Transient is redelivered after its backoff for as
+// long as it fails that way; only the other failures count toward
+// MaxAttempts. The counts live in memory too, like the messages.
+package memory
 
 import (
 	"bytes"
@@ -176,10 +182,10 @@ func New(cfg Config) *Broker {
 // wrapping mq.ErrClosed.
 func (b *Broker) Publish(ctx context.Context, topicName string, msgs ...*mq.Message) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("embedded: publish %q: %w", topicName, err)
+		return fmt.Errorf("memory: publish %q: %w", topicName, err)
 	}
 	if topicName == "" {
-		return errors.New("embedded: publish: empty topic name")
+		return errors.New("memory: publish: empty topic name")
 	}
 	// Copy outside the lock; a single message (the gateway's case) needs
 	// no slice allocation.
@@ -192,7 +198,7 @@ func (b *Broker) Publish(ctx context.Context, topicName string, msgs ...*mq.Mess
 	later := 0
 	for i, m := range msgs {
 		if m == nil {
-			return fmt.Errorf("embedded: publish %q: message %d is nil", topicName, i)
+			return fmt.Errorf("memory: publish %q: message %d is nil", topicName, i)
 		}
 		s := b.snapshot(m)
 		if !s.DeliverAt.IsZero() {
@@ -212,17 +218,17 @@ func (b *Broker) Publish(ctx context.Context, topicName string, msgs ...*mq.Mess
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closing {
-		return fmt.Errorf("embedded: publish %q: %w", topicName, mq.ErrClosed)
+		return fmt.Errorf("memory: publish %q: %w", topicName, mq.ErrClosed)
 	}
 	if later > 0 && b.delayed+later > b.cfg.DelayedCapacity {
-		return fmt.Errorf("embedded: publish %q: %d future-dated messages already wait (DelayedCapacity %d): %w",
+		return fmt.Errorf("memory: publish %q: %d future-dated messages already wait (DelayedCapacity %d): %w",
 			topicName, b.delayed, b.cfg.DelayedCapacity, mq.ErrQueueFull)
 	}
 	var t *topic
 	if due := len(snaps) - later; due > 0 {
 		t = b.topic(topicName)
 		if err := t.admit(due, b.cfg.Capacity); err != nil {
-			return fmt.Errorf("embedded: publish %q: %w", topicName, err)
+			return fmt.Errorf("memory: publish %q: %w", topicName, err)
 		}
 	}
 	for _, s := range snaps {
@@ -389,7 +395,7 @@ func (b *Broker) runTimers() {
 // fire moves a due timer to its queue. Callers hold b.mu.
 func (b *Broker) fire(t timer) {
 	if t.group != nil {
-		t.group.ready.push(entry{msg: t.msg, attempt: t.attempt})
+		t.group.ready.push(entry{msg: t.msg, attempt: t.attempt, failures: t.failures})
 		t.group.wait.Signal()
 		return
 	}
@@ -412,13 +418,13 @@ func (b *Broker) fire(t timer) {
 // and its stack are logged), so one bad message cannot kill the process.
 func (b *Broker) Subscribe(ctx context.Context, topicName string, opts mq.SubscribeOptions, h mq.Handler) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("embedded: subscribe %q: %w", topicName, err)
+		return fmt.Errorf("memory: subscribe %q: %w", topicName, err)
 	}
 	if topicName == "" {
-		return errors.New("embedded: subscribe: empty topic name")
+		return errors.New("memory: subscribe: empty topic name")
 	}
 	if h == nil {
-		return fmt.Errorf("embedded: subscribe %q: nil handler", topicName)
+		return fmt.Errorf("memory: subscribe %q: nil handler", topicName)
 	}
 	opts = opts.WithDefaults()
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -427,7 +433,7 @@ func (b *Broker) Subscribe(ctx context.Context, topicName string, opts mq.Subscr
 	defer b.mu.Unlock()
 	if b.closing {
 		cancel()
-		return fmt.Errorf("embedded: subscribe %q: %w", topicName, mq.ErrClosed)
+		return fmt.Errorf("memory: subscribe %q: %w", topicName, mq.ErrClosed)
 	}
 	s := &subscription{group: b.join(b.topic(topicName), opts.Group), opts: opts, h: h, ctx: hctx}
 	b.cancels = append(b.cancels, cancel)
@@ -475,7 +481,7 @@ func (b *Broker) work(s *subscription) {
 func (b *Broker) handle(s *subscription, m *mq.Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("embedded: handler panic: %v", r)
+			err = fmt.Errorf("memory: handler panic: %v", r)
 			b.log.Error("mq: handler panicked", "topic", s.group.topic, "group", s.group.name,
 				"id", m.ID, "attempt", m.Attempt, "panic", r, "stack", string(debug.Stack()))
 		}
@@ -484,38 +490,49 @@ func (b *Broker) handle(s *subscription, m *mq.Message) (err error) {
 }
 
 // settle applies the outcome of handling e: acknowledge, schedule a retry or
-// dead-letter. It returns the logging to do once b.mu is released, if any.
-// Callers hold b.mu.
+// dead-letter. A failure marked mq.Transient is always retried and leaves
+// e.failures as it is; any other failure counts, and the one that brings
+// the count to MaxAttempts dead-letters the message. It returns the logging
+// to do once b.mu is released, if any. Callers hold b.mu.
 func (b *Broker) settle(s *subscription, e entry, err error) func() {
 	g := s.group
-	switch {
-	case err == nil:
+	if err == nil {
 		g.count--
 		return nil
-	case b.stopped:
+	}
+	if b.stopped {
 		// Force-stopped mid-handler: the message stays counted as
 		// unhandled, and Close reports it.
 		return nil
-	case e.attempt >= s.opts.MaxAttempts:
-		g.count--
-		return b.deadLetter(g, e, err)
-	default:
-		// The retry keeps its place in count (Capacity, Depth) while it
-		// waits; the backoff starts when the handler has returned.
-		b.schedule(timer{
-			due:     time.Now().Add(s.opts.Backoff(e.attempt)),
-			msg:     e.msg,
-			attempt: e.attempt + 1,
-			group:   g,
-		})
-		if b.log.Enabled(context.Background(), slog.LevelDebug) {
-			return func() {
-				b.log.Debug("mq: handler failed, will redeliver", "topic", g.topic, "group", g.name,
-					"id", e.msg.ID, "attempt", e.attempt, "error", err.Error())
-			}
-		}
-		return nil
 	}
+	transient := mq.IsTransient(err)
+	failures := e.failures
+	if !transient {
+		failures++
+		if failures >= s.opts.MaxAttempts {
+			g.count--
+			return b.deadLetter(g, e, err)
+		}
+	}
+	// The retry keeps its place in count (Capacity, Depth) while it waits;
+	// the backoff starts when the handler has returned. It grows with every
+	// delivery, transient ones included, up to MaxBackoff: the pace of the
+	// retries through an outage.
+	b.schedule(timer{
+		due:      time.Now().Add(s.opts.Backoff(e.attempt)),
+		msg:      e.msg,
+		attempt:  e.attempt + 1,
+		failures: failures,
+		group:    g,
+	})
+	if b.log.Enabled(context.Background(), slog.LevelDebug) {
+		return func() {
+			b.log.Debug("mq: handler failed, will redeliver", "topic", g.topic, "group", g.name,
+				"id", e.msg.ID, "attempt", e.attempt, "transient", transient, "failures", failures,
+				"error", err.Error())
+		}
+	}
+	return nil
 }
 
 // deadLetter publishes e's message to the dead-letter topic of its topic,
@@ -552,7 +569,10 @@ func (b *Broker) deadLetter(g *group, e entry, cause error) func() {
 // until every subscribed group has handled or dead-lettered what is ready,
 // in flight or awaiting a retry — retries are not hurried, their backoff is
 // honoured. After DrainTimeout it stops waiting and cancels the handler
-// contexts. It returns once every handler has returned.
+// contexts. It returns once every handler has returned. A message that keeps
+// failing with mq.Transient errors (a dependency still down) is retried until
+// then: an outage holds Close up to DrainTimeout, which then reports the
+// message unhandled.
 //
 // Messages held for topics nobody subscribed to (including unread dead
 // letters) are discarded with a warning. Close returns an error only when
@@ -586,7 +606,7 @@ func (b *Broker) Close() error {
 	}
 	b.mu.Unlock()
 	if dropped > 0 {
-		b.log.Warn("mq: close dropped future-dated messages that were not yet due (the embedded queue is in memory)",
+		b.log.Warn("mq: close dropped future-dated messages that were not yet due (the memory backend keeps them in memory)",
 			"count", dropped)
 	}
 
@@ -624,7 +644,7 @@ func (b *Broker) Close() error {
 		b.log.Warn("mq: close discarded messages of topics nobody subscribed to", "count", unread)
 	}
 	if unhandled > 0 {
-		b.closeErr = fmt.Errorf("embedded: close: drain timed out after %s with %d messages unhandled",
+		b.closeErr = fmt.Errorf("memory: close: drain timed out after %s with %d messages unhandled",
 			b.cfg.DrainTimeout, unhandled)
 		b.log.Error("mq: close gave up draining", "drain_timeout", b.cfg.DrainTimeout, "unhandled", unhandled)
 	}

@@ -1,0 +1,40 @@
+-- redrive: ARGV order id, cutoff_ms, now_ms, gap_ms, max. KEYS[5] is the
+-- activity's redrive hash: order id -> "<last re-drive ms>:<times>".
+-- Decides, for every reconciler of every process at once, whether the
+-- order message of a reservation may be published again: it must still
+-- be queued or claimed and reserved before cutoff_ms, not re-driven in
+-- the last gap_ms, and re-driven fewer than max times. Returns 1 (marked:
+-- publish it now), 0 (no longer such a reservation), 2 (re-driven less
+-- than gap_ms ago) or 3 (re-driven max times already: left to an
+-- operator).
+local REDRIVE = KEYS[5]
+local oid = ARGV[1]
+local v = redis.call('HGET', RES, oid)
+if not v then
+  redis.call('HDEL', REDRIVE, oid)
+  return 0
+end
+local status = string.sub(v, 1, 1)
+local c1 = string.find(v, ':', 2, true)
+if not c1 then
+  return 0 -- malformed: Store.Reservations reports it
+end
+local reserved = tonumber(string.sub(v, 2, c1 - 1))
+if (status ~= 'Q' and status ~= 'W') or reserved >= tonumber(ARGV[2]) then
+  return 0
+end
+local now = tonumber(ARGV[3])
+local last, times = 0, 0
+local r = redis.call('HGET', REDRIVE, oid)
+if r then
+  local c = string.find(r, ':', 1, true)
+  last, times = tonumber(string.sub(r, 1, c - 1)), tonumber(string.sub(r, c + 1))
+end
+if times >= tonumber(ARGV[5]) then
+  return 3
+end
+if r and now - last < tonumber(ARGV[4]) then
+  return 2
+end
+redis.call('HSET', REDRIVE, oid, ARGV[3] .. ':' .. tostring(times + 1))
+return 1

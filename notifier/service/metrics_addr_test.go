@@ -1,0 +1,85 @@
+package service
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flashsale/seckill/notifier/config"
+)
+
+func fetchURL(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// With SECKILL_METRICS_ADDR the notifier's /metrics moves to its own
+// listener and the ops port answers 404 for it; without, it stays there.
+func TestServeOpsHonoursMetricsAddr(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "seckill_test_total", Help: "test"}))
+	ready := func(context.Context) error { return nil }
+	for _, tc := range []struct {
+		name, metricsAddr string
+	}{{"own listener", "127.0.0.1:0"}, {"on the ops port", ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ops, err := serveOps(config.Service{HTTPAddr: "127.0.0.1:0", MetricsAddr: tc.metricsAddr}, reg, ready)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := ops.shutdown(ctx); err != nil {
+					t.Errorf("shutdown: %v", err)
+				}
+			})
+			public := "http://" + ops.addr()
+			if code, _ := fetchURL(t, public+"/healthz"); code != http.StatusOK {
+				t.Fatalf("/healthz: %d", code)
+			}
+			code, body := fetchURL(t, public+"/metrics")
+			if tc.metricsAddr == "" {
+				if ops.metricsAddr() != "" || code != http.StatusOK || !strings.Contains(body, "seckill_test_total") {
+					t.Fatalf("/metrics on the ops port: %d (metrics addr %q), want 200", code, ops.metricsAddr())
+				}
+				return
+			}
+			if code != http.StatusNotFound {
+				t.Fatalf("/metrics on the ops port: %d, want 404", code)
+			}
+			if ops.metricsAddr() == "" || ops.metricsAddr() == ops.addr() {
+				t.Fatalf("metrics addr %q (ops %q), want a listener of its own", ops.metricsAddr(), ops.addr())
+			}
+			if code, body := fetchURL(t, "http://"+ops.metricsAddr()+"/metrics"); code != http.StatusOK || !strings.Contains(body, "seckill_test_total") {
+				t.Fatalf("/metrics on the metrics address: %d, want 200 with the series", code)
+			}
+		})
+	}
+}
+
+// A metrics address that cannot be listened on stops the start, naming the
+// variable, and leaves nothing listening.
+func TestServeOpsMetricsAddrInUse(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	first, err := serveOps(config.Service{HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"}, reg, func(context.Context) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.shutdown(context.Background())
+	_, err = serveOps(config.Service{HTTPAddr: "127.0.0.1:0", MetricsAddr: first.metricsAddr()}, reg, func(context.Context) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "SECKILL_METRICS_ADDR") {
+		t.Fatalf("serveOps on a taken metrics address: %v, want an error naming SECKILL_METRICS_ADDR", err)
+	}
+}

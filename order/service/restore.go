@@ -1,0 +1,248 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/flashsale/seckill/inventory"
+	"github.com/flashsale/seckill/order"
+)
+
+// Restorer puts activities that Redis lost back from the database and the
+// queue. It needs no running worker: a gateway-only process uses one when
+// it finds an activity missing.
+type Restorer struct {
+	db    *order.Store
+	inv   *inventory.Store
+	queue QueueReader // nil: nothing waiting in the queue can be read
+	log   *slog.Logger
+}
+
+// NewRestorer builds a Restorer on deps.DB, deps.Inventory and the optional
+// deps.QueueReader.
+func NewRestorer(deps Deps) *Restorer {
+	log := deps.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Restorer{db: deps.DB, inv: deps.Inventory, queue: deps.QueueReader, log: log}
+}
+
+// RestoreAll makes sure every recent activity has its stock in Redis: after
+// Redis lost its data (an embedded Redis restarts empty), the database is
+// the truth. Workers need it too: their claims wait for the activity to be
+// there. One activity that cannot be loaded is logged and skipped; only a
+// failed list or a done ctx is an error.
+func (r *Restorer) RestoreAll(ctx context.Context) error {
+	acts, err := r.db.ListActivities(ctx)
+	if err != nil {
+		return fmt.Errorf("list activities: %w", err)
+	}
+	for i := range acts {
+		if acts[i].EndsAt.Before(time.Now().Add(-24 * time.Hour)) {
+			continue
+		}
+		if err := r.Restore(ctx, &acts[i]); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("load activity %d into redis: %w", acts[i].ID, err)
+			}
+			// One activity that cannot be loaded (a bad row, a failed
+			// read) must not stop every role from starting: log it and
+			// go on; the periodic restore tries it again.
+			r.log.Error("activity not loaded into redis at start; skipped", "activity_id", acts[i].ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// Restore loads one activity into Redis if it is missing there (the
+// embedded Redis starts empty; a real one may have lost its data). The
+// database's live orders hold their units as claimed reservations. An order
+// answered 202 whose message still waits in the queue (the process died
+// before a worker wrote it) holds a unit the database does not know about
+// yet: counting that unit as free would let the gateway sell it twice, so it
+// is restored as a queued reservation and the worker claims it as usual.
+// Claims wait while the activity is missing from Redis, so no order of it is
+// written between the two reads.
+//
+// Reservations that survived the loss of the activity's meta (an eviction
+// or a manual delete of that one key, or a restore interrupted half-way)
+// keep their units too: those the database and the queue do not know
+// about are taken off sale, and remaining + reservations never exceeds the
+// stock afterwards (inventory's RepairMeta and LowerRemaining).
+func (r *Restorer) Restore(ctx context.Context, act *order.Activity) error {
+	if _, found, err := r.inv.Remaining(ctx, act.ID); err != nil || found {
+		return err
+	}
+	live, err := r.db.ActiveOrders(ctx, act.ID)
+	if err != nil {
+		return fmt.Errorf("read live orders of activity %d: %w", act.ID, err)
+	}
+	existing := make([]inventory.Reservation, 0, len(live))
+	holders := make(map[string]bool, len(live))
+	known := make(map[string]bool, len(live))
+	for _, o := range live {
+		existing = append(existing, inventory.Reservation{OrderID: o.ID, UserID: o.UserID, RequestID: o.RequestID, ReservedAt: o.CreatedAt, Status: inventory.StatusClaimed})
+		holders[o.UserID] = true
+		known[o.ID] = true
+	}
+	queued, err := r.queuedOrders(ctx, act.ID, holders)
+	if err != nil {
+		return err
+	}
+	for _, q := range queued {
+		known[q.OrderID] = true
+	}
+	existing = append(existing, queued...)
+	surviving, unknown, err := r.surviving(ctx, act.ID, known)
+	if err != nil {
+		return err
+	}
+	remaining := act.Available - int64(len(queued)) - unknown
+	if remaining < 0 {
+		// More accepted orders wait than the database has units: only a
+		// bug or a manual edit gets here. Load what fits; the workers
+		// will find the rest unreserved and cancel them.
+		r.log.Error("queued orders exceed the database's available units", "activity_id", act.ID,
+			"available", act.Available, "queued", len(queued), "surviving_unknown", unknown)
+		existing = existing[:len(existing)-min(int(-remaining), len(queued))]
+		remaining = 0
+	}
+	ia := inventory.Activity{ID: act.ID, Stock: act.Stock, StartsAt: act.StartsAt, EndsAt: act.EndsAt}
+	if surviving >= max(len(existing), 1) && allSurvive(ctx, r.inv, act.ID, existing) {
+		// Only meta was lost: rebuild it from the surviving reservations
+		// in one step, bounded by what the database leaves on sale.
+		res, err := r.inv.RepairMeta(ctx, ia, remaining)
+		if err != nil {
+			return err
+		}
+		if res.Outcome == inventory.MetaRebuilt {
+			r.log.Warn("rebuilt the lost meta of an activity from its surviving reservations", "activity_id", act.ID,
+				"remaining", res.Remaining, "reservations", surviving, "db_available", act.Available)
+			return nil
+		}
+		if res.Outcome == inventory.MetaPresent {
+			return nil // restored meanwhile by another process
+		}
+		// Everything is gone now (released meanwhile): load as usual.
+	}
+	loaded, err := r.inv.Load(ctx, ia, remaining, existing)
+	if err != nil {
+		return err
+	}
+	if loaded {
+		r.log.Info("loaded activity stock into redis", "activity_id", act.ID, "remaining", remaining,
+			"claimed", len(live), "queued", len(queued), "surviving", surviving)
+	}
+	if surviving > 0 || loaded {
+		// The bound above is read before Load: a reservation written
+		// meanwhile by a concurrent restore of another process is held
+		// too, so remaining never exceeds stock - reservations.
+		lowered, _, err := r.inv.LowerRemaining(ctx, act.ID)
+		if err != nil {
+			return err
+		}
+		if lowered > 0 {
+			r.log.Warn("took units off sale after restoring an activity: surviving reservations hold them",
+				"activity_id", act.ID, "units", lowered)
+		}
+	}
+	return nil
+}
+
+// surviving counts the reservations of activity aid still in Redis although
+// its meta is gone, and how many of them hold an order that neither the
+// database's live orders nor the queue know (known): a pending buy whose
+// publish is in flight, a queued one on Kafka, whose unit must stay off sale.
+func (r *Restorer) surviving(ctx context.Context, aid int64, known map[string]bool) (int, int64, error) {
+	seen := map[string]bool{}
+	var unknown int64
+	var cursor uint64
+	for {
+		p, err := r.inv.Reservations(ctx, aid, cursor, 500)
+		if err != nil {
+			return 0, 0, fmt.Errorf("read surviving reservations of activity %d: %w", aid, err)
+		}
+		for _, res := range p.Reservations {
+			if seen[res.OrderID] {
+				continue // HSCAN may answer one twice
+			}
+			seen[res.OrderID] = true
+			if !known[res.OrderID] {
+				unknown++
+			}
+		}
+		for _, id := range p.Malformed {
+			if !seen[id] {
+				seen[id] = true
+				unknown++ // it holds a unit all the same
+			}
+		}
+		if cursor = p.Next; cursor == 0 {
+			return len(seen), unknown, nil
+		}
+	}
+}
+
+// allSurvive reports whether every one of existing still holds its
+// reservation in Redis (only meta was lost).
+func allSurvive(ctx context.Context, inv *inventory.Store, aid int64, existing []inventory.Reservation) bool {
+	if len(existing) == 0 {
+		return true
+	}
+	ids := make([]string, len(existing))
+	for i, e := range existing {
+		ids[i] = e.OrderID
+	}
+	held, err := inv.Held(ctx, aid, ids)
+	if err != nil {
+		return false // Load writes them again
+	}
+	for _, h := range held {
+		if !h {
+			return false
+		}
+	}
+	return true
+}
+
+// queuedOrders reads the order messages of activity aid that wait in the
+// queue and are not in the database yet, as queued reservations. Only the
+// NATS backend can be read without consuming; Kafka deployments run on a
+// real Redis, which keeps its reservations.
+func (r *Restorer) queuedOrders(ctx context.Context, aid int64, holders map[string]bool) ([]inventory.Reservation, error) {
+	if r.queue == nil {
+		return nil, nil
+	}
+	stored, err := r.queue.Stored(ctx, order.TopicOrders, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read queued orders of activity %d: %w", aid, err)
+	}
+	var out []inventory.Reservation
+	for _, sm := range stored {
+		var m order.Message
+		if err := json.Unmarshal(sm.Payload, &m); err != nil || m.ActivityID != aid || m.OrderID == "" || holders[m.UserID] {
+			continue // the worker dead-letters what is malformed
+		}
+		if _, err := r.db.GetOrder(ctx, m.OrderID); err == nil {
+			continue // written (a redelivery whose ack was lost)
+		} else if !errors.Is(err, order.ErrNotFound) {
+			return nil, err
+		}
+		holders[m.UserID] = true
+		out = append(out, inventory.Reservation{OrderID: m.OrderID, UserID: m.UserID, RequestID: m.RequestID, ReservedAt: m.ReservedAt, Status: inventory.StatusQueued})
+	}
+	return out, nil
+}
+
+// restorerAdapter is a Restorer as order.ActivityRestorer (the reconciler
+// hands it an activity Redis lost entirely).
+type restorerAdapter struct{ r *Restorer }
+
+func (a restorerAdapter) RestoreActivity(ctx context.Context, act *order.Activity) error {
+	return a.r.Restore(ctx, act)
+}

@@ -1,0 +1,320 @@
+// Package service is where the order side of the pipeline starts: the order
+// workers, the cancellers of unpaid orders, the outbox relay, the sweeper,
+// the reconciler and the periodic restore of activities Redis lost. The
+// all-in-one process calls Start with its own backends; the
+// seckill-order-worker binary (Main) opens them itself. A process that only
+// serves the gateway uses NewRestorer to put a missing activity back into
+// Redis the same way.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flashsale/seckill/inventory"
+	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/mq/natsjs"
+	"github.com/flashsale/seckill/order"
+)
+
+// Consumer groups: the order workers, and the cancellers of unpaid orders
+// (they run in the same processes).
+const (
+	OrderGroup  = "order-workers"
+	CancelGroup = "order-cancellers"
+)
+
+// Defaults of Config.
+const (
+	DefaultWorkerConcurrency = 200
+	DefaultWorkerBatch       = 100
+	DefaultSweepInterval     = 15 * time.Second
+	DefaultSweepBatch        = 500
+	DefaultReconcileInterval = 30 * time.Second
+	DefaultReconcileAge      = 5 * time.Minute
+	// DefaultRestoreInterval is a third of the default reservation
+	// timeout (SECKILL_RESERVATION_TIMEOUT), as the gateway's reaper.
+	DefaultRestoreInterval = 10 * time.Second
+	// DefaultRestoreWindow: activities that ended longer ago than this
+	// are not restored by the periodic pass.
+	DefaultRestoreWindow = 30*time.Second + time.Hour
+	DefaultDrainTimeout  = 30 * time.Second
+)
+
+// Config tunes a Service. Zero fields take their Default.
+type Config struct {
+	// WorkerConcurrency is the order messages in flight
+	// (SECKILL_WORKER_CONCURRENCY); batches fill from these.
+	WorkerConcurrency int
+	// WorkerBatch is the most orders written per transaction
+	// (SECKILL_WORKER_BATCH).
+	WorkerBatch int
+	// SweepInterval is how often unpaid orders past their deadline are
+	// looked for (SECKILL_SWEEP_INTERVAL); SweepBatch bounds one pass.
+	SweepInterval time.Duration
+	SweepBatch    int
+	// ReconcileInterval and ReconcileAge tune the reconciler
+	// (SECKILL_RECONCILE_INTERVAL, SECKILL_RECONCILE_AGE).
+	ReconcileInterval time.Duration
+	ReconcileAge      time.Duration
+	// RestoreInterval is how often activities Redis lost are looked for;
+	// RestoreWindow how long after its end an activity is still restored.
+	RestoreInterval time.Duration
+	RestoreWindow   time.Duration
+	// DrainTimeout bounds Drain's wait for the order workers to settle
+	// every order message (SECKILL_SHUTDOWN_TIMEOUT).
+	DrainTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	dur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.WorkerConcurrency, DefaultWorkerConcurrency)
+	def(&c.WorkerBatch, DefaultWorkerBatch)
+	def(&c.SweepBatch, DefaultSweepBatch)
+	dur(&c.SweepInterval, DefaultSweepInterval)
+	dur(&c.ReconcileInterval, DefaultReconcileInterval)
+	dur(&c.ReconcileAge, DefaultReconcileAge)
+	dur(&c.RestoreInterval, DefaultRestoreInterval)
+	dur(&c.RestoreWindow, DefaultRestoreWindow)
+	dur(&c.DrainTimeout, DefaultDrainTimeout)
+	return c
+}
+
+// Queue is what the order side needs of its queue backend.
+type Queue interface {
+	mq.Publisher
+	mq.Subscriber
+}
+
+// QueueReader reads a queue without consuming it (*natsjs.Broker): the
+// order messages that wait, for the restore and the backlog.
+type QueueReader interface {
+	Stored(ctx context.Context, topic string, limit int) ([]natsjs.StoredMessage, error)
+	Backlog(ctx context.Context, topic, group string) (natsjs.Backlog, error)
+}
+
+// lagger is a queue that knows its consumers' lag (*kafka.Broker).
+type lagger interface{ Lag() int64 }
+
+// Deps are what the hosting process provides. Start needs them all but
+// QueueReader, Registerer and Logger; NewRestorer needs DB, Inventory and,
+// when the queue can be read, QueueReader.
+type Deps struct {
+	DB        *order.Store
+	Inventory *inventory.Store
+	Queue     Queue
+	// QueueReader, when set, lets Restore count the orders accepted but
+	// still waiting in the queue, Drain wait for the backlog and the
+	// reconciler see its age. Nil on Kafka (its consumer lag is used).
+	QueueReader QueueReader
+	// Registerer receives the metrics; nil keeps them unexported.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// Service is a running order side.
+type Service struct {
+	*Restorer
+	cfg    Config
+	deps   Deps
+	worker *order.Worker
+	life   *order.Lifecycle
+	relay  *order.Relay
+
+	cancel    context.CancelFunc
+	bg        sync.WaitGroup
+	drainOnce sync.Once
+	closeOnce sync.Once
+}
+
+// Start subscribes the order workers and the cancellers and runs the relay,
+// the sweeper, the reconciler and the periodic restore until Close. It
+// does not restore the activities at start: call RestoreAll first when
+// Redis may have lost them. Shut down with Drain, then close the queue,
+// then Close.
+func Start(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
+	if deps.DB == nil || deps.Inventory == nil || deps.Queue == nil {
+		return nil, errors.New("order service: DB, Inventory and Queue are required")
+	}
+	cfg = cfg.withDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	s := &Service{Restorer: NewRestorer(deps), cfg: cfg, deps: deps}
+	// The outbox relay runs where the order workers run (the gateway's
+	// payments reach it through the table); in-process writers kick it.
+	s.relay = order.NewRelay(deps.DB, deps.Queue, order.RelayConfig{Logger: deps.Logger, Registerer: deps.Registerer})
+	s.life = order.NewLifecycle(deps.DB, deps.Inventory, order.LifecycleConfig{
+		Publisher: deps.Queue, Changed: s.relay.Kick, Logger: deps.Logger, Registerer: deps.Registerer,
+	})
+	s.worker = order.NewWorker(deps.DB, deps.Inventory, order.WorkerConfig{
+		BatchSize: cfg.WorkerBatch, Logger: deps.Logger, Registerer: deps.Registerer, Committed: s.relay.Kick,
+	})
+	defer func() {
+		if err != nil {
+			_ = s.worker.Close()
+		}
+	}()
+	err = deps.Queue.Subscribe(ctx, order.TopicOrders, mq.SubscribeOptions{
+		Group: OrderGroup, Concurrency: cfg.WorkerConcurrency, MaxAttempts: 5,
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
+	}, s.worker.Handle)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe order workers: %w", err)
+	}
+	// Cancels are few and each is its own small transaction; a modest
+	// concurrency keeps a burst of deadlines from crowding the orders.
+	// A cancel fails only while the database or Redis is away, and one
+	// that committed but could not return its unit to Redis is finished
+	// only by a redelivery (the sweeper looks at created orders):
+	// HandleTimeout marks those failures mq.Transient, so they are retried
+	// every MaxBackoff for as long as the outage lasts, and MaxAttempts
+	// bounds only a permanent failure.
+	err = deps.Queue.Subscribe(ctx, order.TopicOrderTimeouts, mq.SubscribeOptions{
+		Group: CancelGroup, Concurrency: 16, MaxAttempts: 10,
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
+	}, s.life.HandleTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe order cancellers: %w", err)
+	}
+
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	rec := order.NewReconciler(deps.DB, reconcileInventory{deps.Inventory}, deps.Queue, order.ReconcilerConfig{
+		Interval: cfg.ReconcileInterval, Age: cfg.ReconcileAge,
+		Restorer: restorerAdapter{s.Restorer}, Backlog: s.orderBacklog,
+		Logger: deps.Logger, Registerer: deps.Registerer,
+	})
+	s.bg.Go(func() { s.relay.Run(bg) })
+	s.bg.Go(func() { s.life.RunSweeper(bg, cfg.SweepInterval, cfg.SweepBatch) })
+	s.bg.Go(func() { rec.Run(bg) }) // Redis against the database: re-drives, lost releases, lost meta
+	s.bg.Go(func() { s.restoreLoop(bg) })
+	return s, nil
+}
+
+// Lifecycle pays, cancels and expires orders; its writes kick the relay.
+func (s *Service) Lifecycle() *order.Lifecycle { return s.life }
+
+// restoreLoop restores, every RestoreInterval, the recent activities that
+// Redis lost.
+func (s *Service) restoreLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RestoreInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		acts, err := s.deps.DB.ListActivities(ctx)
+		if err != nil {
+			s.log.Warn("housekeeping: list activities", "err", err)
+			continue
+		}
+		cutoff := time.Now().Add(-s.cfg.RestoreWindow)
+		for i := range acts {
+			if acts[i].EndsAt.Before(cutoff) {
+				continue
+			}
+			if err := s.Restore(ctx, &acts[i]); err != nil {
+				s.log.Warn("housekeeping: restore activity", "activity_id", acts[i].ID, "err", err)
+			}
+		}
+	}
+}
+
+// orderBacklog tells the reconciler which order messages may still wait:
+// on NATS the publish time of the oldest one the order workers have not
+// settled; on Kafka only whether this process's consumers lag (the age is
+// unknown, so nothing is re-driven while they do).
+func (s *Service) orderBacklog(ctx context.Context) (time.Time, bool, error) {
+	if s.deps.QueueReader != nil {
+		bl, err := s.deps.QueueReader.Backlog(ctx, order.TopicOrders, OrderGroup)
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		return bl.Oldest, bl.Messages > 0, nil
+	}
+	l, ok := s.deps.Queue.(lagger)
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	switch n := l.Lag(); {
+	case n < 0:
+		return time.Time{}, false, errors.New("queue depth unknown")
+	case n > 0:
+		return time.Time{}, true, nil
+	}
+	return time.Time{}, false, nil
+}
+
+// Drain waits (up to DrainTimeout) until the order workers have settled
+// every order message, when the queue can be read, then stops the relay,
+// the sweeper, the reconciler and the restore. Call it before closing the
+// queue: the queue is durable, so nothing is lost if it times out, but an
+// operator stopping the process expects its orders written.
+func (s *Service) Drain() {
+	if s == nil {
+		return
+	}
+	s.drainOnce.Do(func() {
+		if s.deps.QueueReader != nil {
+			if err := s.waitDrained(s.cfg.DrainTimeout); err != nil {
+				s.log.Warn("queue not drained before shutdown; the rest is written at the next start", "err", err)
+			}
+		}
+		s.cancel()
+		s.bg.Wait()
+	})
+}
+
+// waitDrained waits until the order workers have settled every order
+// message, or timeout.
+func (s *Service) waitDrained(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		bl, err := s.deps.QueueReader.Backlog(ctx, order.TopicOrders, OrderGroup)
+		if err == nil && bl.Messages == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d order messages left after %v (last error: %v)", bl.Messages, timeout, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Close stops the service: Drain, if not called yet, then the order
+// worker's batcher. Call it once the queue is closed (its handlers are
+// done); a handler called after Close fails and its message is redelivered.
+// A nil Service closes as nothing.
+func (s *Service) Close() error {
+	if s == nil {
+		return nil
+	}
+	s.Drain()
+	var err error
+	s.closeOnce.Do(func() {
+		if werr := s.worker.Close(); werr != nil {
+			err = fmt.Errorf("order worker: %w", werr)
+		}
+	})
+	return err
+}
