@@ -192,12 +192,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 	}
 	a.server, err = httpapi.New(httpapi.Options{
 		DeadLetters: deadLetters,
-		Inventory:   a.inv, Store: a.db, Publisher: a.queue, Payer: a.payer, Restorer: a.restorer, IDs: ids, Naive: naive,
+		Inventory:   inventory.NewCoalescer(a.inv, inventory.CoalesceConfig{MaxBatch: cfg.RedisBatch, MaxWait: cfg.RedisBatchWait}), Store: a.db, Publisher: a.queue, Payer: a.payer, Restorer: a.restorer, IDs: ids, Naive: naive,
 		Tokens: auth.NewTokens(cfg.JWTSecret), AdminToken: auth.AdminToken(cfg.AdminToken),
 		Limits: a.limits, Demo: cfg.Demo, TrustedProxies: cfg.TrustedProxies,
 		MaxBodyBytes: cfg.MaxBodyBytes, SoldOutTTL: cfg.SoldOutTTL, PublishTimeout: cfg.PublishTimeout,
 		Ready: a.ready, Static: http.FS(pages), Logger: log, Registry: a.registry,
-		DemoContacts: demoContacts, DashboardStreamsPerIP: cfg.DashboardStreamsPerIP,
+		DemoContacts: demoContacts, DashboardStreamsPerIP: cfg.DashboardStreamsPerIP, MaxBuysInFlight: cfg.MaxBuysInFlight,
 		MetricsElsewhere: cfg.MetricsAddr != "", // SECKILL_METRICS_ADDR: its own listener (Start)
 	})
 	if err != nil {

@@ -37,6 +37,29 @@ const (
 	BuyModeNaive = "naive"
 )
 
+// Admission control of the buy route (SECKILL_MAX_BUYS_IN_FLIGHT).
+const (
+	// DefaultMaxBuysInFlight matches httpapi.DefaultMaxBuysInFlight.
+	DefaultMaxBuysInFlight = 512
+	// MaxMaxBuysInFlight is the largest bound accepted: beyond it the
+	// buys wait for one another for seconds again.
+	MaxMaxBuysInFlight = 100000
+)
+
+// Coalesced Redis calls (SECKILL_REDIS_BATCH, SECKILL_REDIS_BATCH_WAIT).
+const (
+	// DefaultRedisBatch matches inventory.DefaultCoalesceMaxBatch.
+	DefaultRedisBatch = 64
+	// MaxRedisBatch is the largest batch accepted: one script call blocks
+	// its Redis (or Cluster master) while it decides the whole batch.
+	MaxRedisBatch = 1000
+	// DefaultRedisBatchWait matches inventory.DefaultCoalesceMaxWait.
+	DefaultRedisBatchWait = 200 * time.Microsecond
+	// MaxRedisBatchWait is the longest wait accepted: every buy may wait
+	// this long before its reserve is sent.
+	MaxRedisBatchWait = 10 * time.Millisecond
+)
+
 // Config is everything the all-in-one process and the split services need.
 type Config struct {
 	HTTPAddr     string   // SECKILL_HTTP_ADDR
@@ -99,6 +122,16 @@ type Config struct {
 	// DashboardStreamsPerIP caps the live dashboard streams one client IP
 	// holds (SECKILL_DASHBOARD_STREAMS_PER_IP), inside the process's total of 64.
 	DashboardStreamsPerIP int
+	// MaxBuysInFlight bounds the buys one gateway works on at once; past
+	// it a buy is answered 503 BUSY with Retry-After at once
+	// (SECKILL_MAX_BUYS_IN_FLIGHT, default 512).
+	MaxBuysInFlight int
+	// RedisBatch is the most reserves (or confirms) of one activity one
+	// Redis script call serves (SECKILL_REDIS_BATCH); 1 sends each alone.
+	RedisBatch int
+	// RedisBatchWait is the longest the first request of a batch waits for
+	// others (SECKILL_REDIS_BATCH_WAIT).
+	RedisBatchWait time.Duration
 
 	// Notify is the notifier of the all-in-one process (SECKILL_SMTP_*,
 	// SECKILL_SMS_*, SECKILL_MAIL_*, SECKILL_NOTIFY_*, SECKILL_NOTIFIER_ENABLED).
@@ -119,8 +152,9 @@ func Names() []string {
 		"SECKILL_TRUSTED_PROXIES", "SECKILL_MAX_BODY_BYTES", "SECKILL_SOLDOUT_TTL", "SECKILL_PUBLISH_TIMEOUT",
 		"SECKILL_RESERVATION_TIMEOUT", "SECKILL_QUEUE_CAPACITY", "SECKILL_WORKER_CONCURRENCY",
 		"SECKILL_WORKER_BATCH", "SECKILL_SHUTDOWN_TIMEOUT", "SECKILL_BUY_MODE", "SECKILL_SWEEP_INTERVAL",
-		"SECKILL_METRICS_ADDR", "SECKILL_DASHBOARD_STREAMS_PER_IP",
+		"SECKILL_METRICS_ADDR", "SECKILL_DASHBOARD_STREAMS_PER_IP", "SECKILL_MAX_BUYS_IN_FLIGHT",
 		"SECKILL_RECONCILE_INTERVAL", "SECKILL_RECONCILE_AGE",
+		"SECKILL_REDIS_BATCH", "SECKILL_REDIS_BATCH_WAIT",
 	}, notifyconfig.Names()...)
 }
 
@@ -179,6 +213,18 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.DashboardStreamsPerIP = p.positiveInt("SECKILL_DASHBOARD_STREAMS_PER_IP", 8)
+	c.MaxBuysInFlight = p.positiveInt("SECKILL_MAX_BUYS_IN_FLIGHT", DefaultMaxBuysInFlight)
+	if c.MaxBuysInFlight > MaxMaxBuysInFlight {
+		p.fail("SECKILL_MAX_BUYS_IN_FLIGHT", "must be at most %d (a bound that large no longer bounds the wait), got %d", MaxMaxBuysInFlight, c.MaxBuysInFlight)
+	}
+	c.RedisBatch = p.positiveInt("SECKILL_REDIS_BATCH", DefaultRedisBatch)
+	if c.RedisBatch > MaxRedisBatch {
+		p.fail("SECKILL_REDIS_BATCH", "must be at most %d (one script call blocks Redis for the whole batch), got %d", MaxRedisBatch, c.RedisBatch)
+	}
+	c.RedisBatchWait = p.duration("SECKILL_REDIS_BATCH_WAIT", DefaultRedisBatchWait)
+	if c.RedisBatchWait <= 0 || c.RedisBatchWait > MaxRedisBatchWait {
+		p.fail("SECKILL_REDIS_BATCH_WAIT", "must be a positive duration of at most %s (e.g. 200us), got %s", MaxRedisBatchWait, c.RedisBatchWait)
+	}
 	if c.MetricsAddr != "" {
 		if msg := metricsAddrProblem(c.MetricsAddr, c.HTTPAddr); msg != "" {
 			p.fail("SECKILL_METRICS_ADDR", "%s", msg)

@@ -438,7 +438,7 @@ func TestSalePageStates(t *testing.T) {
 		{name: "sold out", activity: soldOut, user: "late", phase: "sold_out", button: regexp.MustCompile(`^Sold out$`)},
 		{name: "ended", activity: ended, user: "late", phase: "ended", button: regexp.MustCompile(`^Sale ended$`)},
 		{name: "already purchased", activity: active, user: "dup", click: true, phase: "active", button: regexp.MustCompile(`^Buy now$`), enabled: true, message: "Already purchased"},
-		{name: "rate limited", activity: active, user: "eager", click: true, phase: "active", button: regexp.MustCompile(`^Try again in \d+ s$`), message: "rate limited"},
+		{name: "rate limited", activity: active, user: "eager", click: true, phase: "active", button: regexp.MustCompile(`^Retrying in \d+ s$`), message: "rate limited"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -530,4 +530,37 @@ func TestDashboardDuringSpike(t *testing.T) {
 	}
 	noPageErrors(t, ctx)
 	screenshot(t, ctx, "dashboard-spike.png")
+}
+
+// TestBuyRetriesAfterRetryAfter: a click answered 429 with Retry-After
+// shows the wait on the button and retries once by itself when it is over,
+// with the same request_id, and wins the unit.
+func TestBuyRetriesAfterRetryAfter(t *testing.T) {
+	browser := newBrowser(t)
+	// One buy per user per 2 s: Retry-After: 2.
+	h := startApp(t, map[string]string{"SECKILL_RATE_PER_USER": "0.5", "SECKILL_RATE_PER_USER_BURST": "1"})
+	now := time.Now()
+	active := h.createActivity("Patient sale", 10, now.Add(-time.Minute), now.Add(time.Hour), 900)
+	other := h.createActivity("Other sale", 10, now.Add(-time.Minute), now.Add(time.Hour), 900)
+	ctx := newTab(t, browser, 360, 740)
+	do(t, ctx, "open the sale page",
+		chromedp.Navigate(h.base+"/?activity="+active),
+		chromedp.WaitVisible(chromedp.ID("sale")),
+	)
+	signIn(t, ctx, "patient")
+	waitFor(t, ctx, "phase active", `document.getElementById("buy").dataset.phase === "active"`, 5*time.Second)
+	// The per-user limit counts every buy: one on another sale spends it.
+	if code := h.buy(h.token("patient"), other); code != http.StatusAccepted {
+		t.Fatalf("buy on the other sale: %d", code)
+	}
+	do(t, ctx, "press buy", chromedp.Click(chromedp.ID("buy")))
+	waitFor(t, ctx, "the wait on the button", `/^Retrying in \d+ s$/.test(document.getElementById("buy").textContent)`, 5*time.Second)
+	if msg := text(t, ctx, "message"); !strings.Contains(msg, "rate limited") || !strings.Contains(msg, "Retrying by itself") {
+		fail(t, ctx, "message %q, want it to say rate limited and that the page retries", msg)
+	}
+	waitFor(t, ctx, "the automatic retry to win", `document.getElementById("order-state") && document.getElementById("order-state").dataset.state !== undefined && document.getElementById("order-state").dataset.state !== ""`, 10*time.Second)
+	if msg := text(t, ctx, "message"); !strings.Contains(msg, "You got one") {
+		fail(t, ctx, "message %q after the retry, want the win", msg)
+	}
+	noPageErrors(t, ctx)
 }

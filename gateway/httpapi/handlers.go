@@ -195,9 +195,12 @@ func (s *Server) buy(c *gin.Context) {
 		return
 	}
 	// A request_id may belong to an order this user already won (a retry
-	// after a lost 202): only Redis knows, so such a request skips the
-	// local flag. The script answers it without writing anything.
-	if req.RequestID == "" && s.soldOut.shouldReject(a.ID, now) {
+	// after a lost 202): only Redis can answer it with that order. Once
+	// sold out, the flag's holder snapshot says who may hold one; anyone
+	// else is answered from memory, a holder goes to Redis (soldout.go).
+	// Until the snapshot is loaded every request_id buy goes to Redis.
+	if req.RequestID == "" && s.soldOut.shouldReject(a.ID, now) ||
+		req.RequestID != "" && s.soldOut.shouldRejectNonHolder(a.ID, user, now) {
 		s.metrics.soldOutLocal.Inc()
 		abort(c, http.StatusGone, codeSoldOut, "sold out")
 		return
@@ -240,6 +243,7 @@ func (s *Server) buy(c *gin.Context) {
 			return
 		case inventory.SoldOut:
 			s.soldOut.set(a.ID, now)
+			s.snapshotHolders(a, req.RequestID != "")
 			abort(c, http.StatusGone, codeSoldOut, "sold out")
 			return
 		case inventory.NotStarted:
@@ -264,6 +268,27 @@ func (s *Server) buy(c *gin.Context) {
 			return
 		}
 	}
+}
+
+// snapshotHolders refreshes, in the background, the holder snapshot of a
+// just sold-out activity, so the request_id buys that follow are answered
+// from memory unless their user holds a unit. It is called after Redis
+// answered SoldOut: whoever reserved before is in the snapshot, and nobody
+// can reserve after without a release, which clears it. Only buys with a
+// request_id use a snapshot, so one is first read for such a buy
+// (withRequestID) and then refreshed by any SoldOut answer, such as the
+// flag's TTL probe; a sale without request_ids never reads one. An
+// Inventory that cannot list holders, or an activity too large for a
+// snapshot, keeps sending request_id buys to Redis.
+func (s *Server) snapshotHolders(a *order.Activity, withRequestID bool) {
+	hl, ok := s.opts.Inventory.(HolderLister)
+	if !ok || a.Stock > maxHolderSnapshot {
+		return
+	}
+	s.soldOut.refreshHolders(a.ID, s.now(), !withRequestID, hl, 5*s.opts.RedisTimeout, s.now, func(err error) {
+		s.log.Warn("read the holders of a sold-out activity (buys with a request_id go to Redis meanwhile)",
+			"activity_id", a.ID, "err", err)
+	})
 }
 
 // publish hands the reserved order to the queue and answers 202 only once

@@ -104,6 +104,11 @@ type Options struct {
 	// (ClientIP, after TrustedProxies) holds at once, inside the process's
 	// total of 64; default 8.
 	DashboardStreamsPerIP int
+	// MaxBuysInFlight bounds the buys the gateway works on at once; past
+	// it a buy is answered 503 BUSY with Retry-After at once, nothing
+	// reserved (admission.go). Default DefaultMaxBuysInFlight (512). The
+	// naive mode is not bounded.
+	MaxBuysInFlight int
 	// MetricsElsewhere leaves /metrics off this handler (it answers 404):
 	// the process serves it on its own listener (SECKILL_METRICS_ADDR).
 	MetricsElsewhere bool
@@ -206,7 +211,7 @@ func New(opts Options) (*Server, error) {
 	api.GET("/activities", s.listActivities)
 	api.GET("/dashboard/activities/:id/stream", s.dashboardAccess, s.dashboardStream)
 	user := api.Group("", s.requireUser)
-	user.POST("/activities/:id/orders", s.limitUser, s.buyHandler())
+	user.POST("/activities/:id/orders", s.limitUser, s.admitBuys(), s.buyHandler())
 	user.GET("/orders/:id", s.getOrder)
 	user.POST("/orders/:id/pay", s.payOrder)
 	admin := api.Group("/admin", s.requireAdmin)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,17 +12,73 @@ import (
 // expires exactly one request (the probe) goes to Redis while the others
 // keep the local answer, so units that come back (a failed publish, a
 // cancelled order) are found within ttl without a thundering herd.
+//
+// A buy that carries a request_id may be the retry of an order its user
+// already won, which only Redis can answer (Existing, 202 with that order
+// id). So with the flag each activity keeps a snapshot of its holders
+// (user id -> order id, the users hash of inventory.Store.Holders, at most
+// stock entries), read in the background after Redis said sold out: a
+// request_id buy from a user outside the snapshot is answered 410 from
+// memory, and only a holder goes to Redis. Why this cannot be wrong in a
+// way that matters:
+//
+//   - The snapshot is read after a SoldOut answer. Everyone who reserved
+//     before it is in the snapshot; nobody can reserve after it without a
+//     unit coming back first (a release, a meta rebuild), and every such
+//     return is announced and clears the flag and the snapshot (clear).
+//   - clear bumps a generation the snapshot carries, so a fetch that was in
+//     flight across a clear is never used, whichever finishes first.
+//   - An announcement can be lost (Redis pub/sub during an outage): then a
+//     user who bought the returned unit is outside the snapshot and their
+//     retry gets 410 instead of their order, for at most ttl after the
+//     snapshot was read, because a snapshot is only used for ttl after it
+//     was read (the flag's own TTL bounds the same loss for buys without a
+//     request_id). The order stands; a retry after that finds it.
+//   - Every gateway keeps its own flags and snapshots. A unit is only ever
+//     taken by the Redis script, so whatever a stale local answer is, it is
+//     a 410 (to a user who could have bought a returned unit within ttl),
+//     never a second unit: nothing can be oversold.
 type soldOutFlags struct {
 	ttl   time.Duration
-	flags sync.Map // activity id -> *atomic.Int64 (unix nanoseconds until which the flag holds; 0 = clear)
+	flags sync.Map // activity id -> *soldOutState
 }
 
-func (f *soldOutFlags) flag(id int64) *atomic.Int64 {
+// soldOutState is one activity's flag and holder snapshot.
+type soldOutState struct {
+	until atomic.Int64 // unix nanoseconds until which the flag holds; 0 = clear
+	// gen counts clears; a snapshot is valid only for the generation it was
+	// fetched in.
+	gen      atomic.Uint64
+	holders  atomic.Pointer[holderSnapshot]
+	fetching atomic.Bool // one snapshot fetch per activity at a time
+}
+
+// holderSnapshot is the activity's holders as read after a sold-out answer.
+type holderSnapshot struct {
+	gen   uint64
+	read  int64             // unix nanoseconds when the read started
+	until int64             // read + ttl: used no longer than the flag's TTL
+	users map[string]string // user id -> order id
+}
+
+// maxHolderSnapshot bounds the snapshot of one activity (about 100 bytes an
+// entry). A larger activity keeps sending request_id buys to Redis once
+// sold out, as it did before snapshots.
+const maxHolderSnapshot = 200_000
+
+// HolderLister reads an activity's holders (inventory.Store.Holders). An
+// Inventory that does not implement it gets no snapshots: buys with a
+// request_id then always go to Redis.
+type HolderLister interface {
+	Holders(ctx context.Context, activityID int64, limit int) (map[string]string, bool, error)
+}
+
+func (f *soldOutFlags) state(id int64) *soldOutState {
 	if v, ok := f.flags.Load(id); ok {
-		return v.(*atomic.Int64)
+		return v.(*soldOutState)
 	}
-	v, _ := f.flags.LoadOrStore(id, new(atomic.Int64))
-	return v.(*atomic.Int64)
+	v, _ := f.flags.LoadOrStore(id, new(soldOutState))
+	return v.(*soldOutState)
 }
 
 // shouldReject reports whether a buy for id can be answered 410 locally. When
@@ -32,27 +89,102 @@ func (f *soldOutFlags) shouldReject(id int64, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	fl := v.(*atomic.Int64)
-	until := fl.Load()
+	st := v.(*soldOutState)
+	until := st.until.Load()
 	if until == 0 {
 		return false
 	}
 	if now.UnixNano() < until {
 		return true
 	}
-	return !fl.CompareAndSwap(until, now.Add(f.ttl).UnixNano())
+	return !st.until.CompareAndSwap(until, now.Add(f.ttl).UnixNano())
+}
+
+// shouldRejectNonHolder reports whether a buy with a request_id by user can
+// be answered 410 locally: the flag is set, this generation's snapshot is
+// loaded and younger than ttl, and user holds nothing in it. It never
+// probes: a request_id buy that gets false goes to Redis, whose SoldOut
+// answer sets the flag and refreshes the snapshot.
+func (f *soldOutFlags) shouldRejectNonHolder(id int64, user string, now time.Time) bool {
+	v, ok := f.flags.Load(id)
+	if !ok {
+		return false
+	}
+	st := v.(*soldOutState)
+	n := now.UnixNano()
+	if n >= st.until.Load() {
+		return false
+	}
+	snap := st.holders.Load()
+	// Read gen after the snapshot: a clear that bumped it meanwhile makes
+	// the snapshot unusable, whichever order the clear stored things in.
+	if snap == nil || snap.gen != st.gen.Load() || n >= snap.until {
+		return false
+	}
+	_, holds := snap.users[user]
+	return !holds
 }
 
 // isSet reports the flag without probing (for reads such as GET activity).
 func (f *soldOutFlags) isSet(id int64, now time.Time) bool {
 	v, ok := f.flags.Load(id)
-	return ok && now.UnixNano() < v.(*atomic.Int64).Load()
+	return ok && now.UnixNano() < v.(*soldOutState).until.Load()
 }
 
-func (f *soldOutFlags) set(id int64, now time.Time) { f.flag(id).Store(now.Add(f.ttl).UnixNano()) }
+func (f *soldOutFlags) set(id int64, now time.Time) {
+	f.state(id).until.Store(now.Add(f.ttl).UnixNano())
+}
 
+// clear drops the flag and the holder snapshot, and makes any snapshot
+// still being fetched unusable: units came back, so the holders may change.
 func (f *soldOutFlags) clear(id int64) {
 	if v, ok := f.flags.Load(id); ok {
-		v.(*atomic.Int64).Store(0)
+		st := v.(*soldOutState)
+		st.gen.Add(1)
+		st.until.Store(0)
+		st.holders.Store(nil)
 	}
+}
+
+// refreshHolders starts, in the background, a read of the holders of id
+// after Redis answered SoldOut at seen (a time taken after that answer),
+// unless a read is already running or the current snapshot was read after
+// seen. onlyIfHeld refreshes only a snapshot this generation already has
+// (a SoldOut answer to a buy without a request_id: nobody asked for one
+// yet). In a sold-out spike this is one read when the first request_id buy
+// is told sold out and one per TTL probe after that, never one per
+// request. now gives the snapshot's clock (the server's, as for the flag);
+// log reports a failed read, after which buys with a request_id keep going
+// to Redis until the next SoldOut answer tries again.
+func (f *soldOutFlags) refreshHolders(id int64, seen time.Time, onlyIfHeld bool, hl HolderLister, timeout time.Duration,
+	now func() time.Time, log func(err error)) {
+	st := f.state(id)
+	snap := st.holders.Load()
+	valid := snap != nil && snap.gen == st.gen.Load()
+	if valid && snap.read >= seen.UnixNano() || !valid && onlyIfHeld {
+		return
+	}
+	if !st.fetching.CompareAndSwap(false, true) {
+		return
+	}
+	// The generation before the read: a clear from here on voids the result.
+	gen := st.gen.Load()
+	go func() {
+		defer st.fetching.Store(false)
+		read := now()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		users, ok, err := hl.Holders(ctx, id, maxHolderSnapshot)
+		switch {
+		case err != nil:
+			log(err)
+			return
+		case !ok:
+			return // too many holders for a snapshot: request_id buys go to Redis
+		}
+		if st.gen.Load() != gen {
+			return // cleared meanwhile: holders may have changed (checked again by readers)
+		}
+		st.holders.Store(&holderSnapshot{gen: gen, read: read.UnixNano(), until: read.Add(f.ttl).UnixNano(), users: users})
+	}()
 }

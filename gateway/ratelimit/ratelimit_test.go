@@ -82,14 +82,3 @@ func TestGlobal(t *testing.T) {
 		t.Fatalf("retryAfter = %v, want > 0", retry)
 	}
 }
-
-func BenchmarkKeyedAllowParallel(b *testing.B) {
-	k := NewKeyed(Config{Rate: 1e9, Burst: 1e9})
-	b.RunParallel(func(pb *testing.PB) {
-		i := 0
-		for pb.Next() {
-			k.Allow(fmt.Sprint("u", i%10000))
-			i++
-		}
-	})
-}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Compare is the teaching comparison: the same spike (same seed, same
@@ -49,6 +50,9 @@ func NewCompare(naive, pipeline *Run) *Compare {
 	return c
 }
 
+// Runs are the two runs, naive first.
+func (c *Compare) Runs() []*Run { return []*Run{c.Naive, c.Pipeline} }
+
 // OK reports whether both audits passed.
 func (c *Compare) OK() bool { return c.Naive.Audit.OK() && c.Pipeline.Audit.OK() }
 
@@ -60,15 +64,40 @@ func (c *Compare) WriteSummary(w io.Writer) {
 	p("")
 	p("== naive vs pipeline: the same spike (%d users, %d units, seed %d)", q.Scenario.Users, q.Scenario.Stock, q.Scenario.Seed)
 	p("                                          naive     pipeline")
+	p("  spike answered in (s)             %10.1f %12.1f   naive/pipeline %.1fx", n.Figures.SpikeSeconds, q.Figures.SpikeSeconds, c.SpikeRatio)
+	p("  physical limit (s)                %10s %12s   every request / the /healthz ceiling, same run", trimUnit(n.Figures.PhysicalLimit.SecondsText()), trimUnit(q.Figures.PhysicalLimit.SecondsText()))
+	p("  spike / physical limit            %10s %12s   1.0x = at the machine's ceiling", n.Figures.PhysicalLimit.RatioText(), q.Figures.PhysicalLimit.RatioText())
+	if why := c.limitUnknown(); why != "" {
+		p("  (physical limit unknown: %s)", why)
+	}
 	p("  buy p50 under the spike (ms)      %10.1f %12.1f   naive/pipeline %.1fx", n.Figures.SpikeBuyP50, q.Figures.SpikeBuyP50, c.P50Ratio)
 	p("  buy p99 under the spike (ms)      %10.1f %12.1f   naive/pipeline %.1fx", n.Figures.SpikeBuyP99, q.Figures.SpikeBuyP99, c.P99Ratio)
-	p("  spike answered in (s)             %10.1f %12.1f   naive/pipeline %.1fx", n.Figures.SpikeSeconds, q.Figures.SpikeSeconds, c.SpikeRatio)
 	p("  buys/s while stock lasts (probe)  %10.0f %12.0f   pipeline/naive %.1fx", probe(n, ProbeBuyInStock), probe(q, ProbeBuyInStock), c.ThroughputRatio)
 	p("  buys/s sold out (probe)           %10.0f %12.0f   pipeline/naive %.1fx", probe(n, ProbeSoldOut), probe(q, ProbeSoldOut), c.SoldOutRatio)
 	p("  peak ingress (/s)                 %10.0f %12.0f", n.Figures.PeakIngress, q.Figures.PeakIngress)
 	p("  peak database writes (/s)         %10.0f %12.0f", n.Figures.PeakDBWrite, q.Figures.PeakDBWrite)
 	p("  peak DB transactions (/s)         %10.0f %12.0f   naive/pipeline %.1fx", n.Figures.PeakDBTx, q.Figures.PeakDBTx, c.DBTxRatio)
 	p("  audit                             %10s %12s", verdict(n), verdict(q))
+}
+
+func trimUnit(s string) string { return strings.TrimSuffix(s, " s") }
+
+// limitUnknown says why a run's physical limit is unknown ("" when both are
+// known).
+func (c *Compare) limitUnknown() string {
+	var why []string
+	for _, r := range []*Run{c.Naive, c.Pipeline} {
+		if l := r.Figures.PhysicalLimit; !l.Known() {
+			why = append(why, r.Name+": "+l.Unknown)
+		}
+	}
+	return strings.Join(why, "; ")
+}
+
+// LimitChart is each mode's spike duration against its physical limit.
+func (c *Compare) LimitChart() template.HTML {
+	bars := append(limitBars(c.Naive, c.Naive.Name+": "), limitBars(c.Pipeline, c.Pipeline.Name+": ")...)
+	return barChart("the spike against the machine's physical limit (seconds)", append(bars, arrivalBar(c.Pipeline)), colBar)
 }
 
 func verdict(r *Run) string {
@@ -80,6 +109,17 @@ func verdict(r *Run) string {
 
 const compareBody = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>seckill: naive vs pipeline</title>` + style + `</head><body>
 <h1>The same spike, naive vs pipeline</h1>
+<h2 id="physical-limit">The spike against the machine's physical limit</h2>
+<table>
+<tr><th class="l"></th><th>spike answered in</th><th>physical limit</th><th>spike / physical limit</th><th class="l">physical limit from</th></tr>
+{{range .Runs}}<tr><td class="l">{{.Name}}</td><td>{{f1 .Figures.SpikeSeconds}} s</td><td>{{.Figures.PhysicalLimit.SecondsText}}</td><td>{{.Figures.PhysicalLimit.RatioText}}</td><td class="l">{{if .Figures.PhysicalLimit.Known}}{{.Figures.PhysicalLimit.Breakdown}}{{else}}{{.Figures.PhysicalLimit.Unknown}}{{end}}</td></tr>
+{{end}}</table>
+{{.LimitChart}}
+<p class="muted">Physical limit: every request the spike sent (buys with bots, double clicks and retries, page views, order reads, payments) divided by the
+<code>/healthz</code> ceiling measured in the same run, so how long the spike would take if every answer cost what the cheapest one costs on this machine.
+1.0x is the ceiling; the ratio is how far above it each design answered. The crowd itself arrives over {{f1 .Pipeline.Figures.PhysicalLimit.ArrivalSeconds}} s, so no run can be shorter than that.</p>
+
+<h2>Naive vs pipeline</h2>
 <p>{{.Pipeline.Scenario.Users}} users for {{.Pipeline.Scenario.Stock}} units, seed {{.Pipeline.Scenario.Seed}}, target {{.Pipeline.Target}} ({{.Pipeline.Backends}}).
 Machine: {{.Pipeline.Machine.CPUs}} CPUs ({{.Pipeline.Machine.CPU}}); {{.Pipeline.Machine.Shared}}. Ratios come from these two runs, one after the other on this machine.</p>
 <table>

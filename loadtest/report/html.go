@@ -20,6 +20,9 @@ const (
 	colP99      = "#e03131"
 	colBar      = "#495057"
 	colFunnel   = "#1c7ed6"
+	colSpike    = "#d9480f"
+	colLimit    = "#2b8a3e"
+	colArrival  = "#adb5bd"
 )
 
 func (r *Run) xs() []int {
@@ -86,7 +89,7 @@ func (r *Run) FunnelChart() template.HTML {
 		if len(r.Funnel) > 0 && r.Funnel[0].Count > 0 {
 			note = fmt.Sprintf("(%.2f%%)", 100*s.Count/r.Funnel[0].Count)
 		}
-		bars = append(bars, bar{s.Name, s.Count, note})
+		bars = append(bars, bar{Label: s.Name, Value: s.Count, Note: note})
 	}
 	return barChart(r.Name+": the funnel, layer by layer", bars, colFunnel)
 }
@@ -95,9 +98,32 @@ func (r *Run) FunnelChart() template.HTML {
 func (r *Run) StatusChart() template.HTML {
 	var bars []bar
 	for _, l := range r.buyOutcomes() {
-		bars = append(bars, bar{l.Outcome, float64(l.Count), ""})
+		bars = append(bars, bar{Label: l.Outcome, Value: float64(l.Count)})
 	}
 	return barChart(r.Name+": buy answers by status", bars, colBar)
+}
+
+// limitBars are a run's spike duration and its physical limit; prefix
+// names the run in a comparison.
+func limitBars(r *Run, prefix string) []bar {
+	f := r.Figures
+	l := f.PhysicalLimit
+	spike := bar{Label: prefix + "spike answered in", Value: f.SpikeSeconds, Note: "s", Color: colSpike}
+	limit := bar{Label: prefix + "physical limit", Value: math.NaN(), Note: "unknown: no /healthz ceiling in this run", Color: colLimit}
+	if l.Known() {
+		spike.Note = fmt.Sprintf("s = %.1fx the limit", l.Ratio())
+		limit.Value, limit.Note = l.LimitSeconds(), fmt.Sprintf("s at %.0f req/s", l.Ceiling())
+	}
+	return []bar{spike, limit}
+}
+
+func arrivalBar(r *Run) bar {
+	return bar{Label: "the crowd arrives over", Value: r.Figures.PhysicalLimit.ArrivalSeconds, Note: "s (the scenario's schedule)", Color: colArrival}
+}
+
+// LimitChart is the spike's duration against its physical limit.
+func (r *Run) LimitChart() template.HTML {
+	return barChart(r.Name+": spike duration vs physical limit (seconds)", append(limitBars(r, ""), arrivalBar(r)), colBar)
 }
 
 // Answers lists the statuses seen in the timeline, for the table.
@@ -159,13 +185,16 @@ started {{.StartedAt.Format "2006-01-02 15:04:05 MST"}} &middot; activity {{.Act
 <h2>Figures</h2>
 <table>
 <tr><th class="l">buy latency under the spike (p50 / p99)</th><td>{{f1 .Figures.SpikeBuyP50}} ms / {{f1 .Figures.SpikeBuyP99}} ms</td></tr>
-<tr><th class="l">spike answered in (first buy sent to last buy answered)</th><td>{{f1 .Figures.SpikeSeconds}} s</td></tr>
+<tr><th class="l">spike answered in (first buy sent to last buy answered)</th><td>{{f1 .Figures.SpikeSeconds}} s ({{.Figures.PhysicalLimit.Short}})</td></tr>
+<tr><th class="l">physical limit (every request of the spike / the /healthz ceiling of this run)</th><td>{{.Figures.PhysicalLimit.Breakdown}}</td></tr>
+<tr><th class="l">the crowd arrives over (the scenario's schedule)</th><td>{{f1 .Figures.PhysicalLimit.ArrivalSeconds}} s</td></tr>
 <tr><th class="l">peak ingress / peak database write rate</th><td>{{f0 .Figures.PeakIngress}}/s / {{f0 .Figures.PeakDBWrite}}/s = {{f1 .Figures.PeakShaving}}x</td></tr>
 <tr><th class="l">peak database transactions of the buy path</th><td>{{f0 .Figures.PeakDBTx}}/s</td></tr>
 {{if .Probes}}<tr><th class="l">buy while stock lasts vs /healthz ceiling</th><td>{{f2 .Figures.BuyInStockVsHealthz}}</td></tr>
 <tr><th class="l">sold-out phase vs /healthz ceiling (without / with request_id)</th><td>{{f2 .Figures.SoldOutVsHealthz}} / {{f2 .Figures.SoldOutReqIDVsHealthz}}</td></tr>{{end}}
 <tr><th class="l">generator send lag (p50 / p99 / max)</th><td>{{f1 .Lag.P50}} / {{f1 .Lag.P99}} / {{f1 .Lag.Max}} ms</td></tr>
 </table>
+{{.LimitChart}}
 
 <h2>Audit</h2>
 <table><tr><th>#</th><th class="l">invariant</th><th class="l">verdict</th><th class="l">details</th></tr>

@@ -120,11 +120,13 @@ func lineChart(title, unit string, x []int, ss []series, logY bool) template.HTM
 	return template.HTML(b.String())
 }
 
-// bar is one bar of a bar chart.
+// bar is one bar of a bar chart. A NaN Value draws no bar, only the note
+// (a figure that is unknown); Color, when set, overrides the chart's.
 type bar struct {
 	Label string
 	Value float64
 	Note  string
+	Color string
 }
 
 // barChart draws horizontal bars, each labelled with its value and, when
@@ -137,17 +139,27 @@ func barChart(title string, bars []bar, color string) template.HTML {
 	fmt.Fprintf(&b, `<text x="8" y="16" class="title">%s</text>`, html.EscapeString(title))
 	hi := 0.0
 	for _, br := range bars {
-		hi = math.Max(hi, br.Value)
+		if !math.IsNaN(br.Value) {
+			hi = math.Max(hi, br.Value)
+		}
 	}
 	labelW, barMax := 250.0, chartW-250-150
 	for i, br := range bars {
 		y := padT + rowH*float64(i)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="tick" text-anchor="end">%s</text>`, labelW-8, y+15, html.EscapeString(br.Label))
+		if math.IsNaN(br.Value) {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="tick">%s</text>`, labelW, y+15, html.EscapeString(br.Note))
+			continue
+		}
+		c := color
+		if br.Color != "" {
+			c = br.Color
+		}
 		w := 0.0
 		if hi > 0 {
 			w = math.Max(barMax*br.Value/hi, 1)
 		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="tick" text-anchor="end">%s</text>`, labelW-8, y+15, html.EscapeString(br.Label))
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="18" fill="%s"/>`, labelW, y+2, w, color)
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="18" fill="%s"/>`, labelW, y+2, w, c)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="tick">%s %s</text>`, labelW+w+6, y+15, short(br.Value), html.EscapeString(br.Note))
 	}
 	b.WriteString(`</svg>`)

@@ -153,11 +153,16 @@ func (c *crowd) buy(u *scenario.User, reqID string, attempt int, intended time.T
 }
 
 // backoff is exponential with full jitter, but never shorter than the
-// server's Retry-After.
+// server's Retry-After: when that is longer it wins, plus up to a quarter
+// of it (at most 1s) of jitter, as the buyer page does, so a crowd told
+// "1" does not come back in one instant.
 func backoff(base time.Duration, attempt int, retryAfter time.Duration) time.Duration {
 	d := base << attempt
 	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-	return max(d, retryAfter)
+	if retryAfter > d {
+		return retryAfter + time.Duration(rand.Int64N(int64(min(retryAfter/4, time.Second))+1))
+	}
+	return d
 }
 
 // afterWin runs the user's pay plan for its order.

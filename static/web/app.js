@@ -21,6 +21,7 @@
     order: null,
     buying: false,
     retryAt: 0, // serverNow() before which the button stays disabled (429/503)
+    autoRetry: 0, // timer of the one automatic retry after a 429/503, 0 when none is pending
     pollTimer: 0,
     orderTimer: 0,
     demo: true,
@@ -185,7 +186,7 @@
     else if (S.orderId && !(S.order && S.order.state === "cancelled")) label = "You have an order";
     else if (!S.token) label = "Sign in to buy";
     else if (S.buying) label = "Sending…";
-    else if (now < S.retryAt) label = "Try again in " + Math.ceil((S.retryAt - now) / 1000) + " s";
+    else if (now < S.retryAt) label = (S.autoRetry ? "Retrying in " : "Try again in ") + Math.ceil((S.retryAt - now) / 1000) + " s";
     else enabled = true;
     b.textContent = label;
     b.disabled = !enabled;
@@ -266,9 +267,24 @@
   const orderKey = () => "seckill.order." + S.activityId + "." + S.user;
   const requestKey = () => "seckill.request." + S.activityId + "." + S.user;
 
-  $("buy").addEventListener("click", buy);
+  $("buy").addEventListener("click", () => buy(false));
 
-  async function buy() {
+  // retryAfterMs reads Retry-After (seconds, or an HTTP date) and adds a
+  // little jitter, so a crowd told "1" does not come back in one instant.
+  function retryAfterMs(headers) {
+    const v = (headers.get("Retry-After") || "").trim();
+    let ms = /^\d+$/.test(v) ? parseInt(v, 10) * 1000 : Date.parse(v) - Date.now();
+    if (!(ms >= 1000)) ms = 1000;
+    return ms + Math.floor(Math.random() * Math.min(1000, ms / 4));
+  }
+
+  // buy sends the click. auto is the one automatic retry after a 429 or
+  // 503: it sends the same request_id, so it cannot buy twice.
+  async function buy(auto) {
+    if (!auto && S.autoRetry) {
+      clearTimeout(S.autoRetry);
+      S.autoRetry = 0;
+    }
     if (S.buying || phase() !== "active" || !S.token) return;
     if (S.orderId && !(S.order && S.order.state === "cancelled")) return;
     S.buying = true;
@@ -291,9 +307,19 @@
       return;
     }
     S.buying = false;
-    const retry = () => {
-      const s = parseInt(r.headers.get("Retry-After") || "1", 10);
-      S.retryAt = serverNow() + Math.max(1, isNaN(s) ? 1 : s) * 1000;
+    // retry keeps the button shut for Retry-After (plus jitter); after a
+    // click, the page then retries once by itself, with the same
+    // request_id (kept in sessionStorage until a definite answer).
+    const retry = (why) => {
+      const wait = retryAfterMs(r.headers);
+      S.retryAt = serverNow() + wait;
+      const secs = Math.ceil(wait / 1000) + " s";
+      if (!auto) {
+        S.autoRetry = setTimeout(() => { S.autoRetry = 0; buy(true); }, wait);
+        say("message", why + " Retrying by itself in " + secs + " (the same request: it cannot buy twice).", "warn");
+      } else {
+        say("message", why + " You can try again in " + secs + ".", "warn");
+      }
     };
     switch (r.status) {
       case 202:
@@ -324,12 +350,10 @@
         loadActivity();
         break;
       case 429:
-        retry();
-        say("message", "Too many tries (rate limited): wait a moment, the button reopens by itself.", "warn");
+        retry("Too many tries (rate limited).");
         break;
       case 503:
-        retry();
-        say("message", "Busy: the shop is flooded and nothing was reserved. Try again in a moment.", "warn");
+        retry("Busy: the shop is flooded and nothing was reserved.");
         break;
       case 401:
         signedOut("Your sign-in is no longer valid; sign in again.");

@@ -76,6 +76,14 @@ func TestExitCodes(t *testing.T) {
 			if !strings.Contains(out.String(), "1. never oversold") {
 				t.Errorf("no summary on stdout:\n%s", out.String())
 			}
+			// --probe-duration 0: no /healthz ceiling, so no physical limit.
+			if !strings.Contains(out.String(), "(physical limit unknown: the saturation probes were skipped (--probe-duration 0)") {
+				t.Errorf("the summary does not say the physical limit is unknown:\n%s", out.String())
+			}
+			js, _ := os.ReadFile(filepath.Join(dir, "pipeline.json"))
+			if !strings.Contains(string(js), `"spike_vs_limit": null`) {
+				t.Errorf("pipeline.json carries a physical limit without probes")
+			}
 		})
 	}
 }

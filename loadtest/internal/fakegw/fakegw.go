@@ -20,6 +20,13 @@ import (
 type Gateway struct {
 	// Oversell sells this many units beyond the stock.
 	Oversell int64
+	// RefuseFirst refuses each user's first RefuseFirst buys with
+	// RefuseStatus (503 BUSY by default, or 429 RATE_LIMITED) and
+	// Retry-After: RetryAfter seconds (default 1), as a saturated gateway
+	// does; nothing is sold for them.
+	RefuseFirst  int
+	RefuseStatus int
+	RetryAfter   int
 
 	admin  string
 	tokens *auth.Tokens
@@ -27,6 +34,7 @@ type Gateway struct {
 
 	mu     sync.Mutex
 	acts   map[string]*activity
+	buys   map[string][]Buy // user -> buys in arrival order
 	nextID int
 	seq    int
 }
@@ -42,7 +50,7 @@ type activity struct {
 
 // New returns a fake that accepts admin and the user tokens of secret.
 func New(admin string, secret []byte) *Gateway {
-	g := &Gateway{admin: admin, tokens: auth.NewTokens(secret), acts: map[string]*activity{}, mux: http.NewServeMux()}
+	g := &Gateway{admin: admin, tokens: auth.NewTokens(secret), acts: map[string]*activity{}, buys: map[string][]Buy{}, mux: http.NewServeMux()}
 	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
 	g.mux.HandleFunc("GET /metrics", g.metrics)
 	g.mux.HandleFunc("POST /api/v1/admin/activities", g.create)
@@ -126,6 +134,21 @@ func (g *Gateway) buy(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	a.requests++
+	status := g.RefuseStatus
+	if status == 0 {
+		status = http.StatusServiceUnavailable
+	}
+	if len(g.buys[user]) < g.RefuseFirst {
+		g.buys[user] = append(g.buys[user], Buy{At: time.Now(), Status: status})
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, g.RetryAfter)))
+		if status == http.StatusTooManyRequests {
+			fail(w, status, "RATE_LIMITED", "too many requests (per-user limit); retry later")
+		} else {
+			fail(w, status, "BUSY", "the gateway is saturated; nothing was reserved, try again")
+		}
+		return
+	}
+	g.buys[user] = append(g.buys[user], Buy{At: time.Now(), Status: http.StatusAccepted})
 	switch {
 	case time.Now().Before(a.starts):
 		fail(w, http.StatusForbidden, "NOT_STARTED", "not started")
@@ -142,6 +165,24 @@ func (g *Gateway) buy(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		json.NewEncoder(w).Encode(map[string]string{"order_id": id, "state": "created"})
 	}
+}
+
+// Buy is one buy request as the fake saw it. Status is 202 for every buy
+// it did not refuse (whatever it then answered).
+type Buy struct {
+	At     time.Time
+	Status int
+}
+
+// Buys returns every user's buys, in arrival order.
+func (g *Gateway) Buys() map[string][]Buy {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string][]Buy, len(g.buys))
+	for u, bs := range g.buys {
+		out[u] = append([]Buy(nil), bs...)
+	}
+	return out
 }
 
 func (g *Gateway) order(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,50 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/flashsale/seckill/gateway/httpapi"
+)
+
+// plainInventory hides inventory.Store's Holders: the gateway then takes no
+// holder snapshot, as before snapshots existed.
+type plainInventory struct{ httpapi.Inventory }
+
+// The sold-out phase of a spike in which every buy carries a request_id,
+// against /healthz in the same run: with the holder snapshot a non-holder
+// is answered from memory; without it (no-snapshot) every such buy runs the
+// reserve script on miniredis.
+func BenchmarkSoldOutWithRequestID(b *testing.B) {
+	b.Run("healthz", func(b *testing.B) {
+		f := newBenchFixture(b, nil)
+		serve(b, f, func(int64) *http.Request { return httptest.NewRequest("GET", "/healthz", nil) })
+	})
+	soldOut := func(b *testing.B, f benchFixture, snapshot bool) {
+		act := openActivity(f.fixture, 1)
+		f.buy(act, "winner", "w-1")
+		f.buy(act, "loser", "l-1") // sets the flag and starts the holder snapshot
+		if snapshot {
+			waitHolderSnapshot(b, f.fixture, act)
+		}
+		tok := f.token("late")
+		serve(b, f, func(int64) *http.Request {
+			r := httptest.NewRequest("POST", "/api/v1/activities/"+act+"/orders", strings.NewReader(`{"request_id":"late-1"}`))
+			r.Header.Set("Authorization", "Bearer "+tok)
+			return r
+		})
+	}
+	b.Run("buy-sold-out-request-id", func(b *testing.B) {
+		f := newBenchFixture(b, nil)
+		soldOut(b, f, true)
+	})
+	b.Run("buy-sold-out-request-id-no-snapshot", func(b *testing.B) {
+		f := benchFixture{newFixture(b, fixtureOpts{queueCapacity: 1 << 30, tweak: func(o *httpapi.Options) {
+			o.Limits = httpapi.Limits{}
+			o.Inventory = plainInventory{o.Inventory}
+		}})}
+		soldOut(b, f, false)
+	})
+}

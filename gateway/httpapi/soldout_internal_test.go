@@ -1,0 +1,102 @@
+package httpapi
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// gatedLister answers Holders with users once its gate opens.
+type gatedLister struct {
+	gate  chan struct{}
+	users map[string]string
+	mu    sync.Mutex
+	calls int
+}
+
+func (g *gatedLister) Holders(context.Context, int64, int) (map[string]string, bool, error) {
+	g.mu.Lock()
+	g.calls++
+	g.mu.Unlock()
+	<-g.gate
+	return g.users, true, nil
+}
+
+func (g *gatedLister) count() int { g.mu.Lock(); defer g.mu.Unlock(); return g.calls }
+
+func waitFetchDone(t *testing.T, f *soldOutFlags, id int64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); f.state(id).fetching.Load(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the holder fetch never finished")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A snapshot whose read was in flight when the flag was cleared (a release
+// announced meanwhile: the holders may have changed) is never used, even
+// once the flag is set again; the next sold-out answer reads a fresh one.
+// Concurrent refreshes read once.
+func TestHolderSnapshotFetchedAcrossAClearIsNeverUsed(t *testing.T) {
+	const id = 7
+	f := &soldOutFlags{ttl: time.Hour}
+	now := time.Now()
+	hl := &gatedLister{gate: make(chan struct{}), users: map[string]string{"holder": "o1"}}
+	f.set(id, now)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { f.refreshHolders(id, now, false, hl, time.Second, time.Now, func(err error) { t.Error(err) }) })
+	}
+	wg.Wait()
+	f.clear(id)
+	f.set(id, now) // sold out again before the stale read returns
+	close(hl.gate)
+	waitFetchDone(t, f, id)
+	if n := hl.count(); n != 1 {
+		t.Fatalf("%d concurrent refreshes read the holders %d times, want once", 8, n)
+	}
+	if f.shouldRejectNonHolder(id, "late-buyer", time.Now()) {
+		t.Fatal("a snapshot read across a clear answered a buy")
+	}
+
+	f.refreshHolders(id, time.Now(), false, hl, time.Second, time.Now, func(err error) { t.Error(err) })
+	waitFetchDone(t, f, id)
+	if !f.shouldRejectNonHolder(id, "late-buyer", time.Now()) {
+		t.Fatal("a fresh snapshot does not answer a non-holder")
+	}
+	if f.shouldRejectNonHolder(id, "holder", time.Now()) {
+		t.Fatal("a holder was answered from the snapshot; only Redis may answer it")
+	}
+	// A SoldOut answer without a request_id refreshes a snapshot already
+	// held, but never starts the first one.
+	f.clear(id)
+	f.set(id, time.Now())
+	f.refreshHolders(id, time.Now(), true, hl, time.Second, time.Now, func(err error) { t.Error(err) })
+	waitFetchDone(t, f, id)
+	if n := hl.count(); n != 2 {
+		t.Fatalf("holders read %d times, want 2: no snapshot for a sale nobody asked with a request_id", n)
+	}
+}
+
+// The snapshot answers for ttl after its read, not longer, whatever extends
+// the flag: a release whose announcement was lost costs a holder's retry at
+// most ttl of 410s.
+func TestHolderSnapshotExpiresAfterTTL(t *testing.T) {
+	const id = 8
+	f := &soldOutFlags{ttl: time.Hour}
+	clock := time.Now()
+	hl := &gatedLister{gate: make(chan struct{}), users: map[string]string{}}
+	close(hl.gate)
+	f.set(id, clock)
+	f.refreshHolders(id, clock, false, hl, time.Second, func() time.Time { return clock }, func(err error) { t.Error(err) })
+	waitFetchDone(t, f, id)
+	if !f.shouldRejectNonHolder(id, "u", clock.Add(time.Hour-time.Millisecond)) {
+		t.Fatal("snapshot not used within its ttl")
+	}
+	f.set(id, clock.Add(30*time.Minute)) // the flag holds on, the snapshot does not
+	if f.shouldRejectNonHolder(id, "u", clock.Add(time.Hour)) {
+		t.Fatal("snapshot used past its ttl")
+	}
+}
