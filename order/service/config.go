@@ -11,7 +11,10 @@ import (
 
 // ProcessConfig is the configuration of the seckill-order-worker binary,
 // read from the same variables, with the same defaults and checks, as the
-// gateway's configuration (gateway/config) reads them.
+// gateway's configuration (gateway/config) reads them. The order module may
+// not import the gateway, so this is a second parser of the same names:
+// gateway/config's TestWorkerReadsTheSameSettings fails when the two drift,
+// until one shared parser serves every binary.
 type ProcessConfig struct {
 	HTTPAddr            string // SECKILL_HTTP_ADDR: /healthz, /readyz (and /metrics)
 	MetricsAddr         string // SECKILL_METRICS_ADDR: /metrics on this listener instead
