@@ -1,7 +1,9 @@
 // Package mq is the narrow messaging contract of the pipeline: a Publisher, a
-// Subscriber and the Message they carry. Backends (embedded in-process, Kafka)
-// live in sub-packages and all pass the shared conformance suite in mqtest, so
-// the gateway and the workers never know which one they run on.
+// Subscriber and the Message they carry. Backends (natsjs: NATS JetStream,
+// embedded or a cluster, the durable default; kafka; memory: in-process and
+// lost on a crash, for tests) live in sub-packages and all pass the shared
+// conformance suite in mqtest, so the gateway and the workers never know
+// which one they run on.
 //
 // Delivery is at-least-once: a handler that returns nil acknowledges the
 // message; a handler error makes the backend redeliver it after a backoff, and
@@ -162,13 +164,12 @@ func (o SubscribeOptions) Backoff(attempt int) time.Duration {
 // Subscriber delivers a topic's messages to handlers.
 type Subscriber interface {
 	// Subscribe starts delivering messages of topic to h in the
-	// background and returns once the subscription is registered (for
-	// the embedded backend: messages published after it returns are
-	// delivered to it).
+	// background and returns once the subscription is registered:
+	// messages published after it returns are delivered to it.
 	Subscribe(ctx context.Context, topic string, opts SubscribeOptions, h Handler) error
-	// Close stops fetching new messages, waits for the handlers in flight
-	// and for messages already accepted to be handled (the embedded
-	// backend drains its queues; see the backend for the bound), then
-	// returns.
+	// Close stops fetching new messages and waits for the handlers in
+	// flight. The memory backend also drains its queues (it would lose
+	// them); durable backends leave unhandled messages stored for the
+	// next consumer. See each backend for the bounds.
 	Close() error
 }

@@ -26,9 +26,9 @@ type subscription struct {
 	opts   mq.SubscribeOptions
 	h      func(ctx context.Context, m jetstream.Msg)
 	iter   jetstream.MessagesContext
-	ctx    context.Context    // the handlers'; cancelled at the drain deadline
-	cancel context.CancelFunc //
-	quit   chan struct{}      // closed to stop the reader
+	ctx    context.Context // the handlers'; cancelled at the drain deadline
+	cancel context.CancelFunc
+	quit   chan struct{} // closed to stop the reader
 	sem    chan struct{}
 	reader sync.WaitGroup
 	wg     sync.WaitGroup
