@@ -9,9 +9,12 @@
 //	<prefix>:{a<ID>}:users    hash: user id -> order id (one unit per user)
 //	<prefix>:{a<ID>}:res      hash: order id -> <status><reserved_ms>:<len(user)>:<user><request id>
 //	<prefix>:{a<ID>}:pending  zset: order id -> reserved_ms, pending reservations only
+//	<prefix>:{a<ID>}:redrive  hash: order id -> the reconciler's re-drives of it (scan.go)
 //
-// No key has a TTL: a reservation ends only through Release, ReapPending or
-// an operator, never silently, and the embedded miniredis would not expire
+// No key has a TTL: a reservation ends only through Release (pending or
+// queued only), ReleaseCancelled (the cancel of a stored order), ReapPending,
+// the reconciler (order.Reconciler, through these) or an operator, never
+// silently, and the embedded miniredis would not expire
 // keys on its own anyway. Times are Unix milliseconds.
 //
 // A reservation moves through three statuses: pending (reserved, the order
