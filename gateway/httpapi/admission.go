@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"context"
 	"fmt"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,32 +18,23 @@ import (
 // clients' retries tripled the requests, which made the spike slower.
 const DefaultMaxBuysInFlight = 512
 
-// admissionWait is how long a buy may wait for a slot when all are taken,
-// before it is refused. Zero: a saturated gateway refuses at once. A wait
-// of a few milliseconds is supported (acquire) but not measured to help:
-// under a spike the slots stay taken for the whole burst, so a short wait
-// mostly delays the refusal.
-const admissionWait = 0
-
 // admission bounds the buys in flight: a semaphore of MaxBuysInFlight
 // slots. A buy that finds no slot free is answered 503 BUSY with
 // Retry-After at once, before any Redis work, so nothing is reserved for
 // it and it does not wait behind the others.
 type admission struct {
 	slots    chan struct{}
-	wait     time.Duration
 	inFlight prometheus.Gauge
 	refused  prometheus.Counter
 	message  string
 }
 
-func newAdmission(limit int, wait time.Duration, reg prometheus.Registerer) *admission {
+func newAdmission(limit int, reg prometheus.Registerer) *admission {
 	if limit <= 0 {
 		limit = DefaultMaxBuysInFlight
 	}
 	ad := &admission{
 		slots: make(chan struct{}, limit),
-		wait:  wait,
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "seckill_buys_in_flight", Help: "Buys admitted and not yet answered (bounded by SECKILL_MAX_BUYS_IN_FLIGHT).",
 		}),
@@ -58,24 +47,14 @@ func newAdmission(limit int, wait time.Duration, reg prometheus.Registerer) *adm
 	return ad
 }
 
-// acquire takes a slot, waiting at most ad.wait for one.
-func (ad *admission) acquire(ctx context.Context) bool {
+// acquire takes a slot if one is free. It never waits: under a spike the
+// slots stay taken for the whole burst, so a wait would only delay the
+// refusal the client needs to back off.
+func (ad *admission) acquire() bool {
 	select {
 	case ad.slots <- struct{}{}:
 		return true
 	default:
-	}
-	if ad.wait <= 0 {
-		return false
-	}
-	t := time.NewTimer(ad.wait)
-	defer t.Stop()
-	select {
-	case ad.slots <- struct{}{}:
-		return true
-	case <-t.C:
-		return false
-	case <-ctx.Done():
 		return false
 	}
 }
@@ -86,7 +65,7 @@ func (ad *admission) release() { <-ad.slots }
 // refused or rate-limited caller never takes a slot) and before the buy
 // handler's Redis work.
 func (ad *admission) handle(c *gin.Context) {
-	if !ad.acquire(c.Request.Context()) {
+	if !ad.acquire() {
 		ad.refused.Inc()
 		busy(c, ad.message)
 		return
@@ -106,7 +85,7 @@ func (ad *admission) handle(c *gin.Context) {
 // compares with, kept as it is: its buys pass through (the metrics are
 // still registered, at 0).
 func (s *Server) admitBuys() gin.HandlerFunc {
-	ad := newAdmission(s.opts.MaxBuysInFlight, admissionWait, s.opts.Registry)
+	ad := newAdmission(s.opts.MaxBuysInFlight, s.opts.Registry)
 	if s.opts.Naive != nil {
 		return func(c *gin.Context) { c.Next() }
 	}

@@ -103,9 +103,9 @@ func TestAdmissionRefusesPastTheLimit(t *testing.T) {
 			}
 			before := f.stats(act)
 
-			start := time.Now()
+			// Answered while every slot is still held: a buy that waited
+			// for a slot would not return before the held ones finish.
 			r := f.buy(act, "extra", "req-extra")
-			took := time.Since(start)
 			if r.status != http.StatusServiceUnavailable || r.body["code"] != "BUSY" {
 				t.Fatalf("buy past the limit: %d %s, want 503 BUSY", r.status, r.raw)
 			}
@@ -114,9 +114,6 @@ func TestAdmissionRefusesPastTheLimit(t *testing.T) {
 			}
 			if msg, _ := r.body["message"].(string); !strings.Contains(msg, strconv.Itoa(limit)+" buys in flight") {
 				t.Fatalf("message %q does not name the limit", msg)
-			}
-			if took > time.Second {
-				t.Fatalf("the refusal took %s; it must not wait for a slot", took)
 			}
 			after := f.stats(act)
 			for _, k := range []string{"remaining", "reserved"} {
