@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashsale/seckill/inventory/inventorytest"
 	"github.com/flashsale/seckill/testkit"
 	"github.com/redis/go-redis/v9"
 )
@@ -64,22 +65,8 @@ func realClient(tb testing.TB) redis.UniversalClient {
 func newEnv(tb testing.TB, rdb redis.UniversalClient) env {
 	tb.Helper()
 	prefix := "seckilltest-" + testkit.RandomHex(6)
-	tb.Cleanup(func() { deletePrefix(tb, rdb, prefix) })
+	tb.Cleanup(func() { inventorytest.DeletePrefix(tb, rdb, prefix) })
 	return env{s: New(rdb, Options{Prefix: prefix}), rdb: rdb, prefix: prefix}
-}
-
-func deletePrefix(tb testing.TB, rdb redis.UniversalClient, prefix string) {
-	ctx := context.Background()
-	keys, err := scanKeys(ctx, rdb, prefix)
-	if err != nil {
-		tb.Logf("clean up keys %s:*: %v", prefix, err)
-		return
-	}
-	for _, k := range keys {
-		if err := rdb.Unlink(ctx, k).Err(); err != nil {
-			tb.Logf("clean up key %s: %v", k, err)
-		}
-	}
 }
 
 func scanKeys(ctx context.Context, rdb redis.UniversalClient, prefix string) ([]string, error) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flashsale/seckill/inventory"
+	"github.com/flashsale/seckill/inventory/inventorytest"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/testkit"
 )
@@ -101,7 +102,7 @@ func redisLossScenario(t *testing.T, env map[string]string, metaOnly bool) {
 				t.Fatal(err)
 			}
 		}
-	} else if n := deleteRedisPrefix(t, a.rdb, a.cfg.RedisPrefix); n < 6 {
+	} else if n := inventorytest.DeletePrefix(t, a.rdb, a.cfg.RedisPrefix); n < 6 {
 		t.Fatalf("deleted %d keys; want at least the 3 of each activity", n)
 	}
 

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/flashsale/seckill/inventory"
+	"github.com/flashsale/seckill/inventory/inventorytest"
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/testkit"
@@ -75,7 +76,7 @@ func newRecEnv(t *testing.T, rdb redis.UniversalClient, dbc order.DBConfig) *rec
 		t.Fatal(err)
 	}
 	prefix := "sktest-rec-" + testkit.RandomHex(4)
-	t.Cleanup(func() { deleteRedisPrefix(t, rdb, prefix) })
+	t.Cleanup(func() { inventorytest.DeletePrefix(t, rdb, prefix) })
 	e := &recEnv{
 		t: t, rdb: rdb, prefix: prefix, inv: inventory.New(rdb, inventory.Options{Prefix: prefix}),
 		db: order.NewStore(gdb), pub: &recordingPublisher{}, reg: prometheus.NewRegistry(),
@@ -87,26 +88,6 @@ func newRecEnv(t *testing.T, rdb redis.UniversalClient, dbc order.DBConfig) *rec
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// deleteRedisPrefix deletes every key under prefix (the real Redis is
-// shared and never flushed).
-func deleteRedisPrefix(t testing.TB, rdb redis.UniversalClient, prefix string) int {
-	ctx := context.Background()
-	var keys []string
-	iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		t.Logf("scan %s:*: %v", prefix, err)
-	}
-	for _, k := range keys {
-		if err := rdb.Unlink(ctx, k).Err(); err != nil {
-			t.Logf("unlink %s: %v", k, err)
-		}
-	}
-	return len(keys)
-}
 
 // newActivity creates an activity open for an hour around now in the
 // database and loads it into Redis.
@@ -558,7 +539,7 @@ func TestReconcileRestoresALostActivity(t *testing.T) {
 		r := e.reconciler(&ahead, order.ReconcilerConfig{})
 		e.buy("a")
 		e.buy("b")
-		if n := deleteRedisPrefix(t, e.rdb, e.prefix); n == 0 {
+		if n := inventorytest.DeletePrefix(t, e.rdb, e.prefix); n == 0 {
 			t.Fatal("no key deleted")
 		}
 		rep := e.once(r)
