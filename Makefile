@@ -4,7 +4,7 @@ MODULES := mq inventory order notifier gateway static testkit deploy loadtest
 GO      ?= go
 ARGS    ?=
 
-.PHONY: run build test test-short lint fmt bench tidy help services-up services-down services-env spike spike-compare
+.PHONY: run build test test-short lint fmt bench tidy deps help services-up services-down services-env spike spike-compare
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,6 +35,10 @@ bench: ## benchmarks of every module (set SECKILL_TEST_REDIS_URL / SECKILL_TEST_
 
 tidy: ## go mod tidy in every module
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy); done
+
+deps: ## list each module's direct dependencies that have a newer release; see README "Dependencies"
+	@for m in $(MODULES); do echo "== $$m"; (cd $$m && direct=$$($(GO) mod edit -json | $(GO) run ../scripts/directdeps.go) && \
+		[ -z "$$direct" ] || $(GO) list -m -u -f '{{if .Update}}{{.Path}} {{.Version}} -> {{.Update.Version}}{{end}}' $$direct | grep . || true); done
 
 spike: ## the load tester: a 100,000-user spike, audited, reports in spike-report/ (ARGS="--users 20000 --redis-url ..."; see docs/loadtest.md)
 	$(GO) run ./loadtest/cmd/spike $(ARGS)
