@@ -3,11 +3,18 @@
 package auth
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
+	"hash"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -19,59 +26,148 @@ var (
 	ErrInvalidToken = errors.New("invalid token")
 )
 
-// userIDPattern bounds user ids: they become Redis hash fields and database
-// values, so they are short and plain.
-var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.@:-]{1,64}$`)
+// ValidUserID reports whether id may be used as a user id: 1-64 characters
+// of letters, digits and _.@:-. User ids become Redis hash fields and
+// database values, so they are short and plain (and need no JSON escaping).
+func ValidUserID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '_' || c == '.' || c == '@' || c == ':' || c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
-// ValidUserID reports whether id may be used as a user id.
-func ValidUserID(id string) bool { return userIDPattern.MatchString(id) }
+// leeway is the clock skew allowed on exp and nbf.
+const leeway = 5 * time.Second
+
+// hs256Header is the header Issue writes (and golang-jwt writes for HS256),
+// base64url-encoded. Tokens with exactly this header take the fast path.
+var hs256Header = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
 
 // Tokens issues and verifies user tokens with one HS256 secret.
+//
+// Every buy verifies a token, and in a spike most buys are answered from
+// memory, so verification is a large share of their cost. Tokens with the
+// header Issue writes are checked by hand (a pooled HMAC, one JSON decode,
+// the library's own claim validator); any other token goes through
+// golang-jwt's parser, so both accept and reject exactly the same tokens
+// (TestFastPathAgreesWithLibrary).
 type Tokens struct {
-	secret []byte
-	parser *jwt.Parser
-	now    func() time.Time
+	secret    []byte
+	parser    *jwt.Parser
+	validator *jwt.Validator
+	macs      sync.Pool // of hash.Hash: hmac.New costs two digests and the key schedule
+	now       func() time.Time
 }
 
 // NewTokens returns a Tokens for secret. The algorithm is pinned to HS256
 // (no "none", no RS/HS confusion) and every token must carry an expiry.
 func NewTokens(secret []byte) *Tokens {
-	return &Tokens{
-		secret: secret,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-			jwt.WithExpirationRequired(),
-			jwt.WithLeeway(5*time.Second),
-		),
-		now: time.Now,
+	t := &Tokens{secret: secret, now: time.Now}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(leeway),
+		jwt.WithTimeFunc(func() time.Time { return t.now() }),
 	}
+	t.parser = jwt.NewParser(opts...)
+	t.validator = jwt.NewValidator(opts...)
+	t.macs.New = func() any { return hmac.New(sha256.New, secret) }
+	return t
 }
 
-// Issue returns a token for userID valid for ttl.
+// sign appends the base64url HMAC-SHA256 of signingInput to dst.
+func (t *Tokens) sign(dst []byte, signingInput string) []byte {
+	mac := t.macs.Get().(hash.Hash)
+	mac.Reset()
+	mac.Write([]byte(signingInput))
+	var sum [sha256.Size]byte
+	dst = base64.RawURLEncoding.AppendEncode(dst, mac.Sum(sum[:0]))
+	t.macs.Put(mac)
+	return dst
+}
+
+// Issue returns a token for userID valid for ttl: the claims golang-jwt
+// writes for RegisteredClaims{Subject, ExpiresAt, IssuedAt}, signed HS256.
 func (t *Tokens) Issue(userID string, ttl time.Duration) (string, error) {
 	if !ValidUserID(userID) {
 		return "", fmt.Errorf("user id %q: want 1-64 characters of letters, digits and _.@:-", userID)
 	}
 	now := t.now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
-		Subject:   userID,
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-	})
-	return tok.SignedString(t.secret)
+	var claims [128]byte
+	c := append(claims[:0], `{"sub":"`...)
+	c = append(c, userID...) // ValidUserID: nothing to escape
+	c = append(c, `","exp":`...)
+	c = strconv.AppendInt(c, now.Add(ttl).Unix(), 10)
+	c = append(c, `,"iat":`...)
+	c = strconv.AppendInt(c, now.Unix(), 10)
+	c = append(c, '}')
+	tok := make([]byte, 0, len(hs256Header)+1+base64.RawURLEncoding.EncodedLen(len(c))+1+43)
+	tok = append(tok, hs256Header...)
+	tok = append(tok, '.')
+	tok = base64.RawURLEncoding.AppendEncode(tok, c)
+	tok = append(tok, '.')
+	tok = t.sign(tok, string(tok[:len(tok)-1]))
+	return string(tok), nil
 }
 
 // Verify checks a raw token and returns its user id.
 func (t *Tokens) Verify(raw string) (string, error) {
 	var claims jwt.RegisteredClaims
-	_, err := t.parser.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return t.secret, nil })
-	if err != nil {
+	if rest, ok := strings.CutPrefix(raw, hs256Header+"."); ok {
+		if err := t.verifyFast(raw, rest, &claims); err != nil {
+			return "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		}
+	} else if _, err := t.parser.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return t.secret, nil }); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	if !ValidUserID(claims.Subject) {
 		return "", fmt.Errorf("%w: claim sub is not a valid user id", ErrInvalidToken)
 	}
 	return claims.Subject, nil
+}
+
+// verifyFast checks a token whose header is hs256Header (rest is what
+// follows it) as golang-jwt would: signature first, then the claims with
+// the library's validator. Its errors wrap the library's.
+func (t *Tokens) verifyFast(raw, rest string, claims *jwt.RegisteredClaims) error {
+	payload, sig, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(sig, ".") {
+		return fmt.Errorf("%w: token contains an invalid number of segments", jwt.ErrTokenMalformed)
+	}
+	var want [64]byte
+	got, err := base64.RawURLEncoding.AppendDecode(want[32:32], []byte(sig))
+	if err != nil {
+		return fmt.Errorf("%w: could not base64 decode signature: %w", jwt.ErrTokenMalformed, err)
+	}
+	mac := t.macs.Get().(hash.Hash)
+	mac.Reset()
+	mac.Write([]byte(raw[:len(raw)-len(sig)-1]))
+	sum := mac.Sum(want[:0])
+	t.macs.Put(mac)
+	if !hmac.Equal(sum, got) {
+		return fmt.Errorf("%w: %w", jwt.ErrTokenSignatureInvalid, jwt.ErrSignatureInvalid)
+	}
+	js, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return fmt.Errorf("%w: could not base64 decode claim: %w", jwt.ErrTokenMalformed, err)
+	}
+	if !issuedClaims(js, claims) {
+		if err := json.Unmarshal(js, claims); err != nil {
+			return fmt.Errorf("%w: could not JSON decode claim: %w", jwt.ErrTokenMalformed, err)
+		}
+	}
+	if err := t.validator.Validate(claims); err != nil {
+		return fmt.Errorf("%w: %w", jwt.ErrTokenInvalidClaims, err)
+	}
+	return nil
 }
 
 // BearerToken extracts the token from an Authorization header value.
@@ -89,4 +185,53 @@ type AdminToken []byte
 // Match reports whether tok is the admin token.
 func (a AdminToken) Match(tok string) bool {
 	return len(a) > 0 && subtle.ConstantTimeCompare(a, []byte(tok)) == 1
+}
+
+// issuedClaims reads claims of exactly the shape Issue writes,
+// {"sub":"<user id>","exp":<seconds>,"iat":<seconds>}, into c and reports
+// whether js had it; anything else is left to encoding/json.
+func issuedClaims(js []byte, c *jwt.RegisteredClaims) bool {
+	rest, ok := bytes.CutPrefix(js, []byte(`{"sub":"`))
+	if !ok {
+		return false
+	}
+	sub, rest, ok := bytes.Cut(rest, []byte(`","exp":`))
+	if !ok || !ValidUserID(string(sub)) {
+		return false
+	}
+	exp, rest, ok := bytes.Cut(rest, []byte(`,"iat":`))
+	if !ok {
+		return false
+	}
+	iat, ok := bytes.CutSuffix(rest, []byte("}"))
+	if !ok {
+		return false
+	}
+	e, ok := seconds(exp)
+	if !ok {
+		return false
+	}
+	i, ok := seconds(iat)
+	if !ok {
+		return false
+	}
+	c.Subject = string(sub)
+	c.ExpiresAt = jwt.NewNumericDate(time.Unix(e, 0))
+	c.IssuedAt = jwt.NewNumericDate(time.Unix(i, 0))
+	return true
+}
+
+// seconds parses a plain decimal count of seconds, as Issue writes it.
+func seconds(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 12 || len(b) > 1 && b[0] == '0' { // JSON has no leading zeros
+		return 0, false
+	}
+	var n int64
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(d-'0')
+	}
+	return n, true
 }
