@@ -190,7 +190,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 	if a.queue.NATS != nil {
 		deadLetters = natsDeadLetters{a.queue.NATS}
 	}
-	a.server, err = httpapi.New(httpapi.Options{
+	a.server, err = httpapi.New(httpapi.Config{
 		DeadLetters: deadLetters,
 		Inventory:   inventory.NewCoalescer(a.inv, inventory.CoalesceConfig{MaxBatch: cfg.RedisBatch, MaxWait: cfg.RedisBatchWait}), Store: a.db, Publisher: a.queue, Payer: a.payer, Restorer: a.restorer, IDs: ids, Naive: naive,
 		Tokens: auth.NewTokens(cfg.JWTSecret), AdminToken: auth.AdminToken(cfg.AdminToken),

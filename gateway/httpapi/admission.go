@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// DefaultMaxBuysInFlight is Options.MaxBuysInFlight when unset
+// DefaultMaxBuysInFlight is Config.MaxBuysInFlight when unset
 // (SECKILL_MAX_BUYS_IN_FLIGHT). By Little's law the buys in flight are the
 // buy rate times the time one spends in the gateway: a 2-core gateway
 // serves some 5,000-10,000 buys/s, so 512 in flight keeps Redis and the
@@ -26,13 +26,10 @@ type admission struct {
 	slots    chan struct{}
 	inFlight prometheus.Gauge
 	refused  prometheus.Counter
-	message  string
+	refusal  error
 }
 
 func newAdmission(limit int, reg prometheus.Registerer) *admission {
-	if limit <= 0 {
-		limit = DefaultMaxBuysInFlight
-	}
 	ad := &admission{
 		slots: make(chan struct{}, limit),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -41,7 +38,7 @@ func newAdmission(limit int, reg prometheus.Registerer) *admission {
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "seckill_admission_refused_total", Help: "Buys refused 503 BUSY at once because SECKILL_MAX_BUYS_IN_FLIGHT buys were in flight.",
 		}),
-		message: fmt.Sprintf("the gateway is saturated: %d buys in flight, its limit; nothing was reserved, try again after Retry-After", limit),
+		refusal: errBusy(fmt.Sprintf("the gateway is saturated: %d buys in flight, its limit; nothing was reserved, try again after Retry-After", limit), nil),
 	}
 	reg.MustRegister(ad.inFlight, ad.refused)
 	return ad
@@ -61,33 +58,35 @@ func (ad *admission) acquire() bool {
 
 func (ad *admission) release() { <-ad.slots }
 
-// handle is the middleware. It sits after auth and the rate limits (a
-// refused or rate-limited caller never takes a slot) and before the buy
-// handler's Redis work.
-func (ad *admission) handle(c *gin.Context) {
-	if !ad.acquire() {
-		ad.refused.Inc()
-		busy(c, ad.message)
-		return
+// handle returns the middleware, which answers a refusal with respond. It
+// sits after auth and the rate limits (a refused or rate-limited caller
+// never takes a slot) and before the buy handler's Redis work.
+func (ad *admission) handle(respond func(*gin.Context, error)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !ad.acquire() {
+			ad.refused.Inc()
+			respond(c, ad.refusal)
+			return
+		}
+		ad.inFlight.Inc()
+		// Deferred: a panic in the handler (answered 500 by the recovery
+		// middleware) must give its slot back too.
+		defer func() {
+			ad.inFlight.Dec()
+			ad.release()
+		}()
+		c.Next()
 	}
-	ad.inFlight.Inc()
-	// Deferred: a panic in the handler (answered 500 by the recovery
-	// middleware) must give its slot back too.
-	defer func() {
-		ad.inFlight.Dec()
-		ad.release()
-	}()
-	c.Next()
 }
 
 // admitBuys returns the admission middleware of the buy route. The naive
-// mode (Options.Naive) is the unbounded anti-pattern the load tester
+// mode (Config.Naive) is the unbounded anti-pattern the load tester
 // compares with, kept as it is: its buys pass through (the metrics are
 // still registered, at 0).
 func (s *Server) admitBuys() gin.HandlerFunc {
-	ad := newAdmission(s.opts.MaxBuysInFlight, s.opts.Registry)
-	if s.opts.Naive != nil {
+	ad := newAdmission(s.cfg.MaxBuysInFlight, s.cfg.Registry)
+	if s.cfg.Naive != nil {
 		return func(c *gin.Context) { c.Next() }
 	}
-	return ad.handle
+	return ad.handle(s.respond)
 }

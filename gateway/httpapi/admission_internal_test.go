@@ -7,7 +7,8 @@ import (
 )
 
 func TestAdmissionDefaultAndLimit(t *testing.T) {
-	ad := newAdmission(0, prometheus.NewRegistry())
+	// An unset limit is the default, filled in by Config.withDefaults.
+	ad := newAdmission(Config{}.withDefaults().MaxBuysInFlight, prometheus.NewRegistry())
 	if cap(ad.slots) != DefaultMaxBuysInFlight {
 		t.Fatalf("default limit %d, want %d", cap(ad.slots), DefaultMaxBuysInFlight)
 	}

@@ -75,7 +75,7 @@ func TestAdmissionRefusesPastTheLimit(t *testing.T) {
 			var once sync.Once
 			openGate := func() { once.Do(func() { close(g.open) }) }
 			t.Cleanup(openGate) // never leave a handler blocked
-			f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) {
+			f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
 				o.MaxBuysInFlight = limit
 				o.PublishTimeout = 30 * time.Second // the held publish must not time out
 				if slow == "inventory" {
@@ -153,7 +153,7 @@ func TestAdmissionRefusesPastTheLimit(t *testing.T) {
 // Refused requests before admission (auth, rate limits) take no slot, and
 // buys answered without Redis (not started) give theirs back.
 func TestAdmissionSlotsComeBack(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.MaxBuysInFlight = 1 }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.MaxBuysInFlight = 1 }})
 	act := openActivity(f, 5)
 	later := f.createActivity(5, time.Now().Add(time.Hour), time.Now().Add(2*time.Hour))
 	for i := range 5 {

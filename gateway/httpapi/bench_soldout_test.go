@@ -41,7 +41,7 @@ func BenchmarkSoldOutWithRequestID(b *testing.B) {
 		soldOut(b, f, true)
 	})
 	b.Run("buy-sold-out-request-id-no-snapshot", func(b *testing.B) {
-		f := benchFixture{newFixture(b, fixtureOpts{queueCapacity: 1 << 30, tweak: func(o *httpapi.Options) {
+		f := benchFixture{newFixture(b, fixtureOpts{queueCapacity: 1 << 30, tweak: func(o *httpapi.Config) {
 			o.Limits = httpapi.Limits{}
 			o.Inventory = plainInventory{o.Inventory}
 		}})}

@@ -64,7 +64,7 @@ func BenchmarkHandler(b *testing.B) {
 type benchFixture struct{ *fixture }
 
 func newBenchFixture(b *testing.B, rdb redis.UniversalClient) benchFixture {
-	f := newFixture(b, fixtureOpts{queueCapacity: 1 << 30, rdb: rdb, tweak: func(o *httpapi.Options) {
+	f := newFixture(b, fixtureOpts{queueCapacity: 1 << 30, rdb: rdb, tweak: func(o *httpapi.Config) {
 		o.Limits = httpapi.Limits{} // measure the path, not the limiters' rejections
 	}})
 	// Consume order messages without a database, so the queue never fills

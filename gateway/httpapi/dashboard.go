@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,9 +24,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
-
-	"github.com/flashsale/seckill/order"
 )
 
 // buyRoute is the route template of the buy endpoint.
@@ -78,16 +74,13 @@ func buyOutcome(code int) int {
 	return outRejected
 }
 
-// Dashboard defaults and bounds.
+// Dashboard bounds (its settings are Config.DashboardInterval and
+// Config.DashboardStreamsPerIP).
 const (
-	defaultDashboardInterval = time.Second
-	dashboardHistory         = 600             // samples kept per activity (10 minutes at 1/s)
-	dashboardIdle            = 5 * time.Minute // a sampler nobody watches stops after this
-	maxDashboardStreams      = 64              // concurrent SSE streams per process
-	defaultStreamsPerIP      = 8               // of which one client IP may hold (Options.DashboardStreamsPerIP)
-	dashboardSubBuffer       = 32              // samples a slow viewer may lag before it is dropped
-	activityListTTL          = time.Second
-	activityListMax          = 50
+	dashboardHistory    = 600             // samples kept per activity (10 minutes at 1/s)
+	dashboardIdle       = 5 * time.Minute // a sampler nobody watches stops after this
+	maxDashboardStreams = 64              // concurrent SSE streams per process
+	dashboardSubBuffer  = 32              // samples a slow viewer may lag before it is dropped
 )
 
 type buyCounters struct{ n [numOutcomes]atomic.Int64 }
@@ -163,42 +156,30 @@ type dashboard struct {
 	closed   bool
 	samplers map[int64]*sampler
 	wg       sync.WaitGroup
-
-	listMu    sync.Mutex
-	listAt    time.Time
-	list      []activityJSON
-	listLoads singleflight.Group // one database read for a crowd of page loads
 }
 
-func newDashboard(s *Server, interval time.Duration) *dashboard {
-	if interval <= 0 {
-		interval = defaultDashboardInterval
-	}
-	perIP := s.opts.DashboardStreamsPerIP
-	if perIP <= 0 {
-		perIP = defaultStreamsPerIP
-	}
+func newDashboard(s *Server) *dashboard {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &dashboard{
-		s: s, interval: interval, ctx: ctx, cancel: cancel, samplers: make(map[int64]*sampler),
-		streamsByIP: make(map[string]int), perIP: perIP,
+		s: s, interval: s.cfg.DashboardInterval, ctx: ctx, cancel: cancel, samplers: make(map[int64]*sampler),
+		streamsByIP: make(map[string]int), perIP: s.cfg.DashboardStreamsPerIP,
 	}
 }
 
 // acquireStream takes a stream slot for client ip, or says which cap is
 // reached.
-func (d *dashboard) acquireStream(ip string) (ok bool, refusal string) {
+func (d *dashboard) acquireStream(ip string) error {
 	d.streamMu.Lock()
 	defer d.streamMu.Unlock()
 	if d.streams >= maxDashboardStreams {
-		return false, fmt.Sprintf("too many dashboard viewers (at most %d streams)", maxDashboardStreams)
+		return errBusy(fmt.Sprintf("too many dashboard viewers (at most %d streams)", maxDashboardStreams), nil)
 	}
 	if d.streamsByIP[ip] >= d.perIP {
-		return false, fmt.Sprintf("too many dashboard streams from your address (per-IP limit: at most %d streams per client IP)", d.perIP)
+		return errBusy(fmt.Sprintf("too many dashboard streams from your address (per-IP limit: at most %d streams per client IP)", d.perIP), nil)
 	}
 	d.streams++
 	d.streamsByIP[ip]++
-	return true, ""
+	return nil
 }
 
 // releaseStream gives back a slot acquireStream took.
@@ -237,7 +218,7 @@ func (d *dashboard) countersFor(id int64) *buyCounters {
 	return v.(*buyCounters)
 }
 
-var errDashboardClosed = errors.New("dashboard closed: the server is shutting down")
+var errDashboardClosed = errBusy("dashboard closed: the server is shutting down", nil)
 
 // subscribe starts watching activity id: it returns a channel of new
 // samples and the history so far.
@@ -330,18 +311,22 @@ func (d *dashboard) take(sp *sampler) DashboardSample {
 	smp.T = now.UTC()
 	smp.ActivityID = strconv.FormatInt(sp.id, 10)
 	smp.Error = ""
+	// What the viewer reads names the backend; the errors themselves go
+	// to the log only.
 	var problems []string
+	var errs []error
 
-	snap, err := s.opts.Store.Snapshot(ctx, sp.id)
+	snap, err := s.cfg.Store.Snapshot(ctx, sp.id)
 	dbOK := err == nil
 	if dbOK {
 		a := &snap.Activity
 		smp.Name, smp.Stock, smp.DBAvailable = a.Name, a.Stock, a.Available
 		smp.Created, smp.Paid, smp.Cancelled = snap.Created, snap.Paid, snap.Cancelled
-		inv, found, ierr := s.opts.Inventory.Stats(ctx, sp.id)
+		inv, found, ierr := s.cfg.Inventory.Stats(ctx, sp.id)
 		switch {
 		case ierr != nil:
-			problems = append(problems, "redis: "+ierr.Error())
+			problems = append(problems, "redis: could not read the stock")
+			errs = append(errs, ierr)
 		case !found:
 			smp.Remaining, smp.Queued = a.Available, 0
 		default:
@@ -350,7 +335,8 @@ func (d *dashboard) take(sp *sampler) DashboardSample {
 		}
 		smp.State = activityView(a, smp.Remaining, now).State
 	} else {
-		problems = append(problems, "database: "+err.Error())
+		problems = append(problems, "database: could not read the activity and its orders")
+		errs = append(errs, err)
 	}
 
 	buys := d.countersFor(sp.id).load()
@@ -370,12 +356,12 @@ func (d *dashboard) take(sp *sampler) DashboardSample {
 	if sp.havePrev && dt > 0 && dbOK && sp.lastDBRead {
 		smp.DBWritesPerS = float64(max(0, rows-sp.prevRows)) / dt
 	}
-	smp.QueueDepth = gatherGauge(s.opts.Registry, "seckill_queue_depth")
+	smp.QueueDepth = gatherGauge(s.cfg.Registry, "seckill_queue_depth")
 	if len(problems) > 0 {
 		smp.Error = fmt.Sprint(problems)
 		// Once per outage, not once per interval.
 		if prevErr == "" && d.ctx.Err() == nil {
-			s.log.Warn("dashboard: backend unreadable, showing the last numbers", "activity_id", sp.id, "problems", problems)
+			s.log.Warn("dashboard: backend unreadable, showing the last numbers", "activity_id", sp.id, "err", errors.Join(errs...))
 		}
 	}
 
@@ -429,17 +415,17 @@ func (s *Server) CloseStreams() { s.dash.close() }
 
 // dashboardPage serves the dashboard's HTML.
 func (s *Server) dashboardPage(c *gin.Context) {
-	if s.opts.Static == nil {
-		abort(c, http.StatusNotFound, codeNotFound, "this process serves no web pages")
+	if s.cfg.Static == nil {
+		s.respond(c, errNotFound("this process serves no web pages"))
 		return
 	}
-	c.FileFromFS("/dashboard.html", s.opts.Static)
+	c.FileFromFS("/dashboard.html", s.cfg.Static)
 }
 
 // dashboardAccess lets anyone watch in demo mode, and only the admin
 // otherwise: order counts and request rates are operational data.
 func (s *Server) dashboardAccess(c *gin.Context) {
-	if s.opts.Demo {
+	if s.cfg.Demo {
 		c.Next()
 		return
 	}
@@ -449,25 +435,26 @@ func (s *Server) dashboardAccess(c *gin.Context) {
 // dashboardStream is GET /api/v1/dashboard/activities/:id/stream: an SSE
 // stream, first an "history" event with the samples so far (a JSON array),
 // then a "sample" event per interval. A process holds at most 64 streams,
-// and one client IP at most Options.DashboardStreamsPerIP of them; past
+// and one client IP at most Config.DashboardStreamsPerIP of them; past
 // either cap the answer is 503 BUSY with Retry-After.
 func (s *Server) dashboardStream(c *gin.Context) {
-	a, ok := s.activity(c)
-	if !ok {
+	a, err := s.activity(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		s.respond(c, err)
 		return
 	}
 	d := s.dash
 	// The client IP the rate limits key on: the socket's address, or
 	// X-Forwarded-For from a trusted proxy only.
 	ip := c.ClientIP()
-	if ok, refusal := d.acquireStream(ip); !ok {
-		busy(c, refusal)
+	if err := d.acquireStream(ip); err != nil {
+		s.respond(c, err)
 		return
 	}
 	defer d.releaseStream(ip)
 	sub, hist, err := d.subscribe(a.ID)
 	if err != nil {
-		busy(c, err.Error())
+		s.respond(c, err)
 		return
 	}
 	defer d.unsubscribe(a.ID, sub)
@@ -523,73 +510,4 @@ func (s *Server) dashboardStream(c *gin.Context) {
 			}
 		}
 	}
-}
-
-// activityLister is what GET /api/v1/activities needs from the store
-// (order.Store has it).
-type activityLister interface {
-	ListActivities(ctx context.Context) ([]order.Activity, error)
-}
-
-// listActivities is GET /api/v1/activities: the activities a storefront
-// shows (not ended more than a day ago), newest first, at most 50. The list
-// is cached for a second: a crowd opening the page reads the database once.
-func (s *Server) listActivities(c *gin.Context) {
-	l, ok := s.opts.Store.(activityLister)
-	if !ok {
-		abort(c, http.StatusNotFound, codeNotFound, "this process cannot list activities")
-		return
-	}
-	d := s.dash
-	now := s.now()
-	d.listMu.Lock()
-	list, fresh := d.list, d.list != nil && now.Sub(d.listAt) < activityListTTL
-	d.listMu.Unlock()
-	if !fresh {
-		v, err, _ := d.listLoads.Do("list", func() (any, error) {
-			// Shared by every waiting request: bounded, not tied to one.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 5*time.Second)
-			defer cancel()
-			return s.loadActivityList(ctx, l, now)
-		})
-		if err != nil {
-			s.log.Warn("list activities", "err", err)
-			busy(c, "could not list the activities: "+err.Error())
-			return
-		}
-		list = v.([]activityJSON)
-	}
-	c.JSON(http.StatusOK, gin.H{"activities": list, "server_time": now.UTC()})
-}
-
-// loadActivityList reads the list GET /api/v1/activities shows and caches it.
-func (s *Server) loadActivityList(ctx context.Context, l activityLister, now time.Time) ([]activityJSON, error) {
-	acts, err := l.ListActivities(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("database unavailable: %w", err)
-	}
-	sort.Slice(acts, func(i, j int) bool { return acts[i].ID > acts[j].ID })
-	out := make([]activityJSON, 0, min(len(acts), activityListMax))
-	for i := range acts {
-		a := &acts[i]
-		if a.EndsAt.Before(now.Add(-24 * time.Hour)) {
-			continue
-		}
-		remaining, found, err := s.opts.Inventory.Remaining(ctx, a.ID)
-		if err != nil {
-			return nil, fmt.Errorf("inventory unavailable: %w", err)
-		}
-		if !found {
-			remaining = a.Available
-		}
-		out = append(out, activityView(a, remaining, now))
-		if len(out) == activityListMax {
-			break
-		}
-	}
-	d := s.dash
-	d.listMu.Lock()
-	d.list, d.listAt = out, now
-	d.listMu.Unlock()
-	return out, nil
 }

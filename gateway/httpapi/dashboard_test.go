@@ -93,7 +93,7 @@ func nextSample(t *testing.T, events <-chan sseEvent, within time.Duration) (htt
 	}
 }
 
-func fastDashboard(o *httpapi.Options) { o.DashboardInterval = 20 * time.Millisecond }
+func fastDashboard(o *httpapi.Config) { o.DashboardInterval = 20 * time.Millisecond }
 
 func TestDashboardStreamAccess(t *testing.T) {
 	tests := []struct {
@@ -112,7 +112,7 @@ func TestDashboardStreamAccess(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { fastDashboard(o); o.Demo = tt.demo }})
+			f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { fastDashboard(o); o.Demo = tt.demo }})
 			t.Cleanup(f.srv.CloseStreams)
 			act := openActivity(f, 3)
 			if tt.activity != "" {
@@ -191,7 +191,7 @@ func TestDashboardCountsBuys(t *testing.T) {
 func TestDashboardReadsQueueDepth(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seckill_queue_depth", Help: "test"}, func() float64 { return 42 }))
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { fastDashboard(o); o.Registry = reg }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { fastDashboard(o); o.Registry = reg }})
 	t.Cleanup(f.srv.CloseStreams)
 	_, events := openStream(t, f.ts.URL, openActivity(f, 1), "")
 	s, ok := nextSample(t, events, 5*time.Second)
@@ -295,7 +295,7 @@ func TestListActivities(t *testing.T) {
 
 func TestDashboardPageIsServed(t *testing.T) {
 	pages := map[string]string{"dashboard.html": "<title>dash</title>", "index.html": "<title>sale</title>"}
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.Static = http.FS(mapFS(pages)) }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.Static = http.FS(mapFS(pages)) }})
 	for path, want := range map[string]string{"/dashboard": "dash", "/": "sale"} {
 		r := f.call("GET", path, "", nil)
 		if r.status != http.StatusOK || !strings.Contains(r.raw, want) {

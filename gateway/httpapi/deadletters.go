@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -45,97 +46,133 @@ const defaultDeadLetterLimit = 100
 
 // listDeadLetters: GET /api/v1/admin/dead-letters/:topic?limit=N.
 func (s *Server) listDeadLetters(c *gin.Context) {
-	topic, ok := s.deadLetterTopic(c)
-	if !ok {
-		return
-	}
-	limit := defaultDeadLetterLimit
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10_000 {
-			abort(c, http.StatusBadRequest, codeValidation, "limit: want a whole number from 1 to 10000, got "+strconv.Quote(v))
-			return
-		}
-		limit = n
-	}
-	msgs, total, err := s.opts.DeadLetters.List(c.Request.Context(), topic, limit)
+	topic, err := s.deadLetterTopic(c.Param("topic"))
 	if err != nil {
-		s.log.Error("list dead letters", "topic", topic, "err", err)
-		abort(c, http.StatusServiceUnavailable, codeUnavailable, "the queue could not be read; see the process log")
+		s.respond(c, err)
 		return
 	}
-	if msgs == nil {
-		msgs = []DeadLetter{}
+	limit, err := parseLimit(c.Query("limit"))
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	msgs, total, err := s.deadLetters(c.Request.Context(), topic, limit)
+	if err != nil {
+		s.respond(c, err)
+		return
 	}
 	c.JSON(http.StatusOK, gin.H{"topic": topic, "count": total, "messages": msgs})
+}
+
+// parseLimit reads ?limit=, defaultDeadLetterLimit when absent.
+func parseLimit(v string) (int, error) {
+	if v == "" {
+		return defaultDeadLetterLimit, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 10_000 {
+		return 0, errValidation("limit: want a whole number from 1 to 10000, got " + strconv.Quote(v))
+	}
+	return n, nil
+}
+
+// deadLetters lists up to limit dead letters of topic, and how many it holds.
+func (s *Server) deadLetters(ctx context.Context, topic string, limit int) ([]DeadLetter, int, error) {
+	msgs, total, err := s.cfg.DeadLetters.List(ctx, topic, limit)
+	if err != nil {
+		return nil, 0, errUnavailable("the queue could not be read; see the process log", fmt.Errorf("list dead letters of %s: %w", topic, err))
+	}
+	if msgs == nil {
+		msgs = []DeadLetter{} // a JSON list, never null
+	}
+	return msgs, total, nil
 }
 
 // replayDeadLetters: POST /api/v1/admin/dead-letters/:topic/replay with
 // {"seqs":[...]} or {"all":true}.
 func (s *Server) replayDeadLetters(c *gin.Context) {
-	topic, ok := s.deadLetterTopic(c)
-	if !ok {
-		return
-	}
 	var req struct {
 		Seqs []uint64 `json:"seqs"`
 		All  bool     `json:"all"`
 	}
-	if !decodeJSON(c, &req, false) {
+	topic, err := s.deadLetterTopic(c.Param("topic"))
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	if err := decodeJSON(c.Request.Body, &req, false); err != nil {
+		s.respond(c, err)
 		return
 	}
 	if req.All == (len(req.Seqs) > 0) {
-		abort(c, http.StatusBadRequest, codeValidation, `want either "seqs" (a non-empty list of sequence numbers) or "all": true`)
+		s.respond(c, errValidation(`want either "seqs" (a non-empty list of sequence numbers) or "all": true`))
 		return
 	}
-	n, err := s.opts.DeadLetters.Replay(c.Request.Context(), topic, req.Seqs)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		s.log.Error("replay dead letters", "topic", topic, "replayed", n, "err", err)
-		abort(c, http.StatusServiceUnavailable, codeUnavailable, "replay stopped after "+strconv.Itoa(n)+" messages; see the process log")
+	n, err := s.replay(c.Request.Context(), topic, req.Seqs)
+	if err != nil {
+		s.respond(c, err)
 		return
+	}
+	c.JSON(http.StatusOK, gin.H{"topic": topic, "replayed": n})
+}
+
+// replay replays the dead letters seqs (all when empty) of topic.
+func (s *Server) replay(ctx context.Context, topic string, seqs []uint64) (int, error) {
+	n, err := s.cfg.DeadLetters.Replay(ctx, topic, seqs)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return n, errUnavailable("replay stopped after "+strconv.Itoa(n)+" messages; see the process log",
+			fmt.Errorf("replay dead letters of %s (%d replayed): %w", topic, n, err))
 	}
 	s.log.Warn("dead letters replayed by an operator", "topic", topic, "replayed", n)
-	c.JSON(http.StatusOK, gin.H{"topic": topic, "replayed": n})
+	return n, nil
 }
 
 // discardDeadLetters: POST /api/v1/admin/dead-letters/:topic/discard with
 // {"seqs":[...]}: the operator settled them another way (a refund, a manual
 // order); they are deleted for good, so nothing but a list is accepted.
 func (s *Server) discardDeadLetters(c *gin.Context) {
-	topic, ok := s.deadLetterTopic(c)
-	if !ok {
-		return
-	}
 	var req struct {
 		Seqs []uint64 `json:"seqs"`
 	}
-	if !decodeJSON(c, &req, false) {
+	topic, err := s.deadLetterTopic(c.Param("topic"))
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	if err := decodeJSON(c.Request.Body, &req, false); err != nil {
+		s.respond(c, err)
 		return
 	}
 	if len(req.Seqs) == 0 {
-		abort(c, http.StatusBadRequest, codeValidation, `seqs: want a non-empty list of the sequence numbers to delete`)
+		s.respond(c, errValidation(`seqs: want a non-empty list of the sequence numbers to delete`))
 		return
 	}
-	if err := s.opts.DeadLetters.Discard(c.Request.Context(), topic, req.Seqs); err != nil {
-		s.log.Error("discard dead letters", "topic", topic, "err", err)
-		abort(c, http.StatusServiceUnavailable, codeUnavailable, "the dead letters could not be deleted; see the process log")
+	if err := s.discard(c.Request.Context(), topic, req.Seqs); err != nil {
+		s.respond(c, err)
 		return
 	}
-	s.log.Warn("dead letters discarded by an operator", "topic", topic, "seqs", req.Seqs)
 	c.JSON(http.StatusOK, gin.H{"topic": topic, "discarded": len(req.Seqs)})
 }
 
-func (s *Server) deadLetterTopic(c *gin.Context) (string, bool) {
-	if s.opts.DeadLetters == nil {
-		abort(c, http.StatusNotImplemented, codeNotImplemented, "dead letters can be read here only on the NATS queue (SECKILL_MQ=embedded or nats); on Kafka read the <topic>.dlq topics with Kafka's tools")
-		return "", false
+// discard deletes the dead letters seqs of topic for good.
+func (s *Server) discard(ctx context.Context, topic string, seqs []uint64) error {
+	if err := s.cfg.DeadLetters.Discard(ctx, topic, seqs); err != nil {
+		return errUnavailable("the dead letters could not be deleted; see the process log",
+			fmt.Errorf("discard dead letters %v of %s: %w", seqs, topic, err))
 	}
-	topic := c.Param("topic")
-	if !slices.Contains(s.opts.DeadLetters.Topics(), topic) {
-		abort(c, http.StatusNotFound, codeNotFound, "no dead-letter topic for "+strconv.Quote(topic)+"; known topics: "+joinQuoted(s.opts.DeadLetters.Topics()))
-		return "", false
+	s.log.Warn("dead letters discarded by an operator", "topic", topic, "seqs", seqs)
+	return nil
+}
+
+// deadLetterTopic checks the :topic of a dead-letter route.
+func (s *Server) deadLetterTopic(topic string) (string, error) {
+	if s.cfg.DeadLetters == nil {
+		return "", errNotImplemented("dead letters can be read here only on the NATS queue (SECKILL_MQ=embedded or nats); on Kafka read the <topic>.dlq topics with Kafka's tools")
 	}
-	return topic, true
+	if !slices.Contains(s.cfg.DeadLetters.Topics(), topic) {
+		return "", errNotFound("no dead-letter topic for %q; known topics: %s", topic, joinQuoted(s.cfg.DeadLetters.Topics()))
+	}
+	return topic, nil
 }
 
 func joinQuoted(ss []string) string {

@@ -26,11 +26,11 @@ const demoTokenTTL = 24 * time.Hour
 // requestIDPattern bounds the idempotency key a client may send with a buy.
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 
-// decodeJSON reads the body into v. An empty body is allowed when
-// allowEmpty; unknown fields are refused so a misspelt field is not silently
-// ignored. It answers the error itself and reports false.
-func decodeJSON(c *gin.Context, v any, allowEmpty bool) bool {
-	dec := json.NewDecoder(c.Request.Body)
+// decodeJSON reads body into v. An empty body is allowed when allowEmpty;
+// unknown fields are refused so a misspelt field is not silently ignored.
+// The error says what is wrong with the body.
+func decodeJSON(body io.Reader, v any, allowEmpty bool) error {
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil && dec.More() {
@@ -38,18 +38,15 @@ func decodeJSON(c *gin.Context, v any, allowEmpty bool) bool {
 	}
 	var tooLarge *http.MaxBytesError
 	switch {
-	case err == nil:
-		return true
-	case errors.Is(err, io.EOF) && allowEmpty:
-		return true
+	case err == nil, errors.Is(err, io.EOF) && allowEmpty:
+		return nil
 	case errors.As(err, &tooLarge):
-		abort(c, http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit))
+		return errBodyTooLarge(tooLarge.Limit)
 	case errors.Is(err, io.EOF):
-		abort(c, http.StatusBadRequest, codeBadJSON, "request body is empty; a JSON object is required")
+		return errBadJSON("request body is empty; a JSON object is required")
 	default:
-		abort(c, http.StatusBadRequest, codeBadJSON, "malformed JSON body: "+err.Error())
+		return errBadJSON("malformed JSON body: " + err.Error()) // the decoder's text points at the bad byte
 	}
-	return false
 }
 
 // DemoContacts records the contact of a demo user at login (the notifier's
@@ -59,29 +56,39 @@ type DemoContacts interface {
 }
 
 func (s *Server) demoToken(c *gin.Context) {
-	if !s.opts.Demo {
-		abort(c, http.StatusNotFound, codeNotFound, "demo login is only available in demo mode (SECKILL_DEMO=true)")
+	if !s.cfg.Demo {
+		s.respond(c, errNotFound("demo login is only available in demo mode (SECKILL_DEMO=true)"))
 		return
 	}
 	var req struct {
 		UserID string `json:"user_id"`
 	}
-	if !decodeJSON(c, &req, false) {
+	if err := decodeJSON(c.Request.Body, &req, false); err != nil {
+		s.respond(c, err)
 		return
 	}
-	tok, err := s.opts.Tokens.Issue(req.UserID, demoTokenTTL)
+	tok, err := s.demoLogin(c.Request.Context(), req.UserID)
 	if err != nil {
-		abort(c, http.StatusBadRequest, codeValidation, "user_id: "+err.Error())
+		s.respond(c, err)
 		return
-	}
-	if s.opts.DemoContacts != nil {
-		if err := s.opts.DemoContacts.RecordDemoContact(c.Request.Context(), req.UserID); err != nil {
-			// The login still works; only this user's notifications
-			// have nowhere to go.
-			s.log.Warn("demo login: could not record the demo contact", "user_id", req.UserID, "err", err)
-		}
 	}
 	c.JSON(http.StatusOK, gin.H{"token": tok})
+}
+
+// demoLogin issues a token for userID, who is whoever the caller says.
+func (s *Server) demoLogin(ctx context.Context, userID string) (string, error) {
+	tok, err := s.cfg.Tokens.Issue(userID, demoTokenTTL)
+	if err != nil {
+		return "", errValidation("user_id: " + err.Error()) // says which ids are valid
+	}
+	if s.cfg.DemoContacts != nil {
+		if err := s.cfg.DemoContacts.RecordDemoContact(ctx, userID); err != nil {
+			// The login still works; only this user's notifications
+			// have nowhere to go.
+			s.log.Warn("demo login: could not record the demo contact", "user_id", userID, "err", err)
+		}
+	}
+	return tok, nil
 }
 
 // activityJSON is an activity as the API shows it.
@@ -115,48 +122,53 @@ func activityView(a *order.Activity, remaining int64, now time.Time) activityJSO
 	}
 }
 
-// activity resolves the :id path parameter; it answers 404/503 itself.
-func (s *Server) activity(c *gin.Context) (*order.Activity, bool) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+// activity reads the activity an :id path parameter names, from the cache.
+func (s *Server) activity(ctx context.Context, idParam string) (*order.Activity, error) {
+	id, err := strconv.ParseInt(idParam, 10, 64)
 	if err != nil || id <= 0 {
-		abort(c, http.StatusNotFound, codeNotFound, fmt.Sprintf("activity %q not found", c.Param("id")))
-		return nil, false
+		return nil, errNotFound("activity %q not found", idParam)
 	}
-	a, err := s.acts.get(c.Request.Context(), id)
+	a, err := s.acts.get(ctx, id)
 	switch {
 	case errors.Is(err, order.ErrNotFound):
-		abort(c, http.StatusNotFound, codeNotFound, fmt.Sprintf("activity %d not found", id))
-		return nil, false
+		return nil, errNotFound("activity %d not found", id)
 	case err != nil:
-		s.log.Warn("read activity", "activity_id", id, "err", err)
-		busy(c, "database unavailable: could not read the activity")
-		return nil, false
+		return nil, errBusy("database unavailable: could not read the activity", err)
 	}
-	return a, true
+	return a, nil
 }
 
 func (s *Server) getActivity(c *gin.Context) {
-	a, ok := s.activity(c)
-	if !ok {
+	v, err := s.showActivity(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		s.respond(c, err)
 		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+// showActivity is an activity with its remaining stock, which a local
+// sold-out flag answers without Redis.
+func (s *Server) showActivity(ctx context.Context, idParam string) (activityJSON, error) {
+	a, err := s.activity(ctx, idParam)
+	if err != nil {
+		return activityJSON{}, err
 	}
 	now := s.now()
 	var remaining int64
 	if !s.soldOut.isSet(a.ID, now) {
-		r, found, err := s.opts.Inventory.Remaining(c.Request.Context(), a.ID)
+		r, found, err := s.cfg.Inventory.Remaining(ctx, a.ID)
 		if err == nil && !found {
-			if err = s.restore(c.Request.Context(), a); err == nil {
-				r, _, err = s.opts.Inventory.Remaining(c.Request.Context(), a.ID)
+			if err = s.restore(ctx, a); err == nil {
+				r, _, err = s.cfg.Inventory.Remaining(ctx, a.ID)
 			}
 		}
 		if err != nil {
-			s.log.Warn("read remaining stock", "activity_id", a.ID, "err", err)
-			busy(c, "inventory unavailable: could not read remaining stock")
-			return
+			return activityJSON{}, errBusy("inventory unavailable: could not read remaining stock", err)
 		}
 		remaining = r
 	}
-	c.JSON(http.StatusOK, activityView(a, remaining, now))
+	return activityView(a, remaining, now), nil
 }
 
 // restore puts an activity's stock back into Redis when it is missing there
@@ -164,108 +176,126 @@ func (s *Server) getActivity(c *gin.Context) {
 // through the order side's Restorer: the database's live orders, the orders
 // still waiting in the queue and the reservations that survived.
 func (s *Server) restore(ctx context.Context, a *order.Activity) error {
-	return s.opts.Restorer.Restore(ctx, a)
+	return s.cfg.Restorer.Restore(ctx, a)
 }
 
-// buy is the hot path: everything before the Reserve call is local, so a
-// sold-out or not-started spike never reaches Redis.
-func (s *Server) buy(c *gin.Context) {
-	user := c.GetString(keyUser)
+// purchase is one buy as the buy routes hand it on.
+type purchase struct {
+	activity  string // the :id path parameter
+	user      string
+	requestID string // the client's idempotency key; may be empty
+	traceID   string // the X-Request-ID, which follows the order through the queue
+}
+
+// decodePurchase reads a buy (both buy modes). An empty body is a buy
+// without a request_id.
+func decodePurchase(c *gin.Context) (purchase, error) {
 	var req struct {
 		RequestID string `json:"request_id"`
 	}
-	if !decodeJSON(c, &req, true) {
-		return
+	if err := decodeJSON(c.Request.Body, &req, true); err != nil {
+		return purchase{}, err
 	}
 	if req.RequestID != "" && !requestIDPattern.MatchString(req.RequestID) {
-		abort(c, http.StatusBadRequest, codeValidation, "request_id: want 1-64 characters of letters, digits and _.:-")
+		return purchase{}, errValidation("request_id: want 1-64 characters of letters, digits and _.:-")
+	}
+	return purchase{activity: c.Param("id"), user: c.GetString(keyUser), requestID: req.RequestID,
+		traceID: c.GetString(keyRequestID)}, nil
+}
+
+// buy is the buy route of the pipeline: 202 once the order is in the queue.
+func (s *Server) buy(c *gin.Context) {
+	p, err := decodePurchase(c)
+	if err != nil {
+		s.respond(c, err)
 		return
 	}
-	a, ok := s.activity(c)
-	if !ok {
+	orderID, err := s.placeOrder(c.Request.Context(), p)
+	if err != nil {
+		s.respond(c, err)
 		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"order_id": orderID, "state": order.StateQueued})
+}
+
+// placeOrder is the hot path: everything before the Reserve call is local,
+// so a sold-out or not-started spike never reaches Redis. It returns the
+// id of the order in the queue: a new one, or the one p.requestID already
+// placed.
+func (s *Server) placeOrder(ctx context.Context, p purchase) (string, error) {
+	user, requestID := p.user, p.requestID
+	a, err := s.activity(ctx, p.activity)
+	if err != nil {
+		return "", err
 	}
 	now := s.now()
 	switch {
 	case now.Before(a.StartsAt):
-		abort(c, http.StatusForbidden, codeNotStarted, "the sale starts at "+a.StartsAt.UTC().Format(time.RFC3339))
-		return
+		return "", errNotStarted("the sale starts at " + a.StartsAt.UTC().Format(time.RFC3339))
 	case !now.Before(a.EndsAt):
-		abort(c, http.StatusForbidden, codeEnded, "the sale ended at "+a.EndsAt.UTC().Format(time.RFC3339))
-		return
+		return "", errEnded("the sale ended at " + a.EndsAt.UTC().Format(time.RFC3339))
 	}
 	// A request_id may belong to an order this user already won (a retry
 	// after a lost 202): only Redis can answer it with that order. Once
 	// sold out, the flag's holder snapshot says who may hold one; anyone
 	// else is answered from memory, a holder goes to Redis (soldout.go).
 	// Until the snapshot is loaded every request_id buy goes to Redis.
-	if req.RequestID == "" && s.soldOut.shouldReject(a.ID, now) ||
-		req.RequestID != "" && s.soldOut.shouldRejectNonHolder(a.ID, user, now) {
+	if requestID == "" && s.soldOut.shouldReject(a.ID, now) ||
+		requestID != "" && s.soldOut.shouldRejectNonHolder(a.ID, user, now) {
 		s.metrics.soldOutLocal.Inc()
-		abort(c, http.StatusGone, codeSoldOut, "sold out")
-		return
+		return "", errSoldOut
 	}
 
-	orderID := s.opts.IDs.Next(a.ID)
-	deadline := now.Add(s.opts.PublishTimeout)
+	orderID := s.cfg.IDs.Next(a.ID)
+	deadline := now.Add(s.cfg.PublishTimeout)
 	loadedOnce := false
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
 		// A hung Redis must give a fast 503, not hold the buyer.
-		rctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RedisTimeout)
-		res, err := s.opts.Inventory.Reserve(rctx, a.ID, user, req.RequestID, orderID, now)
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
+		res, err := s.cfg.Inventory.Reserve(rctx, a.ID, user, requestID, orderID, now)
 		cancel()
 		if err != nil {
 			s.metrics.reserve.WithLabelValues("error").Inc()
-			s.log.Warn("reserve", "activity_id", a.ID, "err", err)
-			busy(c, "inventory unavailable; nothing was reserved, try again")
-			return
+			return "", errBusy("inventory unavailable; nothing was reserved, try again", err)
 		}
-		s.metrics.reserve.WithLabelValues(outcomeName(res.Outcome)).Inc()
+		s.metrics.reserve.WithLabelValues(res.Outcome.String()).Inc()
 		switch res.Outcome {
 		case inventory.Reserved:
 			s.soldOut.clear(a.ID)
-			s.publish(c, a, user, req.RequestID, orderID)
-			return
+			if err := s.publish(ctx, a, p, orderID); err != nil {
+				return "", err
+			}
+			return orderID, nil
 		case inventory.Existing:
-			c.JSON(http.StatusAccepted, gin.H{"order_id": res.OrderID, "state": order.StateQueued})
-			return
+			return res.OrderID, nil
 		case inventory.Pending:
 			// The same request is being published by a concurrent call
 			// (a double click). Answer with its outcome, not a guess.
 			if time.Now().Add(wait).After(deadline) {
-				busy(c, "the same request_id is still being processed; try again")
-				return
+				return "", errBusy("the same request_id is still being processed; try again", nil)
 			}
 			time.Sleep(wait)
 			now = s.now()
 		case inventory.AlreadyPurchased:
-			abort(c, http.StatusConflict, codeAlreadyPurchased, "this user already holds an order for this activity")
-			return
+			return "", errAlreadyPurchased
 		case inventory.SoldOut:
 			s.soldOut.set(a.ID, now)
-			s.snapshotHolders(a, req.RequestID != "")
-			abort(c, http.StatusGone, codeSoldOut, "sold out")
-			return
+			s.snapshotHolders(a, requestID != "")
+			return "", errSoldOut
 		case inventory.NotStarted:
-			abort(c, http.StatusForbidden, codeNotStarted, "the sale has not started")
-			return
+			return "", errSaleNotStarted
 		case inventory.Ended:
-			abort(c, http.StatusForbidden, codeEnded, "the sale has ended")
-			return
+			return "", errSaleEnded
 		case inventory.UnknownActivity:
 			if loadedOnce {
-				busy(c, "activity stock is not loaded in redis; try again")
-				return
+				return "", errBusy("activity stock is not loaded in redis; try again", nil)
 			}
 			loadedOnce = true
-			if err := s.restore(c.Request.Context(), a); err != nil {
-				s.log.Warn("load activity", "activity_id", a.ID, "err", err)
-				busy(c, "inventory unavailable; nothing was reserved, try again")
-				return
+			if err := s.restore(ctx, a); err != nil {
+				return "", errBusy("inventory unavailable; nothing was reserved, try again", fmt.Errorf("load activity %d: %w", a.ID, err))
 			}
 		default:
-			abort(c, http.StatusInternalServerError, codeInternal, fmt.Sprintf("unexpected reserve outcome %d", res.Outcome))
-			return
+			return "", errInternal(fmt.Errorf("reserve activity %d: unexpected outcome %v", a.ID, res.Outcome))
 		}
 	}
 }
@@ -281,17 +311,17 @@ func (s *Server) buy(c *gin.Context) {
 // Inventory that cannot list holders, or an activity too large for a
 // snapshot, keeps sending request_id buys to Redis.
 func (s *Server) snapshotHolders(a *order.Activity, withRequestID bool) {
-	hl, ok := s.opts.Inventory.(HolderLister)
+	hl, ok := s.cfg.Inventory.(HolderLister)
 	if !ok || a.Stock > maxHolderSnapshot {
 		return
 	}
-	s.soldOut.refreshHolders(a.ID, s.now(), !withRequestID, hl, 5*s.opts.RedisTimeout, s.now, func(err error) {
+	s.soldOut.refreshHolders(a.ID, s.now(), !withRequestID, hl, 5*s.cfg.RedisTimeout, s.now, func(err error) {
 		s.log.Warn("read the holders of a sold-out activity (buys with a request_id go to Redis meanwhile)",
 			"activity_id", a.ID, "err", err)
 	})
 }
 
-// publish hands the reserved order to the queue and answers 202 only once
+// publish hands the reserved order to the queue and returns nil only once
 // the queue accepted it. If it refuses, the reservation is released so the
 // unit goes back on sale, and the client gets 503 with nothing kept. A
 // publish can report an error although the message went through (Kafka's
@@ -299,96 +329,77 @@ func (s *Server) snapshotHolders(a *order.Activity, withRequestID bool) {
 // reservation, Release leaves it (the order stands, the user keeps one
 // unit and cannot buy a second) and the client still gets 503; a retry with
 // the same request_id finds the order.
-func (s *Server) publish(c *gin.Context, a *order.Activity, user, requestID, orderID string) {
-	rid := c.GetString(keyRequestID)
+func (s *Server) publish(ctx context.Context, a *order.Activity, p purchase, orderID string) error {
 	payload, err := json.Marshal(order.Message{
-		OrderID: orderID, ActivityID: a.ID, UserID: user, RequestID: requestID,
-		PriceCents: a.PriceCents, ReservedAt: s.now().UTC(), TraceID: rid,
+		OrderID: orderID, ActivityID: a.ID, UserID: p.user, RequestID: p.requestID,
+		PriceCents: a.PriceCents, ReservedAt: s.now().UTC(), TraceID: p.traceID,
 	})
 	if err != nil {
 		panic(fmt.Sprintf("marshal order message: %v", err)) // plain struct: cannot fail
 	}
 	// A client that hangs up must not turn an accepted publish into an
 	// ambiguous one: the publish runs to its own deadline.
-	detached := context.WithoutCancel(c.Request.Context())
-	ctx, cancel := context.WithTimeout(detached, s.opts.PublishTimeout)
+	detached := context.WithoutCancel(ctx)
+	pctx, cancel := context.WithTimeout(detached, s.cfg.PublishTimeout)
 	defer cancel()
 	start := time.Now()
-	err = s.opts.Publisher.Publish(ctx, order.TopicOrders, &mq.Message{
-		ID: orderID, Key: user, Payload: payload,
-		Headers: map[string]string{"request_id": rid},
+	err = s.cfg.Publisher.Publish(pctx, order.TopicOrders, &mq.Message{
+		ID: orderID, Key: p.user, Payload: payload,
+		Headers: map[string]string{"request_id": p.traceID},
 	})
 	s.metrics.publishLatency.Observe(time.Since(start).Seconds())
 	// Release and Confirm get their own deadline: after a publish that
 	// timed out, its context is already spent, and a release that fails
 	// would keep the unit and the user's mark until the reaper.
-	rctx, rcancel := context.WithTimeout(detached, s.opts.RedisTimeout)
+	rctx, rcancel := context.WithTimeout(detached, s.cfg.RedisTimeout)
 	defer rcancel()
 	if err != nil {
-		reason := "error"
-		if errors.Is(err, mq.ErrQueueFull) {
-			reason = "full"
-		}
-		s.metrics.publishFailed.WithLabelValues(reason).Inc()
-		s.log.Warn("publish order", "order_id", orderID, "activity_id", a.ID, "request_id", rid, "err", err)
-		res, rerr := s.opts.Inventory.Release(rctx, a.ID, orderID)
-		switch {
-		case rerr != nil:
-			// The reaper releases the pending reservation later.
-			s.log.Error("release after failed publish", "order_id", orderID, "activity_id", a.ID, "err", rerr)
-		case res == inventory.Released:
-			s.soldOut.clear(a.ID)
-		case res == inventory.NotReleasedClaimed:
-			// The message reached the queue after all and a worker took
-			// it: the order went through. Releasing would sell the unit
-			// twice; the 202 is what this client misses.
-			s.log.Warn("publish reported an error but the order went through: a worker claimed its reservation, which is kept",
-				"order_id", orderID, "activity_id", a.ID, "user_id", user, "request_id", rid)
-			busy(c, "the order queue reported an error, yet the order reached it; retry with the same request_id to get its order_id")
-			return
-		default:
-			s.log.Warn("release after failed publish: reservation already gone", "order_id", orderID, "activity_id", a.ID, "result", res.String())
-		}
-		if reason == "full" {
-			busy(c, "order queue is full; nothing was reserved, try again")
-		} else {
-			busy(c, "order queue unavailable; nothing was reserved, try again")
-		}
-		return
+		return s.unpublished(rctx, a, p, orderID, err)
 	}
 	// The order is in the queue: mark the reservation so the reaper leaves
 	// it alone. If this fails the worker's claim still wins the race.
 	for attempt := 0; attempt < 3; attempt++ {
-		if _, err = s.opts.Inventory.Confirm(rctx, a.ID, orderID); err == nil {
+		if _, err = s.cfg.Inventory.Confirm(rctx, a.ID, orderID); err == nil {
 			break
 		}
 	}
 	if err != nil {
 		s.log.Warn("confirm reservation", "order_id", orderID, "err", err)
 	}
-	c.JSON(http.StatusAccepted, gin.H{"order_id": orderID, "state": order.StateQueued})
+	return nil
 }
 
-func outcomeName(o inventory.Outcome) string {
-	switch o {
-	case inventory.Reserved:
-		return "reserved"
-	case inventory.Existing:
-		return "existing"
-	case inventory.Pending:
-		return "pending"
-	case inventory.AlreadyPurchased:
-		return "already_purchased"
-	case inventory.SoldOut:
-		return "sold_out"
-	case inventory.NotStarted:
-		return "not_started"
-	case inventory.Ended:
-		return "ended"
-	case inventory.UnknownActivity:
-		return "unknown_activity"
+// unpublished releases the reservation of an order the queue refused
+// (pubErr) and returns the buy's answer.
+func (s *Server) unpublished(ctx context.Context, a *order.Activity, p purchase, orderID string, pubErr error) error {
+	full := errors.Is(pubErr, mq.ErrQueueFull)
+	reason := "error"
+	if full {
+		reason = "full"
 	}
-	return "other"
+	s.metrics.publishFailed.WithLabelValues(reason).Inc()
+	cause := fmt.Errorf("publish order %s of activity %d: %w", orderID, a.ID, pubErr)
+	res, err := s.cfg.Inventory.Release(ctx, a.ID, orderID)
+	switch {
+	case err != nil:
+		// The reaper releases the pending reservation later.
+		s.log.Error("release after failed publish", "order_id", orderID, "activity_id", a.ID, "err", err)
+	case res == inventory.Released:
+		s.soldOut.clear(a.ID)
+	case res == inventory.NotReleasedClaimed:
+		// The message reached the queue after all and a worker took
+		// it: the order went through. Releasing would sell the unit
+		// twice; the 202 is what this client misses.
+		s.log.Warn("publish reported an error but the order went through: a worker claimed its reservation, which is kept",
+			"order_id", orderID, "activity_id", a.ID, "user_id", p.user, "request_id", p.traceID)
+		return errBusy("the order queue reported an error, yet the order reached it; retry with the same request_id to get its order_id", cause)
+	default:
+		s.log.Warn("release after failed publish: reservation already gone", "order_id", orderID, "activity_id", a.ID, "result", res.String())
+	}
+	if full {
+		return cause // mq.ErrQueueFull: answered "order queue is full" (classify)
+	}
+	return errBusy("order queue unavailable; nothing was reserved, try again", cause)
 }
 
 // orderJSON is an order as the API shows it.
@@ -402,105 +413,110 @@ type orderJSON struct {
 	PayDeadline *time.Time `json:"pay_deadline"`
 }
 
-// orderRequest reads the caller and the order id of an order route; the
-// activity id comes from the order id. A malformed id answers 404 (ok
-// false), as an unknown one does.
-func orderRequest(c *gin.Context) (user, id string, actID int64, notFound func(), ok bool) {
-	user, id = c.GetString(keyUser), c.Param("id")
-	notFound = func() { abort(c, http.StatusNotFound, codeNotFound, fmt.Sprintf("order %q not found", id)) }
+// orderActivity returns the activity id that order id carries. A
+// malformed id is not found, as an unknown one is.
+func orderActivity(id string) (int64, error) {
 	actID, _, err := orderid.Parse(id)
 	if err != nil {
-		notFound()
-		return "", "", 0, nil, false
+		return 0, errOrderNotFound(id)
 	}
-	return user, id, actID, notFound, true
+	return actID, nil
 }
 
+// errOrderNotFound is also the answer for another user's order: it does not
+// exist for this caller.
+func errOrderNotFound(id string) *apiError { return errNotFound("order %q not found", id) }
+
 func (s *Server) getOrder(c *gin.Context) {
-	user, id, actID, notFound, ok := orderRequest(c)
-	if !ok {
+	v, err := s.findOrder(c.Request.Context(), c.GetString(keyUser), c.Param("id"))
+	if err != nil {
+		s.respond(c, err)
 		return
 	}
-	o, err := s.opts.Store.GetOrder(c.Request.Context(), id)
+	c.JSON(http.StatusOK, v)
+}
+
+// findOrder is user's order id: the database row, or, while the order
+// waits in the queue, its reservation in Redis.
+func (s *Server) findOrder(ctx context.Context, user, id string) (orderJSON, error) {
+	actID, err := orderActivity(id)
+	if err != nil {
+		return orderJSON{}, err
+	}
+	o, err := s.cfg.Store.GetOrder(ctx, id)
 	switch {
 	case err == nil:
-		if o.UserID != user { // another user's order does not exist for this caller
-			notFound()
-			return
+		if o.UserID != user {
+			return orderJSON{}, errOrderNotFound(id)
 		}
 		deadline := o.PayDeadline.UTC()
-		c.JSON(http.StatusOK, orderJSON{
+		return orderJSON{
 			OrderID: o.ID, ActivityID: strconv.FormatInt(o.ActivityID, 10), UserID: o.UserID, State: o.State,
 			PriceCents: o.PriceCents, CreatedAt: o.CreatedAt.UTC(), PayDeadline: &deadline,
-		})
-		return
+		}, nil
 	case !errors.Is(err, order.ErrNotFound):
-		s.log.Warn("read order", "order_id", id, "err", err)
-		busy(c, "database unavailable: could not read the order")
-		return
+		return orderJSON{}, errBusy("database unavailable: could not read the order", err)
 	}
 	// Not written yet: the reservation in Redis is the order while it waits
 	// in the queue.
-	res, found, err := s.opts.Inventory.Lookup(c.Request.Context(), actID, id)
+	res, found, err := s.cfg.Inventory.Lookup(ctx, actID, id)
 	if err != nil {
-		s.log.Warn("lookup reservation", "order_id", id, "err", err)
-		busy(c, "inventory unavailable: could not read the order")
-		return
+		return orderJSON{}, errBusy("inventory unavailable: could not read the order", fmt.Errorf("look up order %s: %w", id, err))
 	}
 	if !found || res.UserID != user {
-		notFound()
-		return
+		return orderJSON{}, errOrderNotFound(id)
 	}
-	a, err := s.acts.get(c.Request.Context(), actID)
+	a, err := s.acts.get(ctx, actID)
 	switch {
 	case errors.Is(err, order.ErrNotFound):
-		notFound()
-		return
+		return orderJSON{}, errOrderNotFound(id)
 	case err != nil:
-		s.log.Warn("read activity", "activity_id", actID, "err", err)
-		busy(c, "database unavailable: could not read the order's activity")
-		return
+		return orderJSON{}, errBusy("database unavailable: could not read the order's activity", err)
 	}
-	c.JSON(http.StatusOK, orderJSON{
+	return orderJSON{
 		OrderID: id, ActivityID: strconv.FormatInt(actID, 10), UserID: user, State: order.StateQueued,
 		PriceCents: a.PriceCents, CreatedAt: res.ReservedAt.UTC(),
-	})
+	}, nil
 }
 
 // payOrder is the payment callback: it stands for the payment provider's
 // notification that the owner paid. It is idempotent (paying a paid order
 // answers 200 again), so a provider's retried callback is harmless.
 func (s *Server) payOrder(c *gin.Context) {
-	user, id, actID, notFound, ok := orderRequest(c)
-	if !ok {
+	o, err := s.pay(c.Request.Context(), c.GetString(keyUser), c.Param("id"))
+	if err != nil {
+		s.respond(c, err)
 		return
 	}
-	o, err := s.opts.Payer.Pay(c.Request.Context(), id, user)
+	c.JSON(http.StatusOK, gin.H{"order_id": o.ID, "state": o.State})
+}
+
+// pay records that user paid order id.
+func (s *Server) pay(ctx context.Context, user, id string) (*order.Order, error) {
+	actID, err := orderActivity(id)
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.cfg.Payer.Pay(ctx, id, user)
 	switch {
 	case err == nil:
-		c.JSON(http.StatusOK, gin.H{"order_id": o.ID, "state": o.State})
-		return
+		return o, nil
 	case errors.Is(err, order.ErrOrderCancelled):
-		abort(c, http.StatusConflict, codeOrderCancelled,
+		return nil, errConflict(codeOrderCancelled,
 			fmt.Sprintf("order %s was cancelled: its pay deadline passed and the unit went back on sale", id))
-		return
 	case !errors.Is(err, order.ErrNotFound):
-		s.log.Warn("pay order", "order_id", id, "err", err)
-		busy(c, "database unavailable: the payment was not recorded, try again")
-		return
+		return nil, errBusy("database unavailable: the payment was not recorded, try again", err)
 	}
 	// Not stored: still queued if this user holds its reservation.
-	res, found, err := s.opts.Inventory.Lookup(c.Request.Context(), actID, id)
+	res, found, err := s.cfg.Inventory.Lookup(ctx, actID, id)
 	switch {
 	case err != nil:
-		s.log.Warn("lookup reservation", "order_id", id, "err", err)
-		busy(c, "inventory unavailable: could not read the order")
+		return nil, errBusy("inventory unavailable: could not read the order", fmt.Errorf("look up order %s: %w", id, err))
 	case found && res.UserID == user:
-		abort(c, http.StatusConflict, codeNotPayable,
+		return nil, errConflict(codeNotPayable,
 			fmt.Sprintf("order %s is still queued; pay once GET /api/v1/orders/%s says created", id, id))
-	default:
-		notFound()
 	}
+	return nil, errOrderNotFound(id)
 }
 
 // Limits on what an admin may create.
@@ -510,18 +526,19 @@ const (
 	defPayTimeout = 900
 )
 
-func (s *Server) createActivity(c *gin.Context) {
-	var req struct {
-		Name              string `json:"name"`
-		Stock             *int64 `json:"stock"`
-		PriceCents        *int64 `json:"price_cents"`
-		StartsAt          string `json:"starts_at"`
-		EndsAt            string `json:"ends_at"`
-		PayTimeoutSeconds *int64 `json:"pay_timeout_seconds"`
-	}
-	if !decodeJSON(c, &req, false) {
-		return
-	}
+// activityRequest is the body of POST /api/v1/admin/activities.
+type activityRequest struct {
+	Name              string `json:"name"`
+	Stock             *int64 `json:"stock"`
+	PriceCents        *int64 `json:"price_cents"`
+	StartsAt          string `json:"starts_at"`
+	EndsAt            string `json:"ends_at"`
+	PayTimeoutSeconds *int64 `json:"pay_timeout_seconds"`
+}
+
+// activity checks the request and returns the activity it describes. The
+// error names every field that is wrong, so one round trip fixes them all.
+func (req *activityRequest) activity() (*order.Activity, error) {
 	var problems []string
 	bad := func(field, msg string) { problems = append(problems, field+": "+msg) }
 	name := strings.TrimSpace(req.Name)
@@ -563,65 +580,99 @@ func (s *Server) createActivity(c *gin.Context) {
 		}
 	}
 	if len(problems) > 0 {
-		abort(c, http.StatusBadRequest, codeValidation, strings.Join(problems, "; "))
-		return
+		return nil, errValidation(strings.Join(problems, "; "))
 	}
-	a := &order.Activity{
+	return &order.Activity{
 		Name: name, Stock: *req.Stock, Available: *req.Stock, PriceCents: *req.PriceCents,
 		StartsAt: starts, EndsAt: ends, PayTimeoutSeconds: payTimeout,
-	}
-	if err := s.opts.Store.CreateActivity(c.Request.Context(), a); err != nil {
-		if errors.Is(err, order.ErrInvalidActivity) {
-			// Checked above already; the store's own checks have the last word.
-			abort(c, http.StatusBadRequest, codeValidation, strings.TrimPrefix(err.Error(), order.ErrInvalidActivity.Error()+": "))
-			return
-		}
-		s.log.Error("create activity", "err", err)
-		busy(c, "database unavailable: the activity was not created")
+	}, nil
+}
+
+func (s *Server) createActivity(c *gin.Context) {
+	var req activityRequest
+	if err := decodeJSON(c.Request.Body, &req, false); err != nil {
+		s.respond(c, err)
 		return
 	}
-	// Preload now so the first buyer does not pay for it; if Redis is
-	// down the first buy or read loads it instead.
-	if err := s.restore(c.Request.Context(), a); err != nil {
-		s.log.Warn("preload activity stock", "activity_id", a.ID, "err", err)
+	a, err := req.activity()
+	if err != nil {
+		s.respond(c, err)
+		return
 	}
-	s.log.Info("activity created", "activity_id", a.ID, "stock", a.Stock, "starts_at", a.StartsAt, "ends_at", a.EndsAt)
+	if err := s.addActivity(c.Request.Context(), a); err != nil {
+		s.respond(c, err)
+		return
+	}
 	c.JSON(http.StatusCreated, activityView(a, a.Stock, s.now()))
 }
 
+// addActivity stores a and loads its stock into Redis.
+func (s *Server) addActivity(ctx context.Context, a *order.Activity) error {
+	if err := s.cfg.Store.CreateActivity(ctx, a); err != nil {
+		if errors.Is(err, order.ErrInvalidActivity) {
+			// Checked already; the store's own checks have the last
+			// word, and name the field (classify answers 400).
+			return err
+		}
+		return errBusy("database unavailable: the activity was not created", err)
+	}
+	// Preload now so the first buyer does not pay for it; if Redis is
+	// down the first buy or read loads it instead.
+	if err := s.restore(ctx, a); err != nil {
+		s.log.Warn("preload activity stock", "activity_id", a.ID, "err", err)
+	}
+	s.log.Info("activity created", "activity_id", a.ID, "stock", a.Stock, "starts_at", a.StartsAt, "ends_at", a.EndsAt)
+	return nil
+}
+
+// statsJSON is GET /api/v1/admin/activities/:id/stats.
+type statsJSON struct {
+	Stock           int64 `json:"stock"`
+	Remaining       int64 `json:"remaining"`
+	Reserved        int64 `json:"reserved"`
+	Queued          int64 `json:"queued"`
+	OrdersCreated   int64 `json:"orders_created"`
+	OrdersPaid      int64 `json:"orders_paid"`
+	OrdersCancelled int64 `json:"orders_cancelled"`
+	DBAvailable     int64 `json:"db_available"`
+}
+
 func (s *Server) stats(c *gin.Context) {
-	cached, ok := s.activity(c)
-	if !ok {
+	v, err := s.activityStats(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		s.respond(c, err)
 		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+// activityStats reads both sides of an activity's conservation identity.
+func (s *Server) activityStats(ctx context.Context, idParam string) (statsJSON, error) {
+	cached, err := s.activity(ctx, idParam)
+	if err != nil {
+		return statsJSON{}, err
 	}
 	// Stats are for audits: read the row itself, not the cached copy, and
 	// read it with its order counts in one statement so that the database
 	// side of the conservation identity holds in the answer.
-	snap, err := s.opts.Store.Snapshot(c.Request.Context(), cached.ID)
+	snap, err := s.cfg.Store.Snapshot(ctx, cached.ID)
 	if err != nil {
-		busy(c, "database unavailable: could not read the activity and its orders")
-		return
+		return statsJSON{}, errBusy("database unavailable: could not read the activity and its orders", err)
 	}
 	a := &snap.Activity
-	inv, found, err := s.opts.Inventory.Stats(c.Request.Context(), a.ID)
+	inv, found, err := s.cfg.Inventory.Stats(ctx, a.ID)
 	if err == nil && !found {
-		if err = s.restore(c.Request.Context(), a); err == nil {
-			inv, _, err = s.opts.Inventory.Stats(c.Request.Context(), a.ID)
+		if err = s.restore(ctx, a); err == nil {
+			inv, _, err = s.cfg.Inventory.Stats(ctx, a.ID)
 		}
 	}
 	if err != nil {
-		busy(c, "inventory unavailable: "+err.Error())
-		return
+		return statsJSON{}, errBusy("inventory unavailable: could not read the activity's stock", err)
 	}
-	created, paid := snap.Created, snap.Paid
-	c.JSON(http.StatusOK, gin.H{
-		"stock":            a.Stock,
-		"remaining":        inv.Remaining,
-		"reserved":         inv.Reserved,
-		"queued":           inv.Reserved - created - paid,
-		"orders_created":   created,
-		"orders_paid":      paid,
-		"orders_cancelled": snap.Cancelled,
-		"db_available":     a.Available,
-	})
+	return statsJSON{
+		Stock: a.Stock, Remaining: inv.Remaining, Reserved: inv.Reserved,
+		Queued:        inv.Reserved - snap.Created - snap.Paid,
+		OrdersCreated: snap.Created, OrdersPaid: snap.Paid, OrdersCancelled: snap.Cancelled,
+		DBAvailable: a.Available,
+	}, nil
 }

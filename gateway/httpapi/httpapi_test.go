@@ -56,7 +56,7 @@ type fixtureOpts struct {
 	queueCapacity int
 	rdb           redis.UniversalClient // a real Redis instead of miniredis
 	publisher     mq.Publisher          // overrides the broker for publishing
-	tweak         func(*httpapi.Options)
+	tweak         func(*httpapi.Config)
 }
 
 func newFixture(t testing.TB, fo fixtureOpts) *fixture {
@@ -84,7 +84,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 		t: t, redis: mr, inv: inventory.New(rdb, inventory.Options{Prefix: prefix}),
 		store: order.NewStore(gdb), broker: broker, tokens: auth.NewTokens([]byte(secret)),
 	}
-	opts := httpapi.Options{
+	opts := httpapi.Config{
 		Inventory: f.inv, Store: f.store, Publisher: broker, IDs: ids, Tokens: f.tokens,
 		Payer:      order.NewLifecycle(f.store, f.inv, order.LifecycleConfig{Logger: quiet()}),
 		Restorer:   orderservice.NewRestorer(orderservice.Deps{DB: f.store, Inventory: f.inv, Logger: quiet()}),
@@ -251,7 +251,7 @@ func TestActivityStates(t *testing.T) {
 }
 
 func TestSoldOutFlagSkipsRedisAndClears(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.SoldOutTTL = time.Hour }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour }})
 	act := openActivity(f, 1)
 	first := f.buy(act, "winner", "")
 	if first.status != http.StatusAccepted {
@@ -285,7 +285,7 @@ func TestSoldOutFlagSkipsRedisAndClears(t *testing.T) {
 }
 
 func TestSoldOutFlagExpiresAndTheUnitSellsAgain(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.SoldOutTTL = 20 * time.Millisecond }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = 20 * time.Millisecond }})
 	act := openActivity(f, 1)
 	first := f.buy(act, "winner", "")
 	if r := f.buy(act, "loser", ""); r.status != http.StatusGone {
@@ -308,7 +308,7 @@ func TestSoldOutFlagExpiresAndTheUnitSellsAgain(t *testing.T) {
 }
 
 func TestRequestIDRetryBypassesSoldOutFlag(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.SoldOutTTL = time.Hour }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour }})
 	act := openActivity(f, 1)
 	first := f.buy(act, "winner", "click-1")
 	if r := f.buy(act, "loser", ""); r.status != http.StatusGone {
@@ -387,7 +387,7 @@ func TestPublishFailureReleasesReservation(t *testing.T) {
 		{"queue never answers", stuckPublisher{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, fixtureOpts{publisher: tc.pub, tweak: func(o *httpapi.Options) {
+			f := newFixture(t, fixtureOpts{publisher: tc.pub, tweak: func(o *httpapi.Config) {
 				o.PublishTimeout = 50 * time.Millisecond
 			}})
 			act := openActivity(f, 3)
@@ -418,7 +418,7 @@ func TestRedisDownAnswersBusyFast(t *testing.T) {
 }
 
 func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.MaxBodyBytes = 1 << 20 }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.MaxBodyBytes = 1 << 20 }})
 	act := openActivity(f, 5)
 	alice := f.token("alice")
 	// An order of alice's, for the "another user's order" case.
@@ -503,14 +503,14 @@ func TestDemoTokenOnlyInDemoMode(t *testing.T) {
 	if user, err := on.tokens.Verify(r.body["token"].(string)); err != nil || user != "carol" {
 		t.Fatalf("demo token verifies as %q, %v", user, err)
 	}
-	off := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.Demo = false }})
+	off := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.Demo = false }})
 	if r := off.call("POST", "/api/v1/auth/demo-token", "", jsonBody(map[string]string{"user_id": "carol"})); r.status != http.StatusNotFound {
 		t.Fatalf("demo token outside demo mode: %d, want 404", r.status)
 	}
 }
 
 func TestRateLimitsAnswer429WithRetryAfter(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) {
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
 		o.Limits.PerUser = ratelimit.NewKeyed(ratelimit.Config{Rate: 0.1, Burst: 2})
 		o.Limits.PerIP = ratelimit.NewKeyed(ratelimit.Config{Rate: 0.1, Burst: 6})
 	}})
@@ -545,7 +545,7 @@ func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 		{"trusted loopback proxy: one bucket per client", []string{"127.0.0.1"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) {
+			f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
 				o.TrustedProxies = tc.trusted
 				o.Limits.PerIP = ratelimit.NewKeyed(ratelimit.Config{Rate: 0.1, Burst: 1})
 			}})
@@ -568,7 +568,7 @@ func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 }
 
 func TestHealthAndMetrics(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) {
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
 		o.Ready = func(context.Context) error { return errors.New("redis: connection refused") }
 	}})
 	if r := f.call("GET", "/healthz", "", nil); r.status != http.StatusOK {
@@ -599,7 +599,7 @@ func mustID(t *testing.T, s string) int64 {
 }
 
 func TestServesStaticPages(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) {
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
 		o.Static = http.FS(fstest.MapFS{"index.html": {Data: []byte("<h1>sale</h1>")}})
 	}})
 	if r := f.call("GET", "/", "", nil); r.status != http.StatusOK || !strings.Contains(r.raw, "<h1>sale</h1>") {

@@ -12,7 +12,7 @@ import (
 // Each filter of the buy path shows in /metrics under its own series, by
 // route template (never the raw path, which would explode the series).
 func TestMetricsCoverEveryFilter(t *testing.T) {
-	f := newFixture(t, fixtureOpts{queueCapacity: 2, tweak: func(o *httpapi.Options) {
+	f := newFixture(t, fixtureOpts{queueCapacity: 2, tweak: func(o *httpapi.Config) {
 		o.Limits.PerUser = ratelimit.NewKeyed(ratelimit.Config{Rate: 0.001, Burst: 1})
 	}})
 	act := openActivity(f, 3)

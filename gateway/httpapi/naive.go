@@ -38,10 +38,10 @@ const (
 )
 
 // buyHandler returns the handler of the buy route: the pipeline (buy), or,
-// when Options.Naive is set (SECKILL_BUY_MODE=naive), the naive synchronous
+// when Config.Naive is set (SECKILL_BUY_MODE=naive), the naive synchronous
 // buy that the load tester compares it with.
 func (s *Server) buyHandler() gin.HandlerFunc {
-	if s.opts.Naive == nil {
+	if s.cfg.Naive == nil {
 		return s.buy
 	}
 	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -51,7 +51,7 @@ func (s *Server) buyHandler() gin.HandlerFunc {
 	for _, o := range []string{naiveCreated, naiveExisting, naiveAlreadyPurchased, naiveSoldOut, naiveNotStarted, naiveEnded, naiveNotFound, naiveError} {
 		outcomes.WithLabelValues(o)
 	}
-	s.opts.Registry.MustRegister(outcomes)
+	s.cfg.Registry.MustRegister(outcomes)
 	s.log.Warn("buy mode naive: every buy runs a locking database transaction inside the request (the teaching anti-pattern; never in production)")
 	return func(c *gin.Context) { s.buyNaive(c, outcomes) }
 }
@@ -64,53 +64,52 @@ func (s *Server) buyHandler() gin.HandlerFunc {
 // so the two modes see the same traffic. A created order is answered 202
 // with state "created": it is already in the database.
 func (s *Server) buyNaive(c *gin.Context, outcomes *prometheus.CounterVec) {
-	var req struct {
-		RequestID string `json:"request_id"`
-	}
-	if !decodeJSON(c, &req, true) {
+	p, err := decodePurchase(c)
+	if err != nil {
+		s.respond(c, err)
 		return
 	}
-	if req.RequestID != "" && !requestIDPattern.MatchString(req.RequestID) {
-		abort(c, http.StatusBadRequest, codeValidation, "request_id: want 1-64 characters of letters, digits and _.:-")
+	o, outcome, err := s.placeOrderNaive(c.Request.Context(), p)
+	if outcome != "" {
+		outcomes.WithLabelValues(outcome).Inc()
+	}
+	if err != nil {
+		s.respond(c, err)
 		return
 	}
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	c.JSON(http.StatusAccepted, gin.H{"order_id": o.ID, "state": o.State})
+}
+
+// placeOrderNaive runs the buy as one database transaction and says which
+// outcome of seckill_naive_buy_total it was ("" for a malformed activity
+// id, which never reached the database). The errors of BuyNaive are
+// order's sentinels, which respond maps to the pipeline's answers.
+func (s *Server) placeOrderNaive(ctx context.Context, p purchase) (*order.Order, string, error) {
+	id, err := strconv.ParseInt(p.activity, 10, 64)
 	if err != nil || id <= 0 {
-		abort(c, http.StatusNotFound, codeNotFound, fmt.Sprintf("activity %q not found", c.Param("id")))
-		return
+		return nil, "", errNotFound("activity %q not found", p.activity)
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), naiveTimeout)
+	ctx, cancel := context.WithTimeout(ctx, naiveTimeout)
 	defer cancel()
-	o, existing, err := s.opts.Naive.BuyNaive(ctx, order.NaiveBuy{
-		ActivityID: id, UserID: c.GetString(keyUser), RequestID: req.RequestID,
-		OrderID: s.opts.IDs.Next(id), TraceID: c.GetString(keyRequestID), Now: s.now(),
+	o, existing, err := s.cfg.Naive.BuyNaive(ctx, order.NaiveBuy{
+		ActivityID: id, UserID: p.user, RequestID: p.requestID,
+		OrderID: s.cfg.IDs.Next(id), TraceID: p.traceID, Now: s.now(),
 	})
-	outcome := naiveCreated
 	switch {
 	case err == nil && existing:
-		outcome = naiveExisting
-		c.JSON(http.StatusAccepted, gin.H{"order_id": o.ID, "state": o.State})
+		return o, naiveExisting, nil
 	case err == nil:
-		c.JSON(http.StatusAccepted, gin.H{"order_id": o.ID, "state": o.State})
+		return o, naiveCreated, nil
 	case errors.Is(err, order.ErrUserHasOrder):
-		outcome = naiveAlreadyPurchased
-		abort(c, http.StatusConflict, codeAlreadyPurchased, "this user already holds an order for this activity")
+		return nil, naiveAlreadyPurchased, err
 	case errors.Is(err, order.ErrSoldOut):
-		outcome = naiveSoldOut
-		abort(c, http.StatusGone, codeSoldOut, "sold out")
+		return nil, naiveSoldOut, err
 	case errors.Is(err, order.ErrNotStarted):
-		outcome = naiveNotStarted
-		abort(c, http.StatusForbidden, codeNotStarted, "the sale has not started")
+		return nil, naiveNotStarted, err
 	case errors.Is(err, order.ErrEnded):
-		outcome = naiveEnded
-		abort(c, http.StatusForbidden, codeEnded, "the sale has ended")
+		return nil, naiveEnded, err
 	case errors.Is(err, order.ErrNotFound):
-		outcome = naiveNotFound
-		abort(c, http.StatusNotFound, codeNotFound, fmt.Sprintf("activity %d not found", id))
-	default:
-		outcome = naiveError
-		s.log.Warn("naive buy", "activity_id", id, "err", err)
-		busy(c, "database busy or unavailable; nothing was kept, try again")
+		return nil, naiveNotFound, errNotFound("activity %d not found", id)
 	}
-	outcomes.WithLabelValues(outcome).Inc()
+	return nil, naiveError, errBusy("database busy or unavailable; nothing was kept, try again", fmt.Errorf("naive buy of activity %d: %w", id, err))
 }

@@ -15,7 +15,7 @@ import (
 
 func naiveFixture(t *testing.T) *fixture {
 	t.Helper()
-	return newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.Naive = o.Store.(*order.Store) }})
+	return newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.Naive = o.Store.(*order.Store) }})
 }
 
 func metricsText(t *testing.T, f *fixture) string {

@@ -65,7 +65,7 @@ func TestFailedPublishKeepsAClaimedReservation(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			pub := &claimingPublisher{}
 			logs := &syncBuffer{}
-			f := newFixture(t, fixtureOpts{rdb: b.rdb(t), publisher: pub, tweak: func(o *httpapi.Options) {
+			f := newFixture(t, fixtureOpts{rdb: b.rdb(t), publisher: pub, tweak: func(o *httpapi.Config) {
 				o.Logger = slog.New(slog.NewTextHandler(logs, nil))
 			}})
 			pub.inv = f.inv

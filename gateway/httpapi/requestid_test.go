@@ -118,7 +118,7 @@ func TestRequestIDReachesTheOrderMessage(t *testing.T) {
 func TestFailuresAreLoggedWithTheRequestID(t *testing.T) {
 	var buf syncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.Logger = log }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.Logger = log }})
 	act := openActivity(f, 5)
 	f.redis.Close() // the buy gets 503
 	r := f.buy(act, "bob", "")

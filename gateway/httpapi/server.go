@@ -13,14 +13,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/flashsale/seckill/gateway/auth"
 	"github.com/flashsale/seckill/gateway/ratelimit"
@@ -45,6 +43,8 @@ type Store interface {
 	GetActivity(ctx context.Context, id int64) (*order.Activity, error)
 	GetOrder(ctx context.Context, id string) (*order.Order, error)
 	Snapshot(ctx context.Context, activityID int64) (*order.Snapshot, error)
+	// ListActivities feeds the storefront's list (GET /api/v1/activities).
+	ListActivities(ctx context.Context) ([]order.Activity, error)
 }
 
 // Restorer puts an activity that Redis lost back from the database and the
@@ -73,8 +73,22 @@ type Limits struct {
 	PerUser *ratelimit.Keyed
 }
 
-// Options wire a Server. Every field without a documented default is required.
-type Options struct {
+// Defaults of Config (DefaultMaxBuysInFlight, with its reasoning, is in
+// admission.go).
+const (
+	DefaultMaxBodyBytes          = 64 << 10
+	DefaultSoldOutTTL            = time.Second
+	DefaultPublishTimeout        = 2 * time.Second
+	DefaultRedisTimeout          = time.Second
+	DefaultActivityTTL           = 2 * time.Second
+	DefaultDashboardInterval     = time.Second
+	DefaultDashboardStreamsPerIP = 8
+)
+
+// Config wires a Server. The interfaces and Tokens are required, except
+// where a field says what nil means; every zero setting selects the
+// documented default.
+type Config struct {
 	Inventory  Inventory
 	Store      Store
 	Publisher  mq.Publisher
@@ -92,22 +106,32 @@ type Options struct {
 	// login, so the notifier has an address to write to. Nil skips it.
 	DemoContacts DemoContacts
 
-	TrustedProxies []string      // whose X-Forwarded-For is believed; none by default
-	MaxBodyBytes   int64         // default 64 KiB
-	SoldOutTTL     time.Duration // default 1s
-	PublishTimeout time.Duration // default 2s
-	RedisTimeout   time.Duration // bound on one Redis call of the buy path; default 1s
-	ActivityTTL    time.Duration // how long activity rows are cached; default 2s
-	// DashboardInterval is how often the live dashboard samples; default 1s.
+	TrustedProxies []string // whose X-Forwarded-For is believed; none by default
+	// MaxBodyBytes bounds a request body. Default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// SoldOutTTL is how long a local sold-out flag answers 410 before one
+	// buy probes Redis again. Default DefaultSoldOutTTL.
+	SoldOutTTL time.Duration
+	// PublishTimeout bounds handing an order to the queue. Default
+	// DefaultPublishTimeout.
+	PublishTimeout time.Duration
+	// RedisTimeout bounds one Redis call of the buy path. Default
+	// DefaultRedisTimeout.
+	RedisTimeout time.Duration
+	// ActivityTTL is how long activity rows are cached. Default
+	// DefaultActivityTTL.
+	ActivityTTL time.Duration
+	// DashboardInterval is how often the live dashboard samples. Default
+	// DefaultDashboardInterval.
 	DashboardInterval time.Duration
 	// DashboardStreamsPerIP caps the live dashboard streams one client IP
 	// (ClientIP, after TrustedProxies) holds at once, inside the process's
-	// total of 64; default 8.
+	// total of 64. Default DefaultDashboardStreamsPerIP.
 	DashboardStreamsPerIP int
 	// MaxBuysInFlight bounds the buys the gateway works on at once; past
 	// it a buy is answered 503 BUSY with Retry-After at once, nothing
-	// reserved (admission.go). Default DefaultMaxBuysInFlight (512). The
-	// naive mode is not bounded.
+	// reserved (admission.go). Default DefaultMaxBuysInFlight. The naive
+	// mode is not bounded.
 	MaxBuysInFlight int
 	// MetricsElsewhere leaves /metrics off this handler (it answers 404):
 	// the process serves it on its own listener (SECKILL_METRICS_ADDR).
@@ -117,91 +141,102 @@ type Options struct {
 	// replay); nil answers them 501.
 	DeadLetters DeadLetters
 
-	// Ready reports whether the backends are reachable (GET /readyz).
+	// Ready reports whether the backends are reachable (GET /readyz); nil
+	// is always ready. Its error's text is the 503's message, so it must
+	// name the backends that are down.
 	Ready func(ctx context.Context) error
 	// Static, when set, is served at / (the flash-sale page).
 	Static http.FileSystem
 
-	Logger   *slog.Logger
+	Logger   *slog.Logger         // default slog.Default()
 	Registry *prometheus.Registry // /metrics; nil = a private registry
-	Now      func() time.Time
+	Now      func() time.Time     // default time.Now
+}
+
+func (c Config) withDefaults() Config {
+	def := func(p *time.Duration, d time.Duration) {
+		if *p <= 0 {
+			*p = d
+		}
+	}
+	def(&c.SoldOutTTL, DefaultSoldOutTTL)
+	def(&c.PublishTimeout, DefaultPublishTimeout)
+	def(&c.RedisTimeout, DefaultRedisTimeout)
+	def(&c.ActivityTTL, DefaultActivityTTL)
+	def(&c.DashboardInterval, DefaultDashboardInterval)
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.DashboardStreamsPerIP <= 0 {
+		c.DashboardStreamsPerIP = DefaultDashboardStreamsPerIP
+	}
+	if c.MaxBuysInFlight <= 0 {
+		c.MaxBuysInFlight = DefaultMaxBuysInFlight
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
 }
 
 // Server is the gateway's HTTP handler.
 type Server struct {
-	opts    Options
+	cfg     Config
 	engine  *gin.Engine
 	log     *slog.Logger
 	metrics *Metrics
 	now     func() time.Time
 	soldOut soldOutFlags
-	acts    activityCache
+	acts    activityCache // activity rows for the buy path (activities.go)
+	list    activityList  // the storefront's list (activities.go)
 	reqSeq  atomic.Uint64
 	reqPfx  string
 	dash    *dashboard // the live dashboard (dashboard.go)
 }
 
 // New builds the router.
-func New(opts Options) (*Server, error) {
-	if opts.Inventory == nil || opts.Store == nil || opts.Publisher == nil || opts.Payer == nil || opts.Restorer == nil || opts.IDs == nil || opts.Tokens == nil {
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Inventory == nil || cfg.Store == nil || cfg.Publisher == nil || cfg.Payer == nil || cfg.Restorer == nil || cfg.IDs == nil || cfg.Tokens == nil {
 		return nil, errors.New("httpapi: Inventory, Store, Publisher, Payer, Restorer, IDs and Tokens are required")
-	}
-	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = 64 << 10
-	}
-	if opts.SoldOutTTL <= 0 {
-		opts.SoldOutTTL = time.Second
-	}
-	if opts.PublishTimeout <= 0 {
-		opts.PublishTimeout = 2 * time.Second
-	}
-	if opts.RedisTimeout <= 0 {
-		opts.RedisTimeout = time.Second
-	}
-	if opts.ActivityTTL <= 0 {
-		opts.ActivityTTL = 2 * time.Second
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Registry == nil {
-		opts.Registry = prometheus.NewRegistry()
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	pfx := make([]byte, 4)
 	_, _ = rand.Read(pfx)
 	s := &Server{
-		opts: opts, log: opts.Logger, now: opts.Now,
-		metrics: NewMetrics(opts.Registry),
-		soldOut: soldOutFlags{ttl: opts.SoldOutTTL},
-		acts:    activityCache{ttl: opts.ActivityTTL, store: opts.Store, now: opts.Now},
+		cfg: cfg, log: cfg.Logger, now: cfg.Now,
+		metrics: NewMetrics(cfg.Registry),
+		soldOut: soldOutFlags{ttl: cfg.SoldOutTTL},
+		acts:    activityCache{ttl: cfg.ActivityTTL, store: cfg.Store, now: cfg.Now},
 		reqPfx:  hex.EncodeToString(pfx),
 	}
-	s.dash = newDashboard(s, opts.DashboardInterval)
+	s.dash = newDashboard(s)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	// gin trusts every proxy unless told otherwise; a spoofed
 	// X-Forwarded-For must not pick the per-IP bucket.
-	if err := e.SetTrustedProxies(opts.TrustedProxies); err != nil {
+	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("httpapi: trusted proxies: %w", err)
 	}
 	e.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, rec any) {
-		s.log.Error("panic in handler", "route", c.FullPath(), "panic", rec)
-		abort(c, http.StatusInternalServerError, codeInternal, "internal error")
+		s.respond(c, errInternal(fmt.Errorf("panic in handler: %v", rec)))
 	}))
 	e.Use(s.observe, s.bodyLimit)
 	e.NoRoute(s.noRoute)
 
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
-	if opts.MetricsElsewhere {
+	if cfg.MetricsElsewhere {
 		e.GET("/metrics", func(c *gin.Context) { // the JSON 404 of an unknown route, never a static file
-			abort(c, http.StatusNotFound, codeNotFound, "no route "+c.Request.Method+" "+c.Request.URL.Path)
+			s.respond(c, errNoRoute(c))
 		})
 	} else {
-		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
+		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 	}
 	e.GET("/dashboard", s.dashboardPage)
 
@@ -230,11 +265,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.Se
 
 // noRoute serves the static pages for GET and HEAD, and a JSON 404 otherwise.
 func (s *Server) noRoute(c *gin.Context) {
-	if s.opts.Static != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) {
-		c.FileFromFS(c.Request.URL.Path, s.opts.Static)
+	if s.cfg.Static != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) {
+		c.FileFromFS(c.Request.URL.Path, s.cfg.Static)
 		return
 	}
-	abort(c, http.StatusNotFound, codeNotFound, "no route "+c.Request.Method+" "+c.Request.URL.Path)
+	s.respond(c, errNoRoute(c))
+}
+
+func errNoRoute(c *gin.Context) *apiError {
+	return errNotFound("no route %s %s", c.Request.Method, c.Request.URL.Path)
 }
 
 // ClearSoldOut drops the local sold-out flag of an activity, for when units
@@ -283,26 +322,26 @@ func (s *Server) observe(c *gin.Context) {
 // bodyLimit refuses bodies over MaxBodyBytes: early when Content-Length says
 // so, and through http.MaxBytesReader when the body is streamed.
 func (s *Server) bodyLimit(c *gin.Context) {
-	if c.Request.ContentLength > s.opts.MaxBodyBytes {
-		abort(c, http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf("request body is larger than %d bytes", s.opts.MaxBodyBytes))
+	if c.Request.ContentLength > s.cfg.MaxBodyBytes {
+		s.respond(c, errBodyTooLarge(s.cfg.MaxBodyBytes))
 		return
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes)
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
 	c.Next()
 }
 
 func (s *Server) limitGlobalAndIP(c *gin.Context) {
-	if g := s.opts.Limits.Global; g != nil {
+	if g := s.cfg.Limits.Global; g != nil {
 		if ok, retry := g.Allow(); !ok {
 			s.metrics.rateLimited.WithLabelValues("global").Inc()
-			rateLimited(c, "global", retry)
+			s.respond(c, errRateLimited("global", retry))
 			return
 		}
 	}
-	if k := s.opts.Limits.PerIP; k != nil {
+	if k := s.cfg.Limits.PerIP; k != nil {
 		if ok, retry := k.Allow(c.ClientIP()); !ok {
 			s.metrics.rateLimited.WithLabelValues("ip").Inc()
-			rateLimited(c, "per-IP", retry)
+			s.respond(c, errRateLimited("per-IP", retry))
 			return
 		}
 	}
@@ -310,10 +349,10 @@ func (s *Server) limitGlobalAndIP(c *gin.Context) {
 }
 
 func (s *Server) limitUser(c *gin.Context) {
-	if k := s.opts.Limits.PerUser; k != nil {
+	if k := s.cfg.Limits.PerUser; k != nil {
 		if ok, retry := k.Allow(c.GetString(keyUser)); !ok {
 			s.metrics.rateLimited.WithLabelValues("user").Inc()
-			rateLimited(c, "per-user", retry)
+			s.respond(c, errRateLimited("per-user", retry))
 			return
 		}
 	}
@@ -323,12 +362,12 @@ func (s *Server) limitUser(c *gin.Context) {
 func (s *Server) requireUser(c *gin.Context) {
 	raw, err := auth.BearerToken(c.GetHeader("Authorization"))
 	if err != nil {
-		abort(c, http.StatusUnauthorized, codeUnauthorized, "missing bearer token: send Authorization: Bearer <user token>")
+		s.respond(c, errUnauthorized("missing bearer token: send Authorization: Bearer <user token>"))
 		return
 	}
-	uid, err := s.opts.Tokens.Verify(raw)
+	uid, err := s.cfg.Tokens.Verify(raw)
 	if err != nil {
-		abort(c, http.StatusUnauthorized, codeUnauthorized, "invalid user token: "+err.Error())
+		s.respond(c, errUnauthorized("invalid user token: "+err.Error())) // says what is wrong with the token
 		return
 	}
 	c.Set(keyUser, uid)
@@ -337,84 +376,24 @@ func (s *Server) requireUser(c *gin.Context) {
 
 func (s *Server) requireAdmin(c *gin.Context) {
 	raw, err := auth.BearerToken(c.GetHeader("Authorization"))
-	if err != nil || !s.opts.AdminToken.Match(raw) {
-		abort(c, http.StatusUnauthorized, codeUnauthorized, "admin routes need Authorization: Bearer <SECKILL_ADMIN_TOKEN>")
+	if err != nil || !s.cfg.AdminToken.Match(raw) {
+		s.respond(c, errUnauthorized("admin routes need Authorization: Bearer <SECKILL_ADMIN_TOKEN>"))
 		return
 	}
 	c.Next()
 }
 
 func (s *Server) readyz(c *gin.Context) {
-	if s.opts.Ready == nil {
+	if s.cfg.Ready == nil {
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.opts.Ready(ctx); err != nil {
-		abort(c, http.StatusServiceUnavailable, codeUnavailable, "not ready: "+err.Error())
+	if err := s.cfg.Ready(ctx); err != nil {
+		// Config.Ready's text is for the caller: it names the backends down.
+		s.respond(c, errUnavailable("not ready: "+err.Error(), nil))
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
-}
-
-// activityCache keeps activity rows for a short while: the buy path must not
-// read the database, and an activity's window and price do not change.
-type activityCache struct {
-	ttl   time.Duration
-	store Store
-	now   func() time.Time
-	mu    sync.RWMutex
-	m     map[int64]cachedActivity
-	// loads coalesces the refreshes of one activity: when an entry expires
-	// under a spike, one query goes to the database, not one per request.
-	loads singleflight.Group
-}
-
-type cachedActivity struct {
-	a       order.Activity
-	fetched time.Time
-}
-
-func (ac *activityCache) get(ctx context.Context, id int64) (*order.Activity, error) {
-	now := ac.now()
-	ac.mu.RLock()
-	e, ok := ac.m[id]
-	ac.mu.RUnlock()
-	if ok && now.Sub(e.fetched) < ac.ttl {
-		a := e.a
-		return &a, nil
-	}
-	v, err, _ := ac.loads.Do(strconv.FormatInt(id, 10), func() (any, error) {
-		// Shared by every waiting request: not tied to the first one's
-		// context, but bounded.
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		a, err := ac.store.GetActivity(lctx, id)
-		if err != nil {
-			// Stale if error: while the database is away the last row
-			// read keeps the sale open (Redis decides every unit, and
-			// the queue holds the orders until the database is back);
-			// it is tried again after another TTL.
-			if ok && !errors.Is(err, order.ErrNotFound) {
-				ac.mu.Lock()
-				ac.m[id] = cachedActivity{a: e.a, fetched: now}
-				ac.mu.Unlock()
-				return e.a, nil
-			}
-			return nil, err
-		}
-		ac.mu.Lock()
-		if ac.m == nil {
-			ac.m = make(map[int64]cachedActivity)
-		}
-		ac.m[id] = cachedActivity{a: *a, fetched: now}
-		ac.mu.Unlock()
-		return *a, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	a := v.(order.Activity)
-	return &a, nil
 }

@@ -62,7 +62,7 @@ func waitHolderSnapshot(t testing.TB, f *fixture, act string) {
 }
 
 func TestSoldOutNonHolderWithRequestIDIsAnsweredWithoutRedis(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.SoldOutTTL = time.Hour }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour }})
 	act := openActivity(f, 2)
 	for _, u := range []string{"w1", "w2"} {
 		if r := f.buy(act, u, u+"-click"); r.status != http.StatusAccepted {
@@ -86,7 +86,7 @@ func TestSoldOutNonHolderWithRequestIDIsAnsweredWithoutRedis(t *testing.T) {
 }
 
 func TestSoldOutHolderRetryStillGetsItsOrderFromRedis(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.SoldOutTTL = time.Hour }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour }})
 	act := openActivity(f, 2)
 	won := f.buy(act, "winner", "click-1")
 	if won.status != http.StatusAccepted {
@@ -168,7 +168,7 @@ func TestReleaseClearsSoldOutFlagAndSnapshotSoTheUnitSellsAtOnce(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.SoldOutTTL = time.Hour }})
+			f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour }})
 			followReleases(t, f, f.srv)
 			act := openActivity(f, 1)
 			orderID := tc.hold(t, f, act)
@@ -231,8 +231,8 @@ func (blockedPublisher) Close() error { return nil }
 // once, on A. Each gateway only ever answers 410 on its own; Redis alone
 // hands out units.
 func TestSecondGatewayFailedPublishClearsTheOtherGatewaysSnapshot(t *testing.T) {
-	var opts httpapi.Options
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.SoldOutTTL = time.Hour; opts = *o }})
+	var opts httpapi.Config
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour; opts = *o }})
 	pub := blockedPublisher{unblock: make(chan struct{})}
 	opts.Publisher = pub
 	gwB, err := httpapi.New(opts)
@@ -292,7 +292,7 @@ func TestSecondGatewayFailedPublishClearsTheOtherGatewaysSnapshot(t *testing.T) 
 // handed out than stock plus the returned ones.
 func TestSoldOutSnapshotUnderConcurrentBuysAndReleases(t *testing.T) {
 	const stock, users, rounds, cancels = 10, 120, 4, 5
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Options) { o.SoldOutTTL = time.Hour }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour }})
 	followReleases(t, f, f.srv)
 	act := openActivity(f, stock)
 	actID := mustID(t, act)
