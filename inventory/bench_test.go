@@ -61,7 +61,7 @@ func benchReserve(b *testing.B, rdb redis.UniversalClient) {
 func benchHIncrBy(b *testing.B, rdb redis.UniversalClient) {
 	e := newEnv(b, rdb)
 	ctx := context.Background()
-	key := e.s.keys(randomID())[0]
+	key := e.s.keys(randomID()).meta
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

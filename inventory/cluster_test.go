@@ -310,12 +310,12 @@ func TestRedisCluster(t *testing.T) {
 		for id := int64(1); id <= activities; id++ {
 			keys := scenario.keys(id)
 			// After the lifecycle nothing is pending, so that key is gone.
-			want := []string{keys[0], keys[2], keys[1]} // meta, res, users: sorted
+			want := []string{keys.meta, keys.res, keys.users} // sorted
 			if got := slices.Sorted(slices.Values(found[id])); !slices.Equal(got, want) {
 				t.Errorf("activity %d: keys on the masters %v; want %v", id, got, want)
 			}
 			var slot int64 = -1
-			for _, k := range keys {
+			for _, k := range keys.forScript() {
 				s, err := rdb.ClusterKeySlot(ctx, k).Result()
 				if err != nil {
 					t.Fatalf("CLUSTER KEYSLOT %s: %v", k, err)
@@ -340,7 +340,7 @@ func TestRedisCluster(t *testing.T) {
 	t.Run("keys of two activities in one script are refused with CROSSSLOT", func(t *testing.T) {
 		// The control: this cluster does enforce slots, so the runs above
 		// prove the hash tags rather than a lenient server.
-		k1, k2 := scenario.keys(1)[0], scenario.keys(2)[0]
+		k1, k2 := scenario.keys(1).meta, scenario.keys(2).meta
 		s1, err1 := rdb.ClusterKeySlot(ctx, k1).Result()
 		s2, err2 := rdb.ClusterKeySlot(ctx, k2).Result()
 		if err1 != nil || err2 != nil || s1 == s2 {
@@ -376,7 +376,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		k := e.s.keys(id)
-		if want := []string{k[0], k[2], k[1]}; !slices.Equal(slices.Sorted(slices.Values(keys)), want) {
+		if want := []string{k.meta, k.res, k.users}; !slices.Equal(slices.Sorted(slices.Values(keys)), want) {
 			t.Errorf("keys after the lifecycle = %v; want %v", keys, want)
 		}
 	})

@@ -2,13 +2,11 @@ package inventory
 
 import (
 	"context"
-	_ "embed"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Coalesced Redis calls. During a spike every buy of one activity makes a
@@ -16,26 +14,10 @@ import (
 // its own round trip (and, on the embedded miniredis, its own freshly built
 // Lua interpreter). The Coalescer groups the concurrent ones per activity:
 // one script call decides a whole batch of reserves, one a whole batch of
-// confirms, and every caller gets the answer its own call would have given.
-
-var (
-	//go:embed lua/reserve_batch.lua
-	luaReserveBatch string
-	//go:embed lua/confirm_batch.lua
-	luaConfirmBatch string
-
-	// The batch scripts run the single scripts' own code for each request:
-	// reserve.lua and confirm.lua are wrapped as local functions of their
-	// ARGV (a parameter named ARGV shadows the global one), after lib.lua,
-	// so there is one copy of the per-request logic and a batch can only
-	// answer what the single calls, made one by one in arrival order, would
-	// have answered.
-	reserveBatchSource = luaLib + "\nlocal function reserve_one(ARGV)\n" + luaReserve + "\nend\n" + luaReserveBatch
-	confirmBatchSource = luaLib + "\nlocal function confirm_one(ARGV)\n" + luaConfirm + "\nend\n" + luaConfirmBatch
-
-	scriptReserveBatch = redis.NewScript(reserveBatchSource)
-	scriptConfirmBatch = redis.NewScript(confirmBatchSource)
-)
+// confirms, and every caller gets the answer its own call would have given,
+// because the batch scripts run the single scripts' own code for each
+// request (newScripts, scripts.go) and their answers are read by the same
+// Go code (reserveResult, reply.flag).
 
 // Defaults of CoalesceConfig.
 const (
@@ -81,7 +63,7 @@ func (c CoalesceConfig) withDefaults() CoalesceConfig {
 //
 // Answers are exactly those of Store.Reserve and Store.Confirm called one
 // by one in arrival order: the batch scripts run the single scripts' code
-// per request, and a batch is one activity's four keys, one Cluster slot.
+// per request, and a batch is one activity's keys, one Cluster slot.
 //
 // Cancellation. A call whose context ends while its request still waits
 // for its batch returns ctx.Err() and the request is never sent: nothing
@@ -99,8 +81,9 @@ func (c CoalesceConfig) withDefaults() CoalesceConfig {
 // So the gateway's answer to a Reserve error, 503 "nothing was reserved",
 // stays true: nothing is kept.
 //
-// A batch that fails as a whole (Redis unreachable, the script refused)
-// gives every caller in it the error, wrapping ErrUnavailable.
+// A batch that fails as a whole (Redis unreachable, a reply that is not
+// the script's) gives every caller in it the error, wrapping
+// ErrUnavailable.
 type Coalescer struct {
 	*Store
 	cfg CoalesceConfig
@@ -364,26 +347,24 @@ func (s *Store) reserveBatch(ctx context.Context, activityID int64, reqs []reser
 		enc := encodeReservation(Reservation{UserID: r.userID, RequestID: r.requestID, ReservedAt: r.now, Status: StatusPending})
 		args = append(args, r.userID, r.requestID, r.orderID, r.now.UnixMilli(), enc)
 	}
-	v, err := scriptReserveBatch.Run(ctx, s.rdb, s.keys(activityID), args...).Slice()
+	r, err := s.run(ctx, s.sc.reserveBatch, scriptCall{op: op, activity: activityID}, args...)
 	if err != nil {
-		return nil, unavailable(op, activityID, err)
+		return nil, err
 	}
-	if len(v) != 3*len(reqs) {
-		return nil, unavailable(op, activityID, fmt.Errorf("%d reply values for %d reserves", len(v), len(reqs)))
+	if r.status != statusOK || len(r.values) != 3*len(reqs) {
+		return nil, unavailable(op, activityID, fmt.Errorf("reply of %d values with status %d for %d reserves", len(r.values), r.status, len(reqs)))
 	}
 	out := make([]reserveAnswer, len(reqs))
-	for i, r := range reqs {
-		code, ok1 := v[3*i].(int64)
-		id, ok2 := v[3*i+1].(string)
-		rem, ok3 := v[3*i+2].(int64)
-		if !ok1 || !ok2 || !ok3 || code < 0 || code > int64(UnknownActivity) {
-			return nil, unavailable(op, activityID, fmt.Errorf("unexpected reply %v for reserve %d", v[3*i:3*i+3], i))
+	for i, req := range reqs {
+		res, err := reserveResult(scriptCall{op: op, activity: activityID, order: req.orderID}, r.values[3*i:3*i+3])
+		switch {
+		case errors.Is(err, ErrInvalid):
+			out[i].err = err // this request's, as Store.Reserve would return it
+		case err != nil:
+			return nil, err
+		default:
+			out[i].res = res
 		}
-		if code == 0 {
-			out[i].err = invalid(op, activityID, "order id %q already names a reservation", r.orderID)
-			continue
-		}
-		out[i].res = ReserveResult{Outcome: Outcome(code), OrderID: id, Remaining: rem}
 	}
 	return out, nil
 }
@@ -394,16 +375,28 @@ func (s *Store) confirmBatch(ctx context.Context, activityID int64, orderIDs []s
 	for i, id := range orderIDs {
 		args[i] = id
 	}
-	v, err := scriptConfirmBatch.Run(ctx, s.rdb, s.keys(activityID), args...).Int64Slice()
+	const op = "confirm"
+	r, err := s.run(ctx, s.sc.confirmBatch, scriptCall{op: op, activity: activityID}, args...)
 	if err != nil {
-		return nil, unavailable("confirm", activityID, err)
+		return nil, err
 	}
-	if len(v) != len(orderIDs) {
-		return nil, unavailable("confirm", activityID, fmt.Errorf("%d answers for %d order ids", len(v), len(orderIDs)))
+	if r.status != statusOK || len(r.values) != len(orderIDs) {
+		return nil, unavailable(op, activityID, fmt.Errorf("reply of %d values with status %d for %d order ids", len(r.values), r.status, len(orderIDs)))
 	}
-	ok := make([]bool, len(v))
-	for i, n := range v {
-		ok[i] = n == 1
+	queued := make([]bool, len(orderIDs))
+	for i, id := range orderIDs {
+		// Each value is the status of confirm.lua's reply {status}, read as
+		// Store.Confirm reads it.
+		c := scriptCall{op: op, activity: activityID, order: id}
+		one, err := decodeReply(c, r.values[i:i+1])
+		if err != nil {
+			return nil, err
+		}
+		q, ok := one.flag()
+		if !ok {
+			return nil, c.unexpected(r.values[i])
+		}
+		queued[i] = q
 	}
-	return ok, nil
+	return queued, nil
 }

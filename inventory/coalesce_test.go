@@ -147,16 +147,16 @@ func stateOf(t *testing.T, s *Store, id int64) activityState {
 	k := s.keys(id)
 	var st activityState
 	var err error
-	if st.meta, err = s.rdb.HGetAll(ctx, k[0]).Result(); err != nil {
+	if st.meta, err = s.rdb.HGetAll(ctx, k.meta).Result(); err != nil {
 		t.Fatal(err)
 	}
-	if st.users, err = s.rdb.HGetAll(ctx, k[1]).Result(); err != nil {
+	if st.users, err = s.rdb.HGetAll(ctx, k.users).Result(); err != nil {
 		t.Fatal(err)
 	}
-	if st.res, err = s.rdb.HGetAll(ctx, k[2]).Result(); err != nil {
+	if st.res, err = s.rdb.HGetAll(ctx, k.res).Result(); err != nil {
 		t.Fatal(err)
 	}
-	if st.pending, err = s.rdb.ZRangeWithScores(ctx, k[3], 0, -1).Result(); err != nil {
+	if st.pending, err = s.rdb.ZRangeWithScores(ctx, k.pending, 0, -1).Result(); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -341,7 +341,7 @@ func checkCoalescerInvariants(t *testing.T, s *Store, id int64, cfg CoalesceConf
 	if want := (Stats{Stock: stock, Remaining: 0, Reserved: stock, Pending: 0}); err != nil || !ok || st != want {
 		t.Errorf("Stats = %+v, %v, %v; want %+v", st, ok, err, want)
 	}
-	held, err := s.rdb.HGetAll(ctx, s.keys(id)[1]).Result()
+	held, err := s.rdb.HGetAll(ctx, s.keys(id).users).Result()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ const holdersScanCount = 1000
 // be added without a release, and a release invalidates the snapshot
 // (gateway/httpapi/soldout.go), so for it the scan is exact.
 func (s *Store) Holders(ctx context.Context, activityID int64, limit int) (map[string]string, bool, error) {
-	key := s.keys(activityID)[1]
+	key := s.keys(activityID).users
 	holders := make(map[string]string)
 	var cursor uint64
 	for {

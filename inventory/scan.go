@@ -2,13 +2,10 @@ package inventory
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // What a reconciler needs from Redis: read every reservation of an
@@ -16,28 +13,6 @@ import (
 // a script), ask which orders still hold one, and the few repairs whose
 // cause is known, each one script so it is one atomic step however many
 // reconcilers run at once.
-
-var (
-	//go:embed lua/repair_meta.lua
-	luaRepairMeta string
-	//go:embed lua/lower.lua
-	luaLower string
-	//go:embed lua/redrive.lua
-	luaRedrive string
-	//go:embed lua/redrive_undo.lua
-	luaRedriveUndo string
-
-	scriptRepairMeta = redis.NewScript(luaLib + "\n" + luaRepairMeta)
-	scriptLower      = redis.NewScript(luaLib + "\n" + luaLower)
-	scriptRedrive    = redis.NewScript(luaLib + "\n" + luaRedrive)
-	scriptUndo       = redis.NewScript(luaLib + "\n" + luaRedriveUndo)
-)
-
-// redriveKey is the hash of the re-drives of activity id's orders (order
-// id -> "<last re-drive ms>:<times>"), in the activity's hash slot.
-func (s *Store) redriveKey(id int64) string {
-	return s.prefix + ":{a" + strconv.FormatInt(id, 10) + "}:redrive"
-}
 
 // ReservationPage is one page of Reservations.
 type ReservationPage struct {
@@ -57,7 +32,7 @@ type ReservationPage struct {
 // during the scan may be missed: callers act on each one idempotently. An
 // activity that is not loaded has no reservations.
 func (s *Store) Reservations(ctx context.Context, activityID int64, cursor uint64, count int64) (ReservationPage, error) {
-	kv, next, err := s.rdb.HScan(ctx, s.keys(activityID)[2], cursor, "", count).Result()
+	kv, next, err := s.rdb.HScan(ctx, s.keys(activityID).res, cursor, "", count).Result()
 	if err != nil {
 		return ReservationPage{}, unavailable("scan reservations of", activityID, err)
 	}
@@ -80,7 +55,7 @@ func (s *Store) Held(ctx context.Context, activityID int64, orderIDs []string) (
 	if len(orderIDs) == 0 {
 		return []bool{}, nil
 	}
-	v, err := s.rdb.HMGet(ctx, s.keys(activityID)[2], orderIDs...).Result()
+	v, err := s.rdb.HMGet(ctx, s.keys(activityID).res, orderIDs...).Result()
 	if err != nil {
 		return nil, unavailable("look up reservations of", activityID, err)
 	}
@@ -150,26 +125,23 @@ func (s *Store) RepairMeta(ctx context.Context, a Activity, maxRemaining int64) 
 	case !a.EndsAt.After(a.StartsAt):
 		return MetaRepair{}, invalid(op, a.ID, "ends at %s, not after its start %s", a.EndsAt.Format(time.RFC3339), a.StartsAt.Format(time.RFC3339))
 	}
-	v, err := scriptRepairMeta.Run(ctx, s.rdb, s.keys(a.ID),
-		a.Stock, a.StartsAt.UnixMilli(), a.EndsAt.UnixMilli(), max(maxRemaining, 0)).Int64Slice()
+	c := scriptCall{op: op, activity: a.ID}
+	r, err := s.run(ctx, s.sc.repairMeta, c, a.Stock, a.StartsAt.UnixMilli(), a.EndsAt.UnixMilli(), max(maxRemaining, 0))
 	if err != nil {
-		return MetaRepair{}, unavailable(op, a.ID, err)
+		return MetaRepair{}, err
 	}
-	if len(v) != 2 {
-		return MetaRepair{}, unavailable(op, a.ID, fmt.Errorf("unexpected reply %v", v))
-	}
-	switch v[0] {
-	case 0:
-		return MetaRepair{Outcome: MetaPresent}, nil
-	case 1:
-		if v[1] > 0 {
+	v, ok := r.ints()
+	o := MetaRepairOutcome(r.status)
+	switch {
+	case ok && o == MetaRebuilt && len(v) == 1:
+		if v[0] > 0 {
 			s.announce(ctx, a.ID)
 		}
-		return MetaRepair{Outcome: MetaRebuilt, Remaining: v[1]}, nil
-	case 2:
-		return MetaRepair{Outcome: ActivityAbsent}, nil
+		return MetaRepair{Outcome: MetaRebuilt, Remaining: v[0]}, nil
+	case ok && (o == MetaPresent || o == ActivityAbsent) && len(v) == 0:
+		return MetaRepair{Outcome: o}, nil
 	}
-	return MetaRepair{}, unavailable(op, a.ID, fmt.Errorf("unexpected reply %v", v))
+	return MetaRepair{}, c.unexpected(r)
 }
 
 // LowerRemaining restores remaining + reservations <= stock, which every
@@ -180,14 +152,19 @@ func (s *Store) RepairMeta(ctx context.Context, a Activity, maxRemaining int64) 
 // reservations (not below 0). It returns the units taken off sale and
 // false when the activity is not loaded.
 func (s *Store) LowerRemaining(ctx context.Context, activityID int64) (int64, bool, error) {
-	n, err := scriptLower.Run(ctx, s.rdb, s.keys(activityID)).Int64()
-	if err != nil {
-		return 0, false, unavailable("lower remaining of", activityID, err)
-	}
-	if n < 0 {
+	c := scriptCall{op: "lower remaining of", activity: activityID}
+	r, err := s.run(ctx, s.sc.lower, c)
+	if errors.Is(err, ErrNotLoaded) {
 		return 0, false, nil
 	}
-	return n, true, nil
+	if err != nil {
+		return 0, false, err
+	}
+	v, ok := r.ints()
+	if !ok || r.status != statusOK || len(v) != 1 {
+		return 0, false, c.unexpected(r)
+	}
+	return v[0], true, nil
 }
 
 // RedriveDecision is the answer of MarkRedrive.
@@ -236,32 +213,29 @@ func (s *Store) MarkRedrive(ctx context.Context, activityID int64, orderID strin
 	if orderID == "" {
 		return 0, invalid(op, activityID, "empty order id")
 	}
-	keys := append(s.keys(activityID), s.redriveKey(activityID))
-	n, err := scriptRedrive.Run(ctx, s.rdb, keys,
-		orderID, reservedBefore.UnixMilli(), now.UnixMilli(), gap.Milliseconds(), maxTimes).Int()
+	c := scriptCall{op: op, activity: activityID, order: orderID}
+	r, err := s.run(ctx, s.sc.redrive, c, orderID, reservedBefore.UnixMilli(), now.UnixMilli(), gap.Milliseconds(), maxTimes)
 	if err != nil {
-		return 0, unavailable(op, activityID, err)
+		return 0, err
 	}
-	switch n {
-	case 0:
-		return RedriveGone, nil
-	case 1:
-		return RedriveNow, nil
-	case 2:
-		return RedriveThrottled, nil
-	case 3:
-		return RedriveExhausted, nil
+	d := RedriveDecision(r.status)
+	if d < RedriveNow || d > RedriveExhausted || len(r.values) != 0 {
+		return 0, c.unexpected(r)
 	}
-	return 0, unavailable(op, activityID, errors.New("unexpected reply "+strconv.Itoa(n)))
+	return d, nil
 }
 
 // UnmarkRedrive takes back the last MarkRedrive of orderID when its
 // publish failed: one re-drive fewer and no gap to wait, so a queue that
 // was down does not use up an order's re-drives.
 func (s *Store) UnmarkRedrive(ctx context.Context, activityID int64, orderID string) error {
-	keys := append(s.keys(activityID), s.redriveKey(activityID))
-	if err := scriptUndo.Run(ctx, s.rdb, keys, orderID).Err(); err != nil {
-		return unavailable("unmark re-drive of", activityID, err)
+	c := scriptCall{op: "unmark re-drive of", activity: activityID, order: orderID}
+	r, err := s.run(ctx, s.sc.redriveUndo, c, orderID)
+	if err != nil {
+		return err
+	}
+	if _, ok := r.flag(); !ok { // whether there was a mark does not matter
+		return c.unexpected(r)
 	}
 	return nil
 }

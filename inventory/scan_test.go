@@ -76,7 +76,7 @@ func TestReservationsScan(t *testing.T) {
 		if _, err := e.s.Claim(ctx, id, claim); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.rdb.HSet(ctx, e.s.keys(id)[2], "garbage", "Qnot-a-reservation").Err(); err != nil {
+		if err := e.rdb.HSet(ctx, e.s.keys(id).res, "garbage", "Qnot-a-reservation").Err(); err != nil {
 			t.Fatal(err)
 		}
 
@@ -142,7 +142,7 @@ func TestRepairMeta(t *testing.T) {
 		if err := e.s.SubscribeReleases(ctx, func(id int64) { got <- id }); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.rdb.Del(ctx, e.s.keys(id)[0]).Err(); err != nil {
+		if err := e.rdb.Del(ctx, e.s.keys(id).meta).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if r, err := e.s.RepairMeta(ctx, a, 100); err != nil || r != (MetaRepair{Outcome: MetaRebuilt, Remaining: 2}) {
@@ -168,16 +168,16 @@ func TestRepairMeta(t *testing.T) {
 
 		// The caller's bound wins when it is lower (the database knows of
 		// units Redis lost with meta), and remaining never goes negative.
-		if err := e.rdb.Del(ctx, e.s.keys(id)[0]).Err(); err != nil {
+		if err := e.rdb.Del(ctx, e.s.keys(id).meta).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.rdb.HDel(ctx, e.s.keys(id)[2], "o4", "o5").Err(); err != nil {
+		if err := e.rdb.HDel(ctx, e.s.keys(id).res, "o4", "o5").Err(); err != nil {
 			t.Fatal(err)
 		}
 		if r, err := e.s.RepairMeta(ctx, a, 1); err != nil || r != (MetaRepair{Outcome: MetaRebuilt, Remaining: 1}) {
 			t.Fatalf("RepairMeta with bound 1 = %+v, %v; want remaining 1", r, err)
 		}
-		if err := e.rdb.Del(ctx, e.s.keys(id)[0]).Err(); err != nil {
+		if err := e.rdb.Del(ctx, e.s.keys(id).meta).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if r, err := e.s.RepairMeta(ctx, a, -3); err != nil || r != (MetaRepair{Outcome: MetaRebuilt, Remaining: 0}) {
@@ -185,7 +185,7 @@ func TestRepairMeta(t *testing.T) {
 		}
 
 		// Nothing of the activity left: Load's job, not this one's.
-		for _, k := range e.s.keys(id) {
+		for _, k := range e.s.keys(id).forScript() {
 			if err := e.rdb.Del(ctx, k).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +212,7 @@ func TestLowerRemaining(t *testing.T) {
 			t.Fatalf("LowerRemaining of a sound activity = %d, %v, %v; want 0, true", n, ok, err)
 		}
 		// Meta restored as if the two reservations did not exist.
-		if err := e.rdb.HSet(ctx, e.s.keys(id)[0], "remaining", 5).Err(); err != nil {
+		if err := e.rdb.HSet(ctx, e.s.keys(id).meta, "remaining", 5).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if n, ok, err := e.s.LowerRemaining(ctx, id); err != nil || !ok || n != 2 {
@@ -223,14 +223,14 @@ func TestLowerRemaining(t *testing.T) {
 		}
 		// It never raises remaining: units missing from Redis are
 		// reported by the reconciler, not put back on sale.
-		if err := e.rdb.HSet(ctx, e.s.keys(id)[0], "remaining", 1).Err(); err != nil {
+		if err := e.rdb.HSet(ctx, e.s.keys(id).meta, "remaining", 1).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if n, _, err := e.s.LowerRemaining(ctx, id); err != nil || n != 0 || e.stats(t, id).Remaining != 1 {
 			t.Errorf("LowerRemaining below the sum = %d, %v, remaining %d; want 0 and remaining 1 kept", n, err, e.stats(t, id).Remaining)
 		}
 		// More reservations than stock: remaining stops at 0.
-		if err := e.rdb.HSet(ctx, e.s.keys(id)[0], "stock", 1, "remaining", 4).Err(); err != nil {
+		if err := e.rdb.HSet(ctx, e.s.keys(id).meta, "stock", 1, "remaining", 4).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if n, _, err := e.s.LowerRemaining(ctx, id); err != nil || n != 4 || e.stats(t, id).Remaining != 0 {
@@ -289,7 +289,7 @@ func TestMarkRedrive(t *testing.T) {
 		if got := mark("queued", now.Add(3*gap)); got != RedriveExhausted {
 			t.Errorf("third MarkRedrive with max 2 = %v; want %v", got, RedriveExhausted)
 		}
-		if v, err := e.rdb.HGet(ctx, e.s.redriveKey(id), "queued").Result(); err != nil || !strings.HasSuffix(v, ":2") {
+		if v, err := e.rdb.HGet(ctx, e.s.keys(id).redrive, "queued").Result(); err != nil || !strings.HasSuffix(v, ":2") {
 			t.Errorf("redrive mark = %q, %v; want two re-drives recorded", v, err)
 		}
 		// A publish that failed gives its re-drive back, with no gap.
@@ -302,7 +302,7 @@ func TestMarkRedrive(t *testing.T) {
 		if err := e.s.UnmarkRedrive(ctx, id, "claimed"); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := e.rdb.HExists(ctx, e.s.redriveKey(id), "claimed").Result(); err != nil || n {
+		if n, err := e.rdb.HExists(ctx, e.s.keys(id).redrive, "claimed").Result(); err != nil || n {
 			t.Errorf("undo of the only re-drive kept the mark: %v, %v", n, err)
 		}
 		if err := e.s.UnmarkRedrive(ctx, id, "never-marked"); err != nil {
@@ -315,11 +315,11 @@ func TestMarkRedrive(t *testing.T) {
 		if got := mark("queued", now.Add(4*gap)); got != RedriveGone {
 			t.Errorf("MarkRedrive of a released reservation = %v; want %v", got, RedriveGone)
 		}
-		if n, err := e.rdb.HExists(ctx, e.s.redriveKey(id), "queued").Result(); err != nil || n {
+		if n, err := e.rdb.HExists(ctx, e.s.keys(id).redrive, "queued").Result(); err != nil || n {
 			t.Errorf("mark of a released reservation kept: %v, %v", n, err)
 		}
-		if !strings.Contains(e.s.redriveKey(id), fmt.Sprintf("{a%d}", id)) {
-			t.Errorf("redrive key %s is outside the activity's hash slot", e.s.redriveKey(id))
+		if !strings.Contains(e.s.keys(id).redrive, fmt.Sprintf("{a%d}", id)) {
+			t.Errorf("redrive key %s is outside the activity's hash slot", e.s.keys(id).redrive)
 		}
 	})
 }
@@ -353,7 +353,7 @@ func TestScanOnRedisCluster(t *testing.T) {
 		if n, ok, err := s.LowerRemaining(ctx, id); err != nil || !ok || n != 0 {
 			t.Fatalf("LowerRemaining(%d) = %d, %v, %v", id, n, ok, err)
 		}
-		if err := rdb.Del(ctx, s.keys(id)[0]).Err(); err != nil {
+		if err := rdb.Del(ctx, s.keys(id).meta).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if r, err := s.RepairMeta(ctx, a, 3); err != nil || r != (MetaRepair{Outcome: MetaRebuilt, Remaining: 2}) {

@@ -55,13 +55,6 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	return &Store{rdb: rdb, prefix: prefix, sc: newScripts()}
 }
 
-// keys returns meta, users, res and pending of one activity, in the order
-// every script expects them.
-func (s *Store) keys(id int64) []string {
-	tag := s.prefix + ":{a" + strconv.FormatInt(id, 10) + "}:"
-	return []string{tag + "meta", tag + "users", tag + "res", tag + "pending"}
-}
-
 func unavailable(op string, id int64, err error) error {
 	return fmt.Errorf("%w: %s activity %d: %w", ErrUnavailable, op, id, err)
 }
@@ -112,14 +105,14 @@ func (s *Store) Load(ctx context.Context, a Activity, remaining int64, existing 
 		orders[r.OrderID] = struct{}{}
 	}
 
-	keys := s.keys(a.ID)
-	n, err := s.rdb.Exists(ctx, keys[0]).Result()
+	n, err := s.rdb.Exists(ctx, s.keys(a.ID).meta).Result()
 	if err != nil {
 		return false, unavailable(op, a.ID, err)
 	}
 	if n > 0 {
 		return false, nil
 	}
+	c := scriptCall{op: op, activity: a.ID}
 	for start := 0; start < len(existing); start += restoreChunk {
 		chunk := existing[start:min(start+restoreChunk, len(existing))]
 		args := make([]any, 0, 4*len(chunk))
@@ -130,20 +123,27 @@ func (s *Store) Load(ctx context.Context, a Activity, remaining int64, existing 
 			}
 			args = append(args, r.OrderID, r.UserID, encodeReservation(r), score)
 		}
-		wrote, err := s.sc.restore.Run(ctx, s.rdb, keys, args...).Int()
+		r, err := s.run(ctx, s.sc.restore, c, args...)
 		if err != nil {
-			return false, unavailable(op, a.ID, err)
+			return false, err
 		}
-		if wrote == 0 {
+		wrote, ok := r.flag()
+		if !ok {
+			return false, c.unexpected(r)
+		}
+		if !wrote {
 			return false, nil // loaded meanwhile by someone else
 		}
 	}
-	loaded, err := s.sc.load.Run(ctx, s.rdb, keys,
-		a.Stock, remaining, a.StartsAt.UnixMilli(), a.EndsAt.UnixMilli()).Int()
+	r, err := s.run(ctx, s.sc.load, c, a.Stock, remaining, a.StartsAt.UnixMilli(), a.EndsAt.UnixMilli())
 	if err != nil {
-		return false, unavailable(op, a.ID, err)
+		return false, err
 	}
-	return loaded == 1, nil
+	loaded, ok := r.flag()
+	if !ok {
+		return false, c.unexpected(r)
+	}
+	return loaded, nil
 }
 
 // Reserve takes one unit for userID in one atomic script, or says why not
@@ -160,24 +160,36 @@ func (s *Store) Reserve(ctx context.Context, activityID int64, userID, requestID
 	}
 	nowMS := now.UnixMilli()
 	enc := encodeReservation(Reservation{UserID: userID, RequestID: requestID, ReservedAt: now, Status: StatusPending})
-	v, err := s.sc.reserve.Run(ctx, s.rdb, s.keys(activityID),
-		userID, requestID, orderID, nowMS, enc).Slice()
+	c := scriptCall{op: op, activity: activityID, order: orderID}
+	v, err := s.eval(ctx, s.sc.reserve, c, userID, requestID, orderID, nowMS, enc)
 	if err != nil {
-		return ReserveResult{}, unavailable(op, activityID, err)
+		return ReserveResult{}, err
 	}
-	if len(v) != 3 {
-		return ReserveResult{}, unavailable(op, activityID, fmt.Errorf("unexpected reply %v", v))
+	return reserveResult(c, v)
+}
+
+// reserveResult decodes one answer of reserve.lua, {status, order id,
+// remaining}: the reply of Reserve, or one request's three values in the
+// reply of reserve_batch.lua, so both are read by the same code. An
+// activity that is not loaded is the outcome UnknownActivity, not an
+// error: the gateway loads it and asks again.
+func reserveResult(c scriptCall, v []any) (ReserveResult, error) {
+	r, err := decodeReply(c, v)
+	switch {
+	case errors.Is(err, ErrNotLoaded):
+		return ReserveResult{Outcome: UnknownActivity}, nil
+	case err != nil:
+		return ReserveResult{}, err
 	}
-	code, ok1 := v[0].(int64)
-	id, ok2 := v[1].(string)
-	rem, ok3 := v[2].(int64)
-	if !ok1 || !ok2 || !ok3 || code < 0 || code > int64(UnknownActivity) {
-		return ReserveResult{}, unavailable(op, activityID, fmt.Errorf("unexpected reply %v", v))
+	if len(r.values) != 2 || r.status < scriptStatus(Reserved) || r.status > scriptStatus(Ended) {
+		return ReserveResult{}, c.unexpected(v)
 	}
-	if code == 0 {
-		return ReserveResult{}, invalid(op, activityID, "order id %q already names a reservation", orderID)
+	id, ok1 := r.values[0].(string)
+	rem, ok2 := r.values[1].(int64)
+	if !ok1 || !ok2 {
+		return ReserveResult{}, c.unexpected(v)
 	}
-	return ReserveResult{Outcome: Outcome(code), OrderID: id, Remaining: rem}, nil
+	return ReserveResult{Outcome: Outcome(r.status), OrderID: id, Remaining: rem}, nil
 }
 
 // Confirm marks a pending reservation queued once the queue acknowledged
@@ -186,11 +198,16 @@ func (s *Store) Reserve(ctx context.Context, activityID int64, userID, requestID
 // caller must not count on the unit); queued and claimed ones stay as they
 // are and return true, so a repeated Confirm is harmless.
 func (s *Store) Confirm(ctx context.Context, activityID int64, orderID string) (bool, error) {
-	n, err := s.sc.confirm.Run(ctx, s.rdb, s.keys(activityID), orderID).Int()
+	c := scriptCall{op: "confirm", activity: activityID, order: orderID}
+	r, err := s.run(ctx, s.sc.confirm, c, orderID)
 	if err != nil {
-		return false, unavailable("confirm", activityID, err)
+		return false, err
 	}
-	return n == 1, nil
+	queued, ok := r.flag()
+	if !ok {
+		return false, c.unexpected(r)
+	}
+	return queued, nil
 }
 
 // ReleaseResult says what Release or ReleaseCancelled did. Only Released
@@ -249,17 +266,20 @@ func (s *Store) ReleaseCancelled(ctx context.Context, activityID int64, orderID 
 }
 
 func (s *Store) release(ctx context.Context, op string, activityID int64, orderID, mode string) (ReleaseResult, error) {
-	n, err := s.sc.release.Run(ctx, s.rdb, s.keys(activityID), orderID, mode).Int()
+	c := scriptCall{op: op, activity: activityID, order: orderID}
+	rep, err := s.run(ctx, s.sc.release, c, orderID, mode)
 	if err != nil {
-		return 0, unavailable(op, activityID, err)
+		return 0, err
 	}
-	r := ReleaseResult(n)
-	switch r {
-	case Released:
+	r := ReleaseResult(rep.status)
+	switch {
+	case len(rep.values) != 0:
+		return 0, c.unexpected(rep)
+	case r == Released:
 		s.announce(ctx, activityID)
-	case NotReleasedClaimed, NotReleasedAbsent:
+	case r == NotReleasedClaimed, r == NotReleasedAbsent:
 	default:
-		return 0, unavailable(op, activityID, fmt.Errorf("unexpected reply %d", n))
+		return 0, c.unexpected(rep)
 	}
 	return r, nil
 }
@@ -277,21 +297,23 @@ func (s *Store) Claim(ctx context.Context, activityID int64, orderIDs []string) 
 	for i, id := range orderIDs {
 		args[i] = id
 	}
-	v, err := s.sc.claim.Run(ctx, s.rdb, s.keys(activityID), args...).Int64Slice()
+	c := scriptCall{op: "claim", activity: activityID}
+	r, err := s.run(ctx, s.sc.claim, c, args...) // ErrNotLoaded when Redis lost the activity
 	if err != nil {
-		if strings.Contains(err.Error(), "activity not loaded") {
-			return nil, fmt.Errorf("%w: claim activity %d", ErrNotLoaded, activityID)
-		}
-		return nil, unavailable("claim", activityID, err)
+		return nil, err
+	}
+	v, ok := r.ints()
+	if !ok || r.status != statusOK {
+		return nil, c.unexpected(r)
 	}
 	if len(v) != len(orderIDs) {
-		return nil, unavailable("claim", activityID, fmt.Errorf("%d answers for %d order ids", len(v), len(orderIDs)))
+		return nil, unavailable(c.op, activityID, fmt.Errorf("%d answers for %d order ids", len(v), len(orderIDs)))
 	}
-	ok := make([]bool, len(v))
+	claimed := make([]bool, len(v))
 	for i, n := range v {
-		ok[i] = n == 1
+		claimed[i] = n == 1
 	}
-	return ok, nil
+	return claimed, nil
 }
 
 // ReapPending releases, as Release does, up to limit pending reservations
@@ -304,9 +326,14 @@ func (s *Store) ReapPending(ctx context.Context, activityID int64, olderThan tim
 	if limit <= 0 {
 		return []string{}, nil
 	}
-	ids, err := s.sc.reap.Run(ctx, s.rdb, s.keys(activityID), olderThan.UnixMilli(), limit).StringSlice()
+	c := scriptCall{op: "reap pending", activity: activityID}
+	r, err := s.run(ctx, s.sc.reap, c, olderThan.UnixMilli(), limit)
 	if err != nil {
-		return nil, unavailable("reap pending", activityID, err)
+		return nil, err
+	}
+	ids, ok := r.strings()
+	if !ok || r.status != statusOK {
+		return nil, c.unexpected(r)
 	}
 	if len(ids) > 0 {
 		s.announce(ctx, activityID)
@@ -316,7 +343,7 @@ func (s *Store) ReapPending(ctx context.Context, activityID int64, olderThan tim
 
 // Lookup returns the reservation of orderID; false when there is none.
 func (s *Store) Lookup(ctx context.Context, activityID int64, orderID string) (Reservation, bool, error) {
-	v, err := s.rdb.HGet(ctx, s.keys(activityID)[2], orderID).Result()
+	v, err := s.rdb.HGet(ctx, s.keys(activityID).res, orderID).Result()
 	if errors.Is(err, redis.Nil) {
 		return Reservation{}, false, nil
 	}
@@ -334,7 +361,7 @@ func (s *Store) Lookup(ctx context.Context, activityID int64, orderID string) (R
 // Remaining returns the units left; false when the activity is not loaded.
 // It is one HGET because it sits on the hot path of GET activity.
 func (s *Store) Remaining(ctx context.Context, activityID int64) (int64, bool, error) {
-	n, err := s.rdb.HGet(ctx, s.keys(activityID)[0], "remaining").Int64()
+	n, err := s.rdb.HGet(ctx, s.keys(activityID).meta, "remaining").Int64()
 	if errors.Is(err, redis.Nil) {
 		return 0, false, nil
 	}
@@ -348,17 +375,19 @@ func (s *Store) Remaining(ctx context.Context, activityID int64) (int64, bool, e
 // four numbers belong to the same instant; false when the activity is not
 // loaded.
 func (s *Store) Stats(ctx context.Context, activityID int64) (Stats, bool, error) {
-	v, err := s.sc.stats.Run(ctx, s.rdb, s.keys(activityID)).Int64Slice()
-	if err != nil {
-		return Stats{}, false, unavailable("stats", activityID, err)
-	}
-	switch len(v) {
-	case 0:
+	c := scriptCall{op: "stats", activity: activityID}
+	r, err := s.run(ctx, s.sc.stats, c)
+	if errors.Is(err, ErrNotLoaded) {
 		return Stats{}, false, nil
-	case 4:
-		return Stats{Stock: v[0], Remaining: v[1], Reserved: v[2], Pending: v[3]}, true, nil
 	}
-	return Stats{}, false, unavailable("stats", activityID, fmt.Errorf("unexpected reply %v", v))
+	if err != nil {
+		return Stats{}, false, err
+	}
+	v, ok := r.ints()
+	if !ok || r.status != statusOK || len(v) != 4 {
+		return Stats{}, false, c.unexpected(r)
+	}
+	return Stats{Stock: v[0], Remaining: v[1], Reserved: v[2], Pending: v[3]}, true, nil
 }
 
 // Ping checks that Redis answers, for readiness probes.
@@ -369,25 +398,27 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// String names the outcome, for logs and test failures.
+// String names the outcome. The names are the outcome label of the
+// gateway's seckill_reserve_total, which dashboards and alerts match, so
+// they do not change.
 func (o Outcome) String() string {
 	switch o {
 	case Reserved:
-		return "Reserved"
+		return "reserved"
 	case Existing:
-		return "Existing"
+		return "existing"
 	case Pending:
-		return "Pending"
+		return "pending"
 	case AlreadyPurchased:
-		return "AlreadyPurchased"
+		return "already_purchased"
 	case SoldOut:
-		return "SoldOut"
+		return "sold_out"
 	case NotStarted:
-		return "NotStarted"
+		return "not_started"
 	case Ended:
-		return "Ended"
+		return "ended"
 	case UnknownActivity:
-		return "UnknownActivity"
+		return "unknown_activity"
 	}
 	return "Outcome(" + strconv.Itoa(int(o)) + ")"
 }

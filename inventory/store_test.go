@@ -238,7 +238,7 @@ func TestReleaseNeverAboveStock(t *testing.T) {
 		id := e.load(t, 2)
 		e.mustReserve(t, id, "u1", "", "o1", t0)
 		// Simulate drift (an operator reset remaining by hand).
-		if err := e.rdb.HSet(ctx, e.s.keys(id)[0], "remaining", 2).Err(); err != nil {
+		if err := e.rdb.HSet(ctx, e.s.keys(id).meta, "remaining", 2).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if r, err := e.s.Release(ctx, id, "o1"); err != nil || r != Released {
@@ -257,13 +257,13 @@ func TestReleaseKeepsUserMarkOfAnotherOrder(t *testing.T) {
 		e.mustReserve(t, id, "u1", "", "o1", t0)
 		// The user's mark points at another order (as after a restore from
 		// a database that moved on); releasing o1 must leave it.
-		if err := e.rdb.HSet(ctx, e.s.keys(id)[1], "u1", "o-other").Err(); err != nil {
+		if err := e.rdb.HSet(ctx, e.s.keys(id).users, "u1", "o-other").Err(); err != nil {
 			t.Fatal(err)
 		}
 		if r, err := e.s.Release(ctx, id, "o1"); err != nil || r != Released {
 			t.Fatalf("Release = %v, %v; want %v", r, err, Released)
 		}
-		mark, err := e.rdb.HGet(ctx, e.s.keys(id)[1], "u1").Result()
+		mark, err := e.rdb.HGet(ctx, e.s.keys(id).users, "u1").Result()
 		if err != nil || mark != "o-other" {
 			t.Errorf("user mark = %q, %v; want o-other kept", mark, err)
 		}
@@ -502,9 +502,9 @@ func TestRestoreRefusesOnceLoaded(t *testing.T) {
 		id := e.load(t, 3)
 		// A slow loader's chunk arriving after meta was written must not
 		// bring back reservations the live activity has moved past.
-		n, err := e.s.sc.restore.Run(ctx, e.rdb, e.s.keys(id), "late", "ulate", "W0:5:ulate", "").Int()
-		if err != nil || n != 0 {
-			t.Fatalf("restore after meta = %d, %v; want 0", n, err)
+		r, err := e.s.run(ctx, e.s.sc.restore, scriptCall{op: "restore", activity: id}, "late", "ulate", "W0:5:ulate", "")
+		if wrote, ok := r.flag(); err != nil || !ok || wrote {
+			t.Fatalf("restore after meta = %+v, %v; want status 0 (nothing written)", r, err)
 		}
 		if _, ok := e.lookup(t, id, "late"); ok {
 			t.Errorf("late restore chunk wrote a reservation")
@@ -770,7 +770,7 @@ func TestNewRejectsBracePrefix(t *testing.T) {
 			New(nil, Options{Prefix: p})
 		}()
 	}
-	if got := New(nil, Options{}).keys(42)[0]; got != "seckill:{a42}:meta" {
+	if got := New(nil, Options{}).keys(42).meta; got != "seckill:{a42}:meta" {
 		t.Errorf("default meta key = %q; want seckill:{a42}:meta", got)
 	}
 }

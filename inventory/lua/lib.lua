@@ -1,18 +1,35 @@
 -- lib.lua is prepended to every script of this package (see scripts.go), so
--- the reservation encoding and the release step exist once.
+-- the key names, the reply statuses, the reservation encoding and the
+-- release step exist once.
 --
--- KEYS of every script, all of one activity (same hash tag {a<ID>}):
+-- KEYS of every script, all of one activity (same hash tag {a<ID>}), in
+-- the order of activityKeys.forScript (scripts.go):
 --   KEYS[1] meta     hash: stock, remaining, starts_ms, ends_ms
 --   KEYS[2] users    hash: user id -> order id
 --   KEYS[3] res      hash: order id -> encoded reservation
 --   KEYS[4] pending  zset: order id -> reserved at (ms), pending ones only
+--   KEYS[5] redrive  hash: order id -> "<last re-drive ms>:<times>"
+--
+-- Every script answers {status, values...}. A status >= 0 is the script's
+-- answer, as its header says (decoded in Go into a named type or a flag);
+-- a status < 0 is one of the failures below, the same number for the same
+-- failure in every script, decoded in Go into a sentinel error
+-- (inventory.scriptStatus). No script raises an error or answers a
+-- string to say what happened: an error reply means Redis failed.
 --
 -- An encoded reservation is
 --   <status><reserved_ms>:<len(user)>:<user><request id>
 -- status is one byte: P pending, Q queued, W claimed (inventory.Status).
 -- The status comes first so a status change rewrites one byte, and the
 -- user length makes any byte in user and request ids safe.
-local META, USERS, RES, PENDING = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local META, USERS, RES, PENDING, REDRIVE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+
+-- The status of a script that answers only values.
+local OK = 0
+-- Failures, as inventory.scriptStatus.
+local NOT_LOADED = -1     -- meta is missing: inventory.ErrNotLoaded
+local ORDER_ID_TAKEN = -2 -- a new order id already names a reservation: inventory.ErrInvalid
+local BAD_ARGUMENTS = -3  -- ARGV the script cannot take: inventory.ErrInvalid
 
 local function decode(v)
   local c1 = string.find(v, ':', 2, true)

@@ -3,11 +3,11 @@
 -- database while reservations it did not know about survived in RES),
 -- Redis would sell units that are held: remaining drops to
 -- stock - HLEN(res), never below 0. It only ever takes units off sale.
--- Returns the units taken off sale, 0 when the sum was right, -1 when the
--- activity is not loaded.
+-- Returns {OK, units taken off sale} (0 when the sum was right), or
+-- {NOT_LOADED}.
 local m = redis.call('HMGET', META, 'stock', 'remaining')
 if not m[1] or not m[2] then
-  return -1
+  return {NOT_LOADED}
 end
 local remaining = tonumber(m[2])
 local want = tonumber(m[1]) - redis.call('HLEN', RES)
@@ -16,6 +16,6 @@ if want < 0 then
 end
 if remaining > want then
   redis.call('HSET', META, 'remaining', want)
-  return remaining - want
+  return {OK, remaining - want}
 end
-return 0
+return {OK, 0}

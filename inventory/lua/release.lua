@@ -1,9 +1,10 @@
 -- release: ARGV order id, mode. mode 'unclaimed' (Release) releases a
 -- pending or queued reservation and leaves a claimed one alone; mode 'any'
--- (ReleaseCancelled) releases whatever the status. Returns 1 released,
--- 2 claimed (nothing changed), 3 absent (nothing changed).
+-- (ReleaseCancelled) releases whatever the status. Returns {status},
+-- status an inventory.ReleaseResult: RELEASED, CLAIMED (nothing changed)
+-- or ABSENT (nothing changed); BAD_ARGUMENTS for another mode.
 local mode = ARGV[2]
 if mode ~= 'unclaimed' and mode ~= 'any' then
-  return redis.error_reply('ERR release mode must be unclaimed or any')
+  return {BAD_ARGUMENTS}
 end
-return release(ARGV[1], mode == 'any')
+return {release(ARGV[1], mode == 'any')}
