@@ -28,7 +28,9 @@
 // These names are reserved: a caller's header of the same name is
 // overwritten. The dead-letter headers of package mq (x-dead-letter-reason,
 // x-dead-letter-attempts, x-original-topic) are ordinary headers of the
-// records on mq.DeadLetterTopic(topic).
+// records on mq.DeadLetterTopic(topic). The trace context package mqotel
+// adds travels as the standard W3C record headers traceparent, tracestate
+// and baggage, which other clients' OpenTelemetry instrumentation reads.
 //
 // # Partitioning
 //
@@ -527,6 +529,10 @@ func (b *Broker) Close() error {
 	})
 	return b.closeErr
 }
+
+// MessagingSystem names the backend in telemetry: the messaging.system
+// attribute of the spans package mqotel starts around it.
+func (b *Broker) MessagingSystem() string { return "kafka" }
 
 // beginPublish registers a Publish call, or reports mq.ErrClosed.
 func (b *Broker) beginPublish() bool {

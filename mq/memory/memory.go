@@ -706,6 +706,10 @@ func (b *Broker) Delayed() int {
 	return b.delayed
 }
 
+// MessagingSystem names the backend in telemetry: the messaging.system
+// attribute of the spans package mqotel starts around it.
+func (b *Broker) MessagingSystem() string { return "memory" }
+
 var (
 	_ mq.Publisher  = (*Broker)(nil)
 	_ mq.Subscriber = (*Broker)(nil)

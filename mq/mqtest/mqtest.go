@@ -6,10 +6,11 @@
 // The suite asserts only what the mq contract promises: delivery with
 // intact fields, redelivery with backoff, dead-lettering, delayed delivery
 // never early, capacity (for bounded backends), drain on Close, bounded
-// concurrency and consumer-group fan-out. Time is only ever measured as a
-// lower bound (nothing arrives too early); waits are bounded by WaitTimeout
-// and fail naming what did not arrive, so a slow machine makes the suite
-// slower, never red.
+// concurrency, consumer-group fan-out, headers intact on every path a
+// message takes, and a trace that crosses the backend through the mqotel
+// decorators. Time is only ever measured as a lower bound (nothing arrives
+// too early); waits are bounded by WaitTimeout and fail naming what did not
+// arrive, so a slow machine makes the suite slower, never red.
 package mqtest
 
 import (
@@ -79,6 +80,8 @@ func Run(t *testing.T, newBackend Factory, f Features) {
 		{"CloseDrains", testCloseDrains},
 		{"Concurrency", testConcurrency},
 		{"ConsumerGroups", testGroups},
+		{"HeadersOnEveryPath", testHeaders},
+		{"TracePropagation", testTracePropagation},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -284,6 +284,10 @@ func (b *Broker) Ping(ctx context.Context) error {
 	return nil
 }
 
+// MessagingSystem names the backend in telemetry: the messaging.system
+// attribute of the spans package mqotel starts around it.
+func (b *Broker) MessagingSystem() string { return "nats" }
+
 // Close stops every subscription (waiting up to DrainTimeout for the
 // handlers in flight; messages fetched but not yet handled go back to the
 // server at once), stops the mover, flushes and closes the connection and
