@@ -29,7 +29,9 @@ var (
 // ValidUserID reports whether id may be used as a user id: 1-64 characters
 // of letters, digits and _.@:-. User ids become Redis hash fields and
 // database values, so they are short and plain (and need no JSON escaping).
-func ValidUserID(id string) bool {
+func ValidUserID(id string) bool { return validUserID(id) }
+
+func validUserID[T string | []byte](id T) bool {
 	if len(id) == 0 || len(id) > 64 {
 		return false
 	}
@@ -63,7 +65,7 @@ type Tokens struct {
 	secret    []byte
 	parser    *jwt.Parser
 	validator *jwt.Validator
-	macs      sync.Pool // of hash.Hash: hmac.New costs two digests and the key schedule
+	macs      sync.Pool // of *scratch: hmac.New costs two digests and the key schedule
 	now       func() time.Time
 }
 
@@ -79,18 +81,34 @@ func NewTokens(secret []byte) *Tokens {
 	}
 	t.parser = jwt.NewParser(opts...)
 	t.validator = jwt.NewValidator(opts...)
-	t.macs.New = func() any { return hmac.New(sha256.New, secret) }
+	t.macs.New = func() any { return &scratch{mac: hmac.New(sha256.New, secret)} }
 	return t
+}
+
+// scratch is a keyed HMAC and room to hand it bytes without an allocation
+// per call (a []byte passed through hash.Hash's interface escapes).
+type scratch struct {
+	mac hash.Hash
+	buf [512]byte
+	out [sha256.Size]byte
+}
+
+// sum returns the HMAC of s, valid until sc goes back to the pool.
+func (sc *scratch) sum(s string) []byte {
+	sc.mac.Reset()
+	for len(s) > 0 {
+		n := copy(sc.buf[:], s)
+		sc.mac.Write(sc.buf[:n])
+		s = s[n:]
+	}
+	return sc.mac.Sum(sc.out[:0])
 }
 
 // sign appends the base64url HMAC-SHA256 of signingInput to dst.
 func (t *Tokens) sign(dst []byte, signingInput string) []byte {
-	mac := t.macs.Get().(hash.Hash)
-	mac.Reset()
-	mac.Write([]byte(signingInput))
-	var sum [sha256.Size]byte
-	dst = base64.RawURLEncoding.AppendEncode(dst, mac.Sum(sum[:0]))
-	t.macs.Put(mac)
+	sc := t.macs.Get().(*scratch)
+	dst = base64.RawURLEncoding.AppendEncode(dst, sc.sum(signingInput))
+	t.macs.Put(sc)
 	return dst
 }
 
@@ -120,54 +138,84 @@ func (t *Tokens) Issue(userID string, ttl time.Duration) (string, error) {
 
 // Verify checks a raw token and returns its user id.
 func (t *Tokens) Verify(raw string) (string, error) {
-	var claims jwt.RegisteredClaims
-	if rest, ok := strings.CutPrefix(raw, hs256Header+"."); ok {
-		if err := t.verifyFast(raw, rest, &claims); err != nil {
-			return "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
-		}
-	} else if _, err := t.parser.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return t.secret, nil }); err != nil {
+	rest, ok := strings.CutPrefix(raw, hs256Header+".")
+	if !ok {
+		return t.verifyLibrary(raw)
+	}
+	user, err := t.verifyFast(raw, rest)
+	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	if !ValidUserID(claims.Subject) {
+	return user, nil
+}
+
+// verifyLibrary checks raw with golang-jwt's parser.
+func (t *Tokens) verifyLibrary(raw string) (string, error) {
+	var claims jwt.RegisteredClaims
+	if _, err := t.parser.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return t.secret, nil }); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	return subject(&claims)
+}
+
+func subject(c *jwt.RegisteredClaims) (string, error) {
+	if !ValidUserID(c.Subject) {
 		return "", fmt.Errorf("%w: claim sub is not a valid user id", ErrInvalidToken)
 	}
-	return claims.Subject, nil
+	return c.Subject, nil
 }
 
 // verifyFast checks a token whose header is hs256Header (rest is what
-// follows it) as golang-jwt would: signature first, then the claims with
-// the library's validator. Its errors wrap the library's.
-func (t *Tokens) verifyFast(raw, rest string, claims *jwt.RegisteredClaims) error {
+// follows it) as golang-jwt would: signature first, then the claims. Claims
+// of the shape Issue writes are read and checked by hand; any others are
+// decoded and checked with the library's validator. Its errors wrap the
+// library's.
+func (t *Tokens) verifyFast(raw, rest string) (string, error) {
 	payload, sig, ok := strings.Cut(rest, ".")
 	if !ok || strings.Contains(sig, ".") {
-		return fmt.Errorf("%w: token contains an invalid number of segments", jwt.ErrTokenMalformed)
+		return "", fmt.Errorf("%w: token contains an invalid number of segments", jwt.ErrTokenMalformed)
 	}
-	var want [64]byte
-	got, err := base64.RawURLEncoding.AppendDecode(want[32:32], []byte(sig))
+	if len(sig) > 64 || len(payload) > 256 { // longer than anything Issue writes
+		return t.verifyLibrary(raw)
+	}
+	var in [256]byte
+	var got [48]byte
+	n, err := base64.RawURLEncoding.Decode(got[:], in[:copy(in[:], sig)])
 	if err != nil {
-		return fmt.Errorf("%w: could not base64 decode signature: %w", jwt.ErrTokenMalformed, err)
+		return "", fmt.Errorf("%w: could not base64 decode signature: %w", jwt.ErrTokenMalformed, err)
 	}
-	mac := t.macs.Get().(hash.Hash)
-	mac.Reset()
-	mac.Write([]byte(raw[:len(raw)-len(sig)-1]))
-	sum := mac.Sum(want[:0])
-	t.macs.Put(mac)
-	if !hmac.Equal(sum, got) {
-		return fmt.Errorf("%w: %w", jwt.ErrTokenSignatureInvalid, jwt.ErrSignatureInvalid)
+	sc := t.macs.Get().(*scratch)
+	ok = hmac.Equal(sc.sum(raw[:len(raw)-len(sig)-1]), got[:n])
+	t.macs.Put(sc)
+	if !ok {
+		return "", fmt.Errorf("%w: %w", jwt.ErrTokenSignatureInvalid, jwt.ErrSignatureInvalid)
 	}
-	js, err := base64.RawURLEncoding.DecodeString(payload)
+	var js [192]byte
+	n, err = base64.RawURLEncoding.Decode(js[:], in[:copy(in[:], payload)])
 	if err != nil {
-		return fmt.Errorf("%w: could not base64 decode claim: %w", jwt.ErrTokenMalformed, err)
+		return "", fmt.Errorf("%w: could not base64 decode claim: %w", jwt.ErrTokenMalformed, err)
 	}
-	if !issuedClaims(js, claims) {
-		if err := json.Unmarshal(js, claims); err != nil {
-			return fmt.Errorf("%w: could not JSON decode claim: %w", jwt.ErrTokenMalformed, err)
+	if sub, exp, ok := issuedClaims(js[:n]); ok {
+		// What the library's validator checks of these claims: exp, with
+		// the leeway (there is no nbf; iat is not verified).
+		if !t.now().Before(time.Unix(exp, 0).Add(leeway)) {
+			return "", fmt.Errorf("%w: %w", jwt.ErrTokenInvalidClaims, jwt.ErrTokenExpired)
 		}
+		return string(sub), nil
 	}
-	if err := t.validator.Validate(claims); err != nil {
-		return fmt.Errorf("%w: %w", jwt.ErrTokenInvalidClaims, err)
+	return t.validateClaims(js[:n])
+}
+
+// validateClaims decodes and validates claims of any other shape.
+func (t *Tokens) validateClaims(js []byte) (string, error) {
+	var claims jwt.RegisteredClaims
+	if err := json.Unmarshal(js, &claims); err != nil {
+		return "", fmt.Errorf("%w: %w: could not JSON decode claim: %w", ErrInvalidToken, jwt.ErrTokenMalformed, err)
 	}
-	return nil
+	if err := t.validator.Validate(&claims); err != nil {
+		return "", fmt.Errorf("%w: %w: %w", ErrInvalidToken, jwt.ErrTokenInvalidClaims, err)
+	}
+	return subject(&claims)
 }
 
 // BearerToken extracts the token from an Authorization header value.
@@ -188,37 +236,30 @@ func (a AdminToken) Match(tok string) bool {
 }
 
 // issuedClaims reads claims of exactly the shape Issue writes,
-// {"sub":"<user id>","exp":<seconds>,"iat":<seconds>}, into c and reports
-// whether js had it; anything else is left to encoding/json.
-func issuedClaims(js []byte, c *jwt.RegisteredClaims) bool {
+// {"sub":"<user id>","exp":<seconds>,"iat":<seconds>}, and reports whether
+// js had it; anything else is left to encoding/json.
+func issuedClaims(js []byte) (sub []byte, exp int64, ok bool) {
 	rest, ok := bytes.CutPrefix(js, []byte(`{"sub":"`))
 	if !ok {
-		return false
+		return nil, 0, false
 	}
-	sub, rest, ok := bytes.Cut(rest, []byte(`","exp":`))
-	if !ok || !ValidUserID(string(sub)) {
-		return false
+	sub, rest, ok = bytes.Cut(rest, []byte(`","exp":`))
+	if !ok || !validUserID(sub) {
+		return nil, 0, false
 	}
-	exp, rest, ok := bytes.Cut(rest, []byte(`,"iat":`))
+	e, rest, ok := bytes.Cut(rest, []byte(`,"iat":`))
 	if !ok {
-		return false
+		return nil, 0, false
 	}
 	iat, ok := bytes.CutSuffix(rest, []byte("}"))
 	if !ok {
-		return false
+		return nil, 0, false
 	}
-	e, ok := seconds(exp)
-	if !ok {
-		return false
+	exp, ok = seconds(e)
+	if _, iatOK := seconds(iat); !ok || !iatOK {
+		return nil, 0, false
 	}
-	i, ok := seconds(iat)
-	if !ok {
-		return false
-	}
-	c.Subject = string(sub)
-	c.ExpiresAt = jwt.NewNumericDate(time.Unix(e, 0))
-	c.IssuedAt = jwt.NewNumericDate(time.Unix(i, 0))
-	return true
+	return sub, exp, true
 }
 
 // seconds parses a plain decimal count of seconds, as Issue writes it.

@@ -135,6 +135,8 @@ func TestFastPathAgreesWithLibrary(t *testing.T) {
 		"escaped sub":           signed(h, `{"sub":"b\u006fb","exp":`+exp(time.Hour)+`,"iat":1}`),
 		"duplicate sub":         signed(h, `{"sub":"bob","exp":`+exp(time.Hour)+`,"iat":1,"sub":"eve"}`),
 		"bad sub":               signed(h, `{"sub":"bob smith","exp":`+exp(time.Hour)+`,"iat":1}`),
+		"long claims":           signed(h, `{"sub":"bob","exp":`+exp(time.Hour)+`,"jti":"`+strings.Repeat("j", 300)+`"}`),
+		"long claims, expired":  signed(h, `{"sub":"bob","exp":`+exp(-time.Hour)+`,"jti":"`+strings.Repeat("j", 300)+`"}`),
 		"claims not JSON":       signed(h, `{"sub":"bob",`),
 		"claims an array":       signed(h, `["bob"]`),
 		"trailing data":         signed(h, `{"sub":"bob","exp":`+exp(time.Hour)+`} x`),

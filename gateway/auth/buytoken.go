@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"hash"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +41,7 @@ const buyTokenContext = "seckill buy token v1"
 type BuyTokens struct {
 	key  []byte
 	ttl  time.Duration
-	macs sync.Pool // of hash.Hash
+	macs sync.Pool // of *scratch
 	now  func() time.Time
 }
 
@@ -55,7 +54,7 @@ func NewBuyTokens(secret []byte, ttl time.Duration) *BuyTokens {
 	derive := hmac.New(sha256.New, secret)
 	derive.Write([]byte(buyTokenContext))
 	b := &BuyTokens{key: derive.Sum(nil), ttl: ttl, now: time.Now}
-	b.macs.New = func() any { return hmac.New(sha256.New, b.key) }
+	b.macs.New = func() any { return &scratch{mac: hmac.New(sha256.New, b.key)} }
 	return b
 }
 
@@ -63,12 +62,9 @@ func NewBuyTokens(secret []byte, ttl time.Duration) *BuyTokens {
 func (b *BuyTokens) TTL() time.Duration { return b.ttl }
 
 func (b *BuyTokens) mac(dst []byte, signed string) []byte {
-	m := b.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(signed))
-	var sum [sha256.Size]byte
-	dst = base64.RawURLEncoding.AppendEncode(dst, m.Sum(sum[:0])[:16])
-	b.macs.Put(m)
+	sc := b.macs.Get().(*scratch)
+	dst = base64.RawURLEncoding.AppendEncode(dst, sc.sum(signed)[:16])
+	b.macs.Put(sc)
 	return dst
 }
 
