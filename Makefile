@@ -1,6 +1,6 @@
 # One entry point for developers and CI. Modules are listed explicitly: at a
 # go.work root, `go test ./...` does not cross module boundaries.
-MODULES := mq inventory order notifier gateway static testkit deploy loadtest
+MODULES := platform mq inventory order notifier gateway static testkit deploy loadtest
 GO      ?= go
 ARGS    ?=
 

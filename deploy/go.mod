@@ -27,8 +27,9 @@ require (
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/flashsale/seckill/inventory v0.0.0 // indirect
 	github.com/flashsale/seckill/mq v0.0.0 // indirect
+	github.com/flashsale/seckill/platform v0.0.0 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.1 // indirect
-	github.com/go-logr/logr v1.4.3 // indirect
+	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-viper/mapstructure/v2 v2.4.0 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
@@ -102,3 +103,5 @@ replace github.com/flashsale/seckill/order => ../order
 replace github.com/flashsale/seckill/static => ../static
 
 replace github.com/flashsale/seckill/testkit => ../testkit
+
+replace github.com/flashsale/seckill/platform => ../platform

@@ -46,6 +46,7 @@ require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/cloudwego/base64x v0.1.6 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
+	github.com/flashsale/seckill/platform v0.0.0
 	github.com/gabriel-vasile/mimetype v1.4.12 // indirect
 	github.com/gin-contrib/sse v1.1.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
@@ -107,3 +108,5 @@ replace github.com/flashsale/seckill/order => ../order
 replace github.com/flashsale/seckill/static => ../static
 
 replace github.com/flashsale/seckill/testkit => ../testkit
+
+replace github.com/flashsale/seckill/platform => ../platform

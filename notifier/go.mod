@@ -21,6 +21,7 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
+	github.com/flashsale/seckill/platform v0.0.0
 	github.com/go-sql-driver/mysql v1.10.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
@@ -62,3 +63,5 @@ replace github.com/flashsale/seckill/mq => ../mq
 replace github.com/flashsale/seckill/order => ../order
 
 replace github.com/flashsale/seckill/testkit => ../testkit
+
+replace github.com/flashsale/seckill/platform => ../platform

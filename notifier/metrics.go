@@ -1,11 +1,10 @@
 package notifier
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flashsale/seckill/notifier/channel"
+	platformmetrics "github.com/flashsale/seckill/platform/metrics"
 )
 
 // Results of seckill_notifications_total.
@@ -68,13 +67,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	var errs []error
-	for _, c := range []prometheus.Collector{m.total, m.seconds, m.invalid, m.backlog} {
-		if err := reg.Register(c); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := platformmetrics.Register(reg, m.total, m.seconds, m.invalid, m.backlog); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -53,10 +53,10 @@ import (
 	"github.com/flashsale/seckill/notifier/contacts"
 	"github.com/flashsale/seckill/notifier/ledger"
 	"github.com/flashsale/seckill/notifier/render"
-	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
-// Group is the consumer group of the notifier on order.TopicOrderEvents.
+// Group is the consumer group of the notifier on ordermsg.TopicOrderEvents.
 const Group = "notifier"
 
 // Limit is a per-channel send rate.
@@ -159,7 +159,7 @@ type sender struct {
 	name    string
 	limiter *rate.Limiter
 	address func(contacts.Contact) string
-	send    func(ctx context.Context, e order.Event, to string) error
+	send    func(ctx context.Context, e ordermsg.Event, to string) error
 }
 
 // Notifier consumes order events and delivers notifications. Handle is the
@@ -199,7 +199,7 @@ func New(opts Options) (*Notifier, error) {
 		n.add(&sender{
 			name: channel.Mail, limiter: rate.NewLimiter(rate.Limit(opts.MailLimit.Rate), opts.MailLimit.Burst),
 			address: func(c contacts.Contact) string { return c.Email },
-			send: func(ctx context.Context, e order.Event, to string) error {
+			send: func(ctx context.Context, e ordermsg.Event, to string) error {
 				msg, err := r.Mail(e, to)
 				if err != nil {
 					return channel.Permanent(err)
@@ -212,7 +212,7 @@ func New(opts Options) (*Notifier, error) {
 		n.add(&sender{
 			name: channel.SMS, limiter: rate.NewLimiter(rate.Limit(opts.SMSLimit.Rate), opts.SMSLimit.Burst),
 			address: func(c contacts.Contact) string { return c.Phone },
-			send: func(ctx context.Context, e order.Event, to string) error {
+			send: func(ctx context.Context, e ordermsg.Event, to string) error {
 				msg, err := r.SMS(e, to)
 				if err != nil {
 					return channel.Permanent(err)
@@ -260,7 +260,7 @@ func (n *Notifier) Handle(ctx context.Context, msg *mq.Message) error {
 }
 
 func (n *Notifier) handle(ctx context.Context, msg *mq.Message) error {
-	ev, err := order.DecodeEvent(msg.Payload)
+	ev, err := ordermsg.DecodeEvent(msg.Payload)
 	if err == nil && (len(ev.ID) > maxIDLen || len(ev.OrderID) > maxIDLen || len(ev.UserID) > maxIDLen) {
 		err = fmt.Errorf("order event %s: event_id, order_id or user_id longer than %d bytes", ev.ID, maxIDLen)
 	}
@@ -293,7 +293,7 @@ func (n *Notifier) handle(ctx context.Context, msg *mq.Message) error {
 }
 
 // deliverNew claims (event, channel) and makes the first attempt.
-func (n *Notifier) deliverNew(ctx context.Context, s *sender, ev order.Event, payload []byte, to string) error {
+func (n *Notifier) deliverNew(ctx context.Context, s *sender, ev ordermsg.Event, payload []byte, to string) error {
 	e := &ledger.Entry{
 		EventID: ev.ID, Channel: s.name, EventType: ev.Type, OrderID: ev.OrderID, UserID: ev.UserID,
 		Recipient: to, Payload: payload,
@@ -313,7 +313,7 @@ func (n *Notifier) deliverNew(ctx context.Context, s *sender, ev order.Event, pa
 
 // attempt sends a notification the caller owns (inserted or claimed) and
 // records the outcome.
-func (n *Notifier) attempt(ctx context.Context, s *sender, e *ledger.Entry, ev order.Event) {
+func (n *Notifier) attempt(ctx context.Context, s *sender, e *ledger.Entry, ev ordermsg.Event) {
 	log := n.log.With("channel", s.name, "event_id", e.EventID, "order_id", e.OrderID, "attempt", e.Attempts+1)
 	// Record outcomes even while stopping: the send happened either way.
 	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opts.SendTimeout)
@@ -453,7 +453,7 @@ func (n *Notifier) retryDue(ctx context.Context) {
 		for i := range due {
 			e := &due[i]
 			s := n.byName[e.Channel]
-			ev, derr := order.DecodeEvent(e.Payload)
+			ev, derr := ordermsg.DecodeEvent(e.Payload)
 			if s == nil || derr != nil {
 				n.deadLetterUnsendable(ctx, e, s == nil, derr)
 				continue

@@ -28,7 +28,7 @@ import (
 	"github.com/flashsale/seckill/notifier/render"
 	"github.com/flashsale/seckill/notifier/sms"
 	"github.com/flashsale/seckill/notifier/smtptest"
-	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 // testLogger discards unless SECKILL_TEST_NOTIFIER_LOG=1.
@@ -74,7 +74,7 @@ func newRig(t *testing.T, db *gorm.DB, texter channel.Texter, tune ...func(*noti
 		r.broker.Close()
 		r.n.Close()
 	})
-	if err := r.broker.Subscribe(t.Context(), order.TopicOrderEvents, notifier.SubscribeOptions(8), r.n.Handle); err != nil {
+	if err := r.broker.Subscribe(t.Context(), ordermsg.TopicOrderEvents, notifier.SubscribeOptions(8), r.n.Handle); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -117,15 +117,15 @@ func (r *rig) addUser(t *testing.T, user string) contacts.Contact {
 	return c
 }
 
-func event(i int, user string) order.Event {
-	return order.Event{
-		ID: fmt.Sprintf("o%d/order.created", i), Type: order.EventCreated, OrderID: fmt.Sprintf("o%d", i),
+func event(i int, user string) ordermsg.Event {
+	return ordermsg.Event{
+		ID: fmt.Sprintf("o%d/order.created", i), Type: ordermsg.EventCreated, OrderID: fmt.Sprintf("o%d", i),
 		ActivityID: 1, ActivityName: "Headphones", UserID: user, PriceCents: 9900,
 		PayDeadline: time.Now().Add(15 * time.Minute).UTC(), OccurredAt: time.Now().UTC(),
 	}
 }
 
-func message(t *testing.T, e order.Event) *mq.Message {
+func message(t *testing.T, e ordermsg.Event) *mq.Message {
 	t.Helper()
 	b, err := json.Marshal(e)
 	if err != nil {
@@ -134,10 +134,10 @@ func message(t *testing.T, e order.Event) *mq.Message {
 	return &mq.Message{Key: e.UserID, Payload: b}
 }
 
-func (r *rig) publish(t *testing.T, evs ...order.Event) {
+func (r *rig) publish(t *testing.T, evs ...ordermsg.Event) {
 	t.Helper()
 	for _, e := range evs {
-		if err := r.broker.Publish(t.Context(), order.TopicOrderEvents, message(t, e)); err != nil {
+		if err := r.broker.Publish(t.Context(), ordermsg.TopicOrderEvents, message(t, e)); err != nil {
 			t.Fatalf("publish %s: %v", e.ID, err)
 		}
 	}
@@ -310,12 +310,12 @@ func TestSMSPermanentFailureIsDeadLetteredNotRetried(t *testing.T) {
 func TestDuplicateEventSendsOnce(t *testing.T) {
 	tests := []struct {
 		name    string
-		deliver func(t *testing.T, r *rig, p *smsProvider, ev order.Event)
+		deliver func(t *testing.T, r *rig, p *smsProvider, ev ordermsg.Event)
 	}{
-		{"redelivered through the queue", func(t *testing.T, r *rig, _ *smsProvider, ev order.Event) {
+		{"redelivered through the queue", func(t *testing.T, r *rig, _ *smsProvider, ev ordermsg.Event) {
 			r.publish(t, ev, ev)
 		}},
-		{"to two replicas at the same moment", func(t *testing.T, r *rig, p *smsProvider, ev order.Event) {
+		{"to two replicas at the same moment", func(t *testing.T, r *rig, p *smsProvider, ev ordermsg.Event) {
 			mailer, err := mail.NewSMTP(mail.SMTPConfig{Host: r.smtp.Host, Port: r.smtp.Port, From: "shop@example.com"})
 			if err != nil {
 				t.Fatal(err)
@@ -331,7 +331,7 @@ func TestDuplicateEventSendsOnce(t *testing.T) {
 			}
 			wg.Wait()
 		}},
-		{"again after a restart", func(t *testing.T, r *rig, p *smsProvider, ev order.Event) {
+		{"again after a restart", func(t *testing.T, r *rig, p *smsProvider, ev ordermsg.Event) {
 			r.publish(t, ev)
 			r.waitStatus(t, ev.ID, channel.Mail, ledger.StatusSent)
 			r.waitStatus(t, ev.ID, channel.SMS, ledger.StatusSent)
@@ -382,7 +382,7 @@ func TestSMTPDownDuringSpike(t *testing.T) {
 		r.addUser(t, users[i])
 	}
 	r.smtp.SetDown(true)
-	evs := make([]order.Event, events)
+	evs := make([]ordermsg.Event, events)
 	for i := range evs {
 		evs[i] = event(100+i, users[i])
 	}
@@ -391,7 +391,7 @@ func TestSMTPDownDuringSpike(t *testing.T) {
 	// Consumed while SMTP refuses: the queue is empty, every SMS went
 	// out, every mail is parked with at least one failed attempt.
 	waitUntil(t, 30*time.Second, "the notifier to consume every event while SMTP is down", func() bool {
-		if r.broker.Depth(order.TopicOrderEvents) != 0 || int(p.accepted.Load()) != events {
+		if r.broker.Depth(ordermsg.TopicOrderEvents) != 0 || int(p.accepted.Load()) != events {
 			return false
 		}
 		var parked int64

@@ -16,6 +16,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/order/ordermsg"
+	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/testkit"
 )
 
@@ -25,7 +27,7 @@ import (
 // The original error stays reachable through the mark either way.
 func TestClassifyErrors(t *testing.T) {
 	permanent := []error{
-		fmt.Errorf("mq message m: %w: order_id is empty", ErrMalformedMessage),
+		fmt.Errorf("mq message m: %w: order_id is empty", ordermsg.ErrMalformed),
 		fmt.Errorf("order o: %w", fmt.Errorf("activity 7: %w", ErrNotFound)),
 		fmt.Errorf("order o: %w: stored for activity 1 user u", ErrOrderIDClash),
 		fmt.Errorf("order o: %w: user u of activity 1 already has order p", ErrUserHasOrder),
@@ -69,7 +71,7 @@ func TestWorkerErrorClasses(t *testing.T) {
 	a := newActivity(t, s, 10)
 	empty := newActivity(t, s, 0)
 	w, _ := testWorker(t, s, &fakeClaimer{}, WorkerConfig{BatchSize: 1})
-	for _, m := range []Message{message(a.ID, "taken", "alice"), message(a.ID, "bobs", "bob")} {
+	for _, m := range []ordermsg.Message{message(a.ID, "taken", "alice"), message(a.ID, "bobs", "bob")} {
 		if err := w.Handle(ctx, mqMessage(t, m)); err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +84,7 @@ func TestWorkerErrorClasses(t *testing.T) {
 		want      error // errors.Is target
 		transient bool
 	}{
-		{"malformed", nil, &mq.Message{ID: "m", Payload: []byte("order please")}, ErrMalformedMessage, false},
+		{"malformed", nil, &mq.Message{ID: "m", Payload: []byte("order please")}, ordermsg.ErrMalformed, false},
 		{"unknown activity", nil, mqMessage(t, message(a.ID+100, "o-1", "u-1")), ErrNotFound, false},
 		{"order id of another user", nil, mqMessage(t, message(a.ID, "taken", "mallory")), ErrOrderIDClash, false},
 		{"second order of a user", nil, mqMessage(t, message(a.ID, "bobs-2", "bob")), ErrUserHasOrder, false},
@@ -163,7 +165,7 @@ func TestWorkerDatabaseDownIsTransient(t *testing.T) {
 	})
 	t.Run("mysql unreachable", func(t *testing.T) {
 		dsn, proxy := testkit.ProxyMySQL(t, testkit.MySQLDSN(t))
-		db := openTestDB(t, DBConfig{DSN: dsn})
+		db := openTestDB(t, sqldb.Config{DSN: dsn})
 		s := NewStore(db)
 		a := newActivity(t, s, 10)
 		w, _ := testWorker(t, s, &fakeClaimer{}, WorkerConfig{BatchSize: 1})
@@ -201,7 +203,7 @@ func TestWorkerDatabaseDownIsTransient(t *testing.T) {
 func TestHandleTimeoutErrorClasses(t *testing.T) {
 	ctx := context.Background()
 	payload := func(o *Order) *mq.Message {
-		b, _ := json.Marshal(Timeout{OrderID: o.ID, ActivityID: o.ActivityID, PayDeadline: o.PayDeadline})
+		b, _ := json.Marshal(ordermsg.Timeout{OrderID: o.ID, ActivityID: o.ActivityID, PayDeadline: o.PayDeadline})
 		return &mq.Message{ID: "t-" + o.ID, Key: o.UserID, Payload: b}
 	}
 	db := backends()[0].open(t)

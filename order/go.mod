@@ -42,6 +42,7 @@ require (
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/flashsale/seckill/inventory v0.0.0
 	github.com/flashsale/seckill/mq v0.0.0
+	github.com/flashsale/seckill/platform v0.0.0
 	github.com/flashsale/seckill/testkit v0.0.0
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/jinzhu/inflection v1.0.0 // indirect
@@ -65,3 +66,5 @@ replace github.com/flashsale/seckill/mq => ../mq
 replace github.com/flashsale/seckill/testkit => ../testkit
 
 replace github.com/flashsale/seckill/inventory => ../inventory
+
+replace github.com/flashsale/seckill/platform => ../platform

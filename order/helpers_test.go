@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/order/ordermsg"
+	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/testkit"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -24,20 +26,20 @@ type backend struct {
 func backends() []backend {
 	return []backend{
 		{name: "sqlite", open: func(t testing.TB) *gorm.DB {
-			return openTestDB(t, DBConfig{DataDir: t.TempDir()})
+			return openTestDB(t, sqldb.Config{DataDir: t.TempDir()})
 		}},
 		{name: "mysql", open: func(t testing.TB) *gorm.DB {
-			return openTestDB(t, DBConfig{DSN: testkit.MySQLDSN(t)})
+			return openTestDB(t, sqldb.Config{DSN: testkit.MySQLDSN(t)})
 		}},
 	}
 }
 
-func openTestDB(t testing.TB, cfg DBConfig) *gorm.DB {
+func openTestDB(t testing.TB, cfg sqldb.Config) *gorm.DB {
 	t.Helper()
 	ctx := context.Background()
-	db, err := OpenDB(ctx, cfg)
+	db, err := sqldb.Open(ctx, cfg)
 	if err != nil {
-		t.Fatalf("OpenDB: %v", err)
+		t.Fatalf("sqldb.Open: %v", err)
 	}
 	t.Cleanup(func() {
 		if sqlDB, err := db.DB(); err == nil {
@@ -71,14 +73,14 @@ func newActivity(t testing.TB, s *Store, stock int64) *Activity {
 	return a
 }
 
-func message(aid int64, orderID, userID string) Message {
-	return Message{
+func message(aid int64, orderID, userID string) ordermsg.Message {
+	return ordermsg.Message{
 		OrderID: orderID, ActivityID: aid, UserID: userID, RequestID: "req-" + orderID,
 		PriceCents: 999, ReservedAt: time.Now().UTC(), TraceID: "trace-" + orderID,
 	}
 }
 
-func mqMessage(t testing.TB, m Message) *mq.Message {
+func mqMessage(t testing.TB, m ordermsg.Message) *mq.Message {
 	t.Helper()
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -89,7 +91,7 @@ func mqMessage(t testing.TB, m Message) *mq.Message {
 
 // handleAll calls Handle for every message at once and returns the errors
 // in message order.
-func handleAll(t testing.TB, w *Worker, msgs []Message) []error {
+func handleAll(t testing.TB, w *Worker, msgs []ordermsg.Message) []error {
 	t.Helper()
 	errs := make([]error, len(msgs))
 	var wg sync.WaitGroup

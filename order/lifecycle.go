@@ -12,6 +12,9 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/order/ordermsg"
+	"github.com/flashsale/seckill/order/sqldb"
+	"github.com/flashsale/seckill/platform/metrics"
 )
 
 // Errors of the order lifecycle; the gateway maps them to HTTP answers.
@@ -25,6 +28,10 @@ var (
 	// is not applied, and the message is retried, then dead-lettered.
 	ErrStockInconsistent = errors.New("order: available stock would exceed stock")
 )
+
+// errNotDue is returned by the canceller for a timeout that arrived before
+// the order's deadline (clocks of two machines disagree).
+var errNotDue = errors.New("order: pay deadline not reached")
 
 // Releaser gives a cancelled order's unit back to Redis: remaining + 1 and
 // the user's reservation removed, so the user may buy again. The
@@ -54,6 +61,19 @@ type LifecycleConfig struct {
 	Registerer prometheus.Registerer
 }
 
+func (c LifecycleConfig) withDefaults() LifecycleConfig {
+	if c.Changed == nil {
+		c.Changed = func() {}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
 // Lifecycle moves stored orders on: created -> paid by the owner, created ->
 // cancelled at the pay deadline (with the unit returned to the database and
 // to Redis). Every transition is a version-checked update guarded by the
@@ -71,16 +91,8 @@ type Lifecycle struct {
 
 // NewLifecycle returns a Lifecycle over store that returns units through r.
 func NewLifecycle(store *Store, r Releaser, cfg LifecycleConfig) *Lifecycle {
+	cfg = cfg.withDefaults()
 	l := &Lifecycle{store: store, releaser: r, pub: cfg.Publisher, changed: cfg.Changed, now: cfg.Now, log: cfg.Logger}
-	if l.now == nil {
-		l.now = time.Now
-	}
-	if l.changed == nil {
-		l.changed = func() {}
-	}
-	if l.log == nil {
-		l.log = slog.Default()
-	}
 	if cfg.Registerer != nil {
 		l.metrics = newLifecycleMetrics(cfg.Registerer, l.log)
 	}
@@ -123,7 +135,7 @@ func (l *Lifecycle) Pay(ctx context.Context, orderID, userID string) (*Order, er
 			continue
 		}
 		won, err := l.transition(ctx, o, StatePaid, lockShare, now, func(tx *gorm.DB, name string) error {
-			return insertOutbox(tx, []outboxRow{newEvent(o, EventPaid, "", name, now)})
+			return insertOutbox(tx, []outboxRow{newEvent(o, ordermsg.EventPaid, "", name, now)})
 		})
 		if err != nil {
 			return nil, err
@@ -177,13 +189,13 @@ func (l *Lifecycle) CancelExpired(ctx context.Context, orderID string) (bool, er
 			if res.RowsAffected == 0 {
 				return fmt.Errorf("return the unit of order %s to activity %d: %w", o.ID, o.ActivityID, ErrStockInconsistent)
 			}
-			return insertOutbox(tx, []outboxRow{newEvent(o, EventCancelled, ReasonPayTimeout, name, now)})
+			return insertOutbox(tx, []outboxRow{newEvent(o, ordermsg.EventCancelled, ordermsg.ReasonPayTimeout, name, now)})
 		})
 		if err != nil {
 			return false, err
 		}
 		if won {
-			l.metrics.cancelled(ReasonPayTimeout)
+			l.metrics.cancelled(ordermsg.ReasonPayTimeout)
 			return true, l.release(ctx, o)
 		}
 	}
@@ -212,7 +224,7 @@ func (l *Lifecycle) transition(ctx context.Context, o *Order, state, lock string
 		return false, err
 	}
 	won := false
-	err = l.store.transaction(ctx, func(tx *gorm.DB) error {
+	err = sqldb.Transaction(ctx, l.store.db, func(tx *gorm.DB) error {
 		won = false // a deadlock victim runs again from the start
 		if tx.Dialector.Name() == "mysql" {
 			var id int64
@@ -303,7 +315,7 @@ func (l *Lifecycle) RunSweeper(ctx context.Context, interval time.Duration, limi
 	}
 }
 
-// HandleTimeout is the mq.Handler of TopicOrderTimeouts: it cancels the
+// HandleTimeout is the mq.Handler of ordermsg.TopicOrderTimeouts: it cancels the
 // order if it is still unpaid. Delivering one message twice is harmless.
 //
 // Its only permanent error is ErrStockInconsistent (a bug or a manual edit:
@@ -323,7 +335,7 @@ func (l *Lifecycle) HandleTimeout(ctx context.Context, m *mq.Message) error {
 }
 
 func (l *Lifecycle) handleTimeout(ctx context.Context, m *mq.Message) error {
-	var t Timeout
+	var t ordermsg.Timeout
 	if err := json.Unmarshal(m.Payload, &t); err != nil || t.OrderID == "" {
 		// Redelivery cannot fix it; the sweeper covers the order if any.
 		l.log.Error("dropping malformed pay-deadline message", "message_id", m.ID, "err", err)
@@ -340,7 +352,7 @@ func (l *Lifecycle) handleTimeout(ctx context.Context, m *mq.Message) error {
 		// Another machine's clock ran ahead: schedule it again for the
 		// deadline rather than burn the queue's attempts.
 		again := &mq.Message{ID: m.ID, Key: m.Key, Payload: m.Payload, DeliverAt: t.PayDeadline}
-		if perr := l.pub.Publish(ctx, TopicOrderTimeouts, again); perr != nil {
+		if perr := l.pub.Publish(ctx, ordermsg.TopicOrderTimeouts, again); perr != nil {
 			return fmt.Errorf("reschedule %s: %w (after %w)", t.OrderID, perr, err)
 		}
 		return nil
@@ -370,10 +382,14 @@ func newLifecycleMetrics(reg prometheus.Registerer, log *slog.Logger) *lifecycle
 			Help: "Orders the sweeper cancelled because their pay-deadline message had not (a lost or late message).",
 		}),
 	}
-	m.paidTotal = register(reg, m.paidTotal, log)
-	m.cancelledTotal = register(reg, m.cancelledTotal, log)
-	m.sweptTotal = register(reg, m.sweptTotal, log)
-	m.cancelledTotal.WithLabelValues(ReasonPayTimeout)
+	var errs [3]error
+	m.paidTotal, errs[0] = metrics.Shared(reg, m.paidTotal)
+	m.cancelledTotal, errs[1] = metrics.Shared(reg, m.cancelledTotal)
+	m.sweptTotal, errs[2] = metrics.Shared(reg, m.sweptTotal)
+	if err := errors.Join(errs[:]...); err != nil {
+		log.Warn("order worker metric not registered", "err", err)
+	}
+	m.cancelledTotal.WithLabelValues(ordermsg.ReasonPayTimeout)
 	return m
 }
 

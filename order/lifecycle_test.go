@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 // fakeReleaser stands for the Redis release script: true the first time an
@@ -78,7 +79,7 @@ func at(t time.Time) func() time.Time { return func() time.Time { return t } }
 func writeOrders(t testing.TB, s *Store, a *Activity, prefix string, n int) []*Order {
 	t.Helper()
 	w, _ := testWorker(t, s, &fakeClaimer{}, WorkerConfig{})
-	var msgs []Message
+	var msgs []ordermsg.Message
 	for i, id := range orderIDs(prefix, n) {
 		msgs = append(msgs, message(a.ID, id, fmt.Sprintf("%s-user-%d", prefix, i)))
 	}
@@ -117,7 +118,7 @@ func TestWorkerWritesOutbox(t *testing.T) {
 		s := NewStore(db)
 		a := newActivity(t, s, 10)
 		w, _ := testWorker(t, s, &fakeClaimer{released: map[string]bool{"gone": true}}, WorkerConfig{})
-		errs := handleAll(t, w, []Message{message(a.ID, "kept", "u1"), message(a.ID, "gone", "u2")})
+		errs := handleAll(t, w, []ordermsg.Message{message(a.ID, "kept", "u1"), message(a.ID, "gone", "u2")})
 		if errors.Join(errs...) != nil {
 			t.Fatal(errs)
 		}
@@ -130,30 +131,30 @@ func TestWorkerWritesOutbox(t *testing.T) {
 		if len(rows) != 2 {
 			t.Fatalf("outbox of a created order: %d rows, want the created event and the timeout", len(rows))
 		}
-		created, ok := rows[EventID("kept", EventCreated)]
-		if !ok || created.Topic != TopicOrderEvents || created.MsgKey != "u1" || created.DeliverAt != nil {
+		created, ok := rows[ordermsg.EventID("kept", ordermsg.EventCreated)]
+		if !ok || created.Topic != ordermsg.TopicOrderEvents || created.MsgKey != "u1" || created.DeliverAt != nil {
 			t.Errorf("created event row = %+v", created)
 		}
-		e, err := DecodeEvent(created.Payload)
+		e, err := ordermsg.DecodeEvent(created.Payload)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.Type != EventCreated || e.OrderID != "kept" || e.UserID != "u1" || e.ActivityName != a.Name ||
+		if e.Type != ordermsg.EventCreated || e.OrderID != "kept" || e.UserID != "u1" || e.ActivityName != a.Name ||
 			e.PriceCents != 999 || !e.PayDeadline.Equal(kept.PayDeadline) || e.TraceID != "trace-kept" {
 			t.Errorf("created event = %+v", e)
 		}
 		timeout, ok := rows[timeoutID("kept")]
-		if !ok || timeout.Topic != TopicOrderTimeouts || timeout.DeliverAt == nil || !timeout.DeliverAt.Equal(kept.PayDeadline) {
-			t.Errorf("timeout row = %+v, want topic %s delivered at %s", timeout, TopicOrderTimeouts, kept.PayDeadline)
+		if !ok || timeout.Topic != ordermsg.TopicOrderTimeouts || timeout.DeliverAt == nil || !timeout.DeliverAt.Equal(kept.PayDeadline) {
+			t.Errorf("timeout row = %+v, want topic %s delivered at %s", timeout, ordermsg.TopicOrderTimeouts, kept.PayDeadline)
 		}
 
 		rows = outboxOf(t, s, "gone")
-		cancelled, ok := rows[EventID("gone", EventCancelled)]
+		cancelled, ok := rows[ordermsg.EventID("gone", ordermsg.EventCancelled)]
 		if len(rows) != 1 || !ok {
 			t.Fatalf("outbox of an unreserved order = %v, want only its cancelled event", rows)
 		}
-		if e, err := DecodeEvent(cancelled.Payload); err != nil || e.Reason != ReasonReservationLost {
-			t.Errorf("cancelled event = %+v, %v; want reason %s", e, err, ReasonReservationLost)
+		if e, err := ordermsg.DecodeEvent(cancelled.Payload); err != nil || e.Reason != ordermsg.ReasonReservationLost {
+			t.Errorf("cancelled event = %+v, %v; want reason %s", e, err, ordermsg.ReasonReservationLost)
 		}
 	})
 }
@@ -211,7 +212,7 @@ func TestPay(t *testing.T) {
 		}
 
 		paid := outboxOf(t, s, os[0].ID)
-		if _, ok := paid[EventID(os[0].ID, EventPaid)]; !ok || len(paid) != 3 {
+		if _, ok := paid[ordermsg.EventID(os[0].ID, ordermsg.EventPaid)]; !ok || len(paid) != 3 {
 			t.Errorf("outbox of the paid order = %v, want created, timeout and one paid event", keys(paid))
 		}
 		if got := mustActivity(t, s, a.ID).Available; got != 10-4+2 {
@@ -257,7 +258,7 @@ func TestCancelExpired(t *testing.T) {
 		if o.State != StateCancelled || o.Version != os[0].Version+1 {
 			t.Errorf("order after cancel: state %s version %d, want cancelled, version %d", o.State, o.Version, os[0].Version+1)
 		}
-		if _, ok := outboxOf(t, s, os[0].ID)[EventID(os[0].ID, EventCancelled)]; !ok {
+		if _, ok := outboxOf(t, s, os[0].ID)[ordermsg.EventID(os[0].ID, ordermsg.EventCancelled)]; !ok {
 			t.Error("no cancelled event in the outbox")
 		}
 
@@ -333,8 +334,8 @@ func TestPayCancelRace(t *testing.T) {
 					t.Fatal(err)
 				}
 				events := outboxOf(t, s, o.ID)
-				_, hasPaid := events[EventID(o.ID, EventPaid)]
-				_, hasCancelled := events[EventID(o.ID, EventCancelled)]
+				_, hasPaid := events[ordermsg.EventID(o.ID, ordermsg.EventPaid)]
+				_, hasCancelled := events[ordermsg.EventID(o.ID, ordermsg.EventCancelled)]
 				switch stored.State {
 				case StatePaid:
 					paid++
@@ -409,7 +410,7 @@ func TestHandleTimeout(t *testing.T) {
 	a := newActivity(t, s, 3)
 	os := writeOrders(t, s, a, "timeout", 2)
 	payload := func(o *Order) []byte {
-		b, _ := json.Marshal(Timeout{OrderID: o.ID, ActivityID: o.ActivityID, PayDeadline: o.PayDeadline})
+		b, _ := json.Marshal(ordermsg.Timeout{OrderID: o.ID, ActivityID: o.ActivityID, PayDeadline: o.PayDeadline})
 		return b
 	}
 	rel := &fakeReleaser{}
@@ -429,7 +430,7 @@ func TestHandleTimeout(t *testing.T) {
 	if err := early.HandleTimeout(ctx, &mq.Message{ID: "m2", Key: os[1].UserID, Payload: payload(os[1])}); err != nil {
 		t.Fatal(err)
 	}
-	again := pub.topic(TopicOrderTimeouts)
+	again := pub.topic(ordermsg.TopicOrderTimeouts)
 	if len(again) != 1 || !again[0].DeliverAt.Equal(os[1].PayDeadline) {
 		t.Fatalf("rescheduled = %+v, want one message at %s", again, os[1].PayDeadline)
 	}

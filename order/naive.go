@@ -8,6 +8,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 // Errors of BuyNaive (besides ErrNotFound and ErrUserHasOrder).
@@ -55,7 +57,7 @@ func (s *Store) BuyNaive(ctx context.Context, b NaiveBuy) (_ *Order, existing bo
 		var a Activity
 		q := tx.Where("id = ?", b.ActivityID)
 		// MySQL/MariaDB: lock the row until commit. SQLite has no FOR
-		// UPDATE; its transactions begin IMMEDIATE (see openSQLite), so
+		// UPDATE; its transactions begin IMMEDIATE (see sqldb.Open), so
 		// holding the write lock already serialises every buyer.
 		if tx.Dialector.Name() == "mysql" {
 			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
@@ -113,7 +115,7 @@ func (s *Store) BuyNaive(ctx context.Context, b NaiveBuy) (_ *Order, existing bo
 		// The same outbox rows the worker writes for a created order: its
 		// order.created event and its pay-deadline message, so a naive
 		// order is notified and times out like any other.
-		return insertOutbox(tx, []outboxRow{newEvent(&out, EventCreated, "", a.Name, now), newTimeout(&out, now)})
+		return insertOutbox(tx, []outboxRow{newEvent(&out, ordermsg.EventCreated, "", a.Name, now), newTimeout(&out, now)})
 	})
 	if err != nil {
 		return nil, false, err

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashsale/seckill/order/ordermsg"
 	"gorm.io/gorm"
 )
 
@@ -98,7 +99,7 @@ func TestBuyNaiveOneOrderPerUser(t *testing.T) {
 		if err := s.DB().Order("id").Find(&outbox).Error; err != nil {
 			t.Fatal(err)
 		}
-		if len(outbox) != 2 || outbox[0].EventID != EventID("o1", EventCreated) || outbox[1].EventID != timeoutID("o1") ||
+		if len(outbox) != 2 || outbox[0].EventID != ordermsg.EventID("o1", ordermsg.EventCreated) || outbox[1].EventID != timeoutID("o1") ||
 			outbox[1].DeliverAt == nil || !outbox[1].DeliverAt.Equal(first.PayDeadline) {
 			t.Errorf("outbox = %+v; want the created event and the timeout at the pay deadline of o1, once", outbox)
 		}

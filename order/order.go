@@ -1,6 +1,8 @@
 // Package order owns the durable side of the pipeline: the activities and
-// orders tables, the order message the gateway publishes, and the worker that
-// writes queued orders into the database in batches.
+// orders tables and their migrations, the worker that writes queued orders
+// into the database in batches, the lifecycle (pay, cancel, sweep), the
+// outbox relay of order events and the reconciler. The messages on the
+// order topics are in ordermsg; the database plumbing is in sqldb.
 package order
 
 import (
@@ -15,10 +17,6 @@ const (
 	StatePaid      = "paid"
 	StateCancelled = "cancelled"
 )
-
-// TopicOrders carries one Message per reservation from the gateway to the
-// order workers.
-const TopicOrders = "orders"
 
 // ErrNotFound is returned when an activity or order does not exist.
 var ErrNotFound = errors.New("order: not found")
@@ -52,16 +50,4 @@ type Order struct {
 	TraceID     string    `gorm:"size:64;not null"`
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
-}
-
-// Message is the payload of TopicOrders (JSON). The gateway publishes it
-// after the Redis reservation; workers may see it more than once.
-type Message struct {
-	OrderID    string    `json:"order_id"`
-	ActivityID int64     `json:"activity_id"`
-	UserID     string    `json:"user_id"`
-	RequestID  string    `json:"request_id,omitempty"`
-	PriceCents int64     `json:"price_cents"`
-	ReservedAt time.Time `json:"reserved_at"`
-	TraceID    string    `json:"trace_id,omitempty"`
 }

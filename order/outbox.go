@@ -13,10 +13,13 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/order/ordermsg"
+	"github.com/flashsale/seckill/order/sqldb"
+	"github.com/flashsale/seckill/platform/metrics"
 )
 
 // outboxRow is one message waiting in the outbox table: an order event or
-// an order's pay-deadline Timeout.
+// an order's pay-deadline message (ordermsg.Event, ordermsg.Timeout).
 type outboxRow struct {
 	ID          int64 `gorm:"primaryKey;autoIncrement"`
 	EventID     string
@@ -30,31 +33,26 @@ type outboxRow struct {
 
 func (outboxRow) TableName() string { return "outbox" }
 
-// EventID of an order's event of type typ. Each order has at most one event
-// of each type, so the id is derived, not random: the outbox's unique key
-// then also refuses a second event for the same change.
-func EventID(orderID, typ string) string { return orderID + "/" + typ }
-
 // timeoutID is the outbox id of an order's pay-deadline message.
 func timeoutID(orderID string) string { return orderID + "/timeout" }
 
 // newEvent builds the outbox row of an event about o.
 func newEvent(o *Order, typ, reason, activityName string, now time.Time) outboxRow {
-	e := Event{
-		ID: EventID(o.ID, typ), Type: typ, OrderID: o.ID, ActivityID: o.ActivityID, ActivityName: activityName,
+	e := ordermsg.Event{
+		ID: ordermsg.EventID(o.ID, typ), Type: typ, OrderID: o.ID, ActivityID: o.ActivityID, ActivityName: activityName,
 		UserID: o.UserID, PriceCents: o.PriceCents, PayDeadline: o.PayDeadline.UTC(), Reason: reason,
 		RequestID: o.RequestID, TraceID: o.TraceID, OccurredAt: now.UTC(),
 	}
 	payload, _ := json.Marshal(e) // cannot fail: plain fields
-	return outboxRow{EventID: e.ID, Topic: TopicOrderEvents, MsgKey: o.UserID, Payload: payload, CreatedAt: now}
+	return outboxRow{EventID: e.ID, Topic: ordermsg.TopicOrderEvents, MsgKey: o.UserID, Payload: payload, CreatedAt: now}
 }
 
 // newTimeout builds the outbox row of o's pay-deadline message.
 func newTimeout(o *Order, now time.Time) outboxRow {
 	deadline := o.PayDeadline.UTC()
-	payload, _ := json.Marshal(Timeout{OrderID: o.ID, ActivityID: o.ActivityID, PayDeadline: deadline})
+	payload, _ := json.Marshal(ordermsg.Timeout{OrderID: o.ID, ActivityID: o.ActivityID, PayDeadline: deadline})
 	return outboxRow{
-		EventID: timeoutID(o.ID), Topic: TopicOrderTimeouts, MsgKey: o.UserID,
+		EventID: timeoutID(o.ID), Topic: ordermsg.TopicOrderTimeouts, MsgKey: o.UserID,
 		Payload: payload, DeliverAt: &deadline, CreatedAt: now,
 	}
 }
@@ -64,26 +62,50 @@ func insertOutbox(tx *gorm.DB, rows []outboxRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	if err := tx.CreateInBatches(rows, insertChunk).Error; err != nil {
+	if err := tx.CreateInBatches(rows, sqldb.InsertBatchSize).Error; err != nil {
 		return fmt.Errorf("write %d outbox messages: %w", len(rows), err)
 	}
 	return nil
 }
 
+// Defaults of RelayConfig.
+const (
+	DefaultRelayBatchSize = 200
+	DefaultRelayInterval  = 200 * time.Millisecond
+	DefaultRelayRetention = 24 * time.Hour
+)
+
 // RelayConfig tunes a Relay. Zero values select the defaults.
 type RelayConfig struct {
-	// BatchSize caps the messages published per round. Default 200.
+	// BatchSize caps the messages published per round. Default
+	// DefaultRelayBatchSize.
 	BatchSize int
 	// Interval is how often the outbox is polled when nobody kicks the
-	// relay (another process wrote the rows). Default 200ms.
+	// relay (another process wrote the rows). Default DefaultRelayInterval.
 	Interval time.Duration
 	// Retention is how long published rows are kept (for audits) before
-	// they are deleted. Default 24h.
+	// they are deleted. Default DefaultRelayRetention.
 	Retention time.Duration
 	// Logger receives publish failures. Nil uses slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the relay's metrics; nil means no metrics.
 	Registerer prometheus.Registerer
+}
+
+func (c RelayConfig) withDefaults() RelayConfig {
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultRelayBatchSize
+	}
+	if c.Interval <= 0 {
+		c.Interval = DefaultRelayInterval
+	}
+	if c.Retention <= 0 {
+		c.Retention = DefaultRelayRetention
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
 }
 
 // Relay publishes the outbox to the queue, at least once: it publishes a
@@ -105,15 +127,11 @@ type Relay struct {
 
 // NewRelay returns a relay of store's outbox onto pub; call Run.
 func NewRelay(store *Store, pub mq.Publisher, cfg RelayConfig) *Relay {
+	cfg = cfg.withDefaults()
 	r := &Relay{
 		store: store, pub: pub, log: cfg.Logger,
-		batch:     orDefault(cfg.BatchSize, 200),
-		interval:  orDefault(cfg.Interval, 200*time.Millisecond),
-		retention: orDefault(cfg.Retention, 24*time.Hour),
-		kick:      make(chan struct{}, 1),
-	}
-	if r.log == nil {
-		r.log = slog.Default()
+		batch: cfg.BatchSize, interval: cfg.Interval, retention: cfg.Retention,
+		kick: make(chan struct{}, 1),
 	}
 	if cfg.Registerer != nil {
 		r.metrics = newRelayMetrics(cfg.Registerer, r.log)
@@ -175,7 +193,7 @@ func (r *Relay) Run(ctx context.Context) {
 // marks them published. It returns how many it relayed.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	var relayed int
-	err := r.store.transaction(ctx, func(tx *gorm.DB) error {
+	err := sqldb.Transaction(ctx, r.store.db, func(tx *gorm.DB) error {
 		relayed = 0
 		q := tx.Where("published_at IS NULL").Order("id").Limit(r.batch)
 		if tx.Dialector.Name() == "mysql" {
@@ -265,34 +283,6 @@ func (s *Store) OutboxBacklog(ctx context.Context) (int64, time.Time, error) {
 	return n, oldest[0].CreatedAt, nil
 }
 
-// consumedEvent records that a consumer has handled an event.
-type consumedEvent struct {
-	Consumer   string `gorm:"primaryKey"`
-	EventID    string `gorm:"primaryKey"`
-	ConsumedAt time.Time
-}
-
-func (consumedEvent) TableName() string { return "consumed_events" }
-
-// FirstDelivery records that consumer handles eventID and reports whether
-// this is the first time: false means an earlier delivery was recorded, and
-// the consumer must not act again. Call it in the transaction of the
-// consumer's own effect where it has one (FirstDeliveryTx), so that the
-// record and the effect commit together.
-func (s *Store) FirstDelivery(ctx context.Context, consumer, eventID string) (bool, error) {
-	return FirstDeliveryTx(s.db.WithContext(ctx), consumer, eventID)
-}
-
-// FirstDeliveryTx is FirstDelivery inside the caller's transaction tx.
-func FirstDeliveryTx(tx *gorm.DB, consumer, eventID string) (bool, error) {
-	res := tx.Clauses(clause.OnConflict{DoNothing: true}).
-		Create(&consumedEvent{Consumer: consumer, EventID: eventID, ConsumedAt: time.Now().UTC()})
-	if res.Error != nil {
-		return false, fmt.Errorf("record event %s for %s: %w", eventID, consumer, res.Error)
-	}
-	return res.RowsAffected == 1, nil
-}
-
 // relayMetrics is nil when the relay has no Registerer.
 type relayMetrics struct {
 	relayedTotal prometheus.Counter
@@ -315,9 +305,13 @@ func newRelayMetrics(reg prometheus.Registerer, log *slog.Logger) *relayMetrics 
 			Help: "Age of the oldest outbox message not yet published (0 when none waits).",
 		}),
 	}
-	m.relayedTotal = register(reg, m.relayedTotal, log)
-	m.pending = register(reg, m.pending, log)
-	m.lag = register(reg, m.lag, log)
+	var errs [3]error
+	m.relayedTotal, errs[0] = metrics.Shared(reg, m.relayedTotal)
+	m.pending, errs[1] = metrics.Shared(reg, m.pending)
+	m.lag, errs[2] = metrics.Shared(reg, m.lag)
+	if err := errors.Join(errs[:]...); err != nil {
+		log.Warn("order worker metric not registered", "err", err)
+	}
 	return m
 }
 
@@ -335,7 +329,3 @@ func (m *relayMetrics) backlog(pending int64, oldest, now time.Time) {
 	}
 	m.lag.Set(max(now.Sub(oldest).Seconds(), 0))
 }
-
-// errNotDue is returned by the canceller for a timeout that arrived before
-// the order's deadline (clocks of two machines disagree).
-var errNotDue = errors.New("order: pay deadline not reached")

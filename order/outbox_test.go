@@ -12,6 +12,7 @@ import (
 
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/mq/memory"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 // crashAfterPublish publishes to the real queue and then fails, as a relay
@@ -25,28 +26,24 @@ func (p crashAfterPublish) Publish(ctx context.Context, topic string, msgs ...*m
 	return errors.New("relay killed after the publish")
 }
 
-// eventSink is a consumer of order events that dedupes by event id with
-// FirstDelivery, as the brief asks of every consumer.
+// eventSink is a consumer of order events that dedupes by event id, as
+// every consumer must (the notifier does so with the unique key of its
+// ledger): a duplicate carries the id of its original.
 type eventSink struct {
-	store *Store
 	mu    sync.Mutex
 	seen  int            // deliveries
 	acted map[string]int // event id -> times acted on
 }
 
-func (c *eventSink) handle(ctx context.Context, m *mq.Message) error {
-	e, err := DecodeEvent(m.Payload)
-	if err != nil {
-		return err
-	}
-	first, err := c.store.FirstDelivery(ctx, "test-sink", e.ID)
+func (c *eventSink) handle(_ context.Context, m *mq.Message) error {
+	e, err := ordermsg.DecodeEvent(m.Payload)
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seen++
-	if first {
+	if c.acted[e.ID] == 0 {
 		c.acted[e.ID]++
 	}
 	return nil
@@ -69,8 +66,8 @@ func TestRelay(t *testing.T) {
 		a := newActivity(t, s, 10)
 		broker := memory.New(memory.Config{})
 		t.Cleanup(func() { broker.Close() })
-		sink := &eventSink{store: s, acted: map[string]int{}}
-		if err := broker.Subscribe(ctx, TopicOrderEvents, mq.SubscribeOptions{Group: "sink", Concurrency: 4}, sink.handle); err != nil {
+		sink := &eventSink{acted: map[string]int{}}
+		if err := broker.Subscribe(ctx, ordermsg.TopicOrderEvents, mq.SubscribeOptions{Group: "sink", Concurrency: 4}, sink.handle); err != nil {
 			t.Fatal(err)
 		}
 
@@ -105,8 +102,8 @@ func TestRelay(t *testing.T) {
 			t.Errorf("consumer acted on %d events (%v), want the 3 created events", len(acted), acted)
 		}
 		for _, o := range os {
-			if acted[EventID(o.ID, EventCreated)] != 1 {
-				t.Errorf("event of %s acted on %d times, want 1 (delivered %d times in all)", o.ID, acted[EventID(o.ID, EventCreated)], seen)
+			if acted[ordermsg.EventID(o.ID, ordermsg.EventCreated)] != 1 {
+				t.Errorf("event of %s acted on %d times, want 1 (delivered %d times in all)", o.ID, acted[ordermsg.EventID(o.ID, ordermsg.EventCreated)], seen)
 			}
 		}
 		// The timeouts wait in the queue for their deadlines. The crashed
@@ -134,36 +131,17 @@ func TestRelayRun(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	w, _ := testWorker(t, s, &fakeClaimer{}, WorkerConfig{Committed: relay.Kick})
-	if err := errors.Join(handleAll(t, w, []Message{message(a.ID, "kicked", "u1")})...); err != nil {
+	if err := errors.Join(handleAll(t, w, []ordermsg.Message{message(a.ID, "kicked", "u1")})...); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(pub.topic(TopicOrderEvents)) == 1 && len(pub.topic(TopicOrderTimeouts)) == 1 })
-	m := pub.topic(TopicOrderTimeouts)[0]
+	waitFor(t, func() bool {
+		return len(pub.topic(ordermsg.TopicOrderEvents)) == 1 && len(pub.topic(ordermsg.TopicOrderTimeouts)) == 1
+	})
+	m := pub.topic(ordermsg.TopicOrderTimeouts)[0]
 	o, _ := s.GetOrder(context.Background(), "kicked")
 	if m.ID != timeoutID("kicked") || m.Key != "u1" || !m.DeliverAt.Equal(o.PayDeadline) {
 		t.Errorf("timeout message = %+v, want id %s key u1 at %s", m, timeoutID("kicked"), o.PayDeadline)
 	}
-}
-
-func TestFirstDelivery(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, db *gorm.DB) {
-		s := NewStore(db)
-		ctx := context.Background()
-		for i, c := range []struct {
-			consumer, event string
-			want            bool
-		}{
-			{"mail", "e1", true},
-			{"mail", "e1", false},
-			{"sms", "e1", true},
-			{"mail", "e2", true},
-		} {
-			got, err := s.FirstDelivery(ctx, c.consumer, c.event)
-			if err != nil || got != c.want {
-				t.Errorf("%d: FirstDelivery(%s, %s) = %v, %v; want %v", i, c.consumer, c.event, got, err, c.want)
-			}
-		}
-	})
 }
 
 func waitFor(t testing.TB, cond func() bool) {

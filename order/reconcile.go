@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/order/ordermsg"
+	"github.com/flashsale/seckill/platform/metrics"
 )
 
 // The Reconciler heals what slips through the pipeline's own safety nets
@@ -287,7 +289,7 @@ type Reconciler struct {
 }
 
 // NewReconciler returns a Reconciler over store, inv (Redis) and pub (the
-// queue of TopicOrders).
+// queue of ordermsg.TopicOrders).
 func NewReconciler(store *Store, inv ReconcileInventory, pub OrderPublisher, cfg ReconcilerConfig) *Reconciler {
 	cfg = cfg.withDefaults()
 	r := &Reconciler{
@@ -593,14 +595,14 @@ func (r *Reconciler) redrive(ctx context.Context, a *Activity, now, cutoff time.
 		default:
 			continue
 		}
-		payload, err := json.Marshal(Message{
+		payload, err := json.Marshal(ordermsg.Message{
 			OrderID: res.OrderID, ActivityID: a.ID, UserID: res.UserID, RequestID: res.RequestID,
 			PriceCents: a.PriceCents, ReservedAt: res.ReservedAt.UTC(),
 		})
 		if err != nil {
 			return fmt.Errorf("marshal order message: %w", err)
 		}
-		err = r.pub.Publish(ctx, TopicOrders, &mq.Message{
+		err = r.pub.Publish(ctx, ordermsg.TopicOrders, &mq.Message{
 			ID: res.OrderID, Key: res.UserID, Payload: payload,
 			Headers: map[string]string{HeaderRedriven: "reconciler"},
 		})
@@ -783,8 +785,12 @@ func newReconcileMetrics(reg prometheus.Registerer, log *slog.Logger) *reconcile
 			Help: "Repairs made by the reconciler, by kind: redriven (an order message published again), released_cancelled, meta_rebuilt, activity_restored, remaining_lowered.",
 		}, []string{"kind"}),
 	}
-	m.drift = register(reg, m.drift, log)
-	m.repairs = register(reg, m.repairs, log)
+	var errs [2]error
+	m.drift, errs[0] = metrics.Shared(reg, m.drift)
+	m.repairs, errs[1] = metrics.Shared(reg, m.repairs)
+	if err := errors.Join(errs[:]...); err != nil {
+		log.Warn("order worker metric not registered", "err", err)
+	}
 	for _, k := range []string{RepairRedriven, RepairReleasedCancelled, RepairMetaRebuilt, RepairActivityRestored, RepairRemainingLowered} {
 		m.repairs.WithLabelValues(k)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 )
@@ -326,7 +327,7 @@ func onceOK(t *testing.T, r *Reconciler) []ReconcileReport {
 }
 
 func TestReconcilerRestoresThroughTheRestorer(t *testing.T) {
-	s := NewStore(openTestDB(t, DBConfig{DataDir: t.TempDir()}))
+	s := NewStore(openTestDB(t, sqldb.Config{DataDir: t.TempDir()}))
 	a := newActivity(t, s, 3)
 	inv := newFakeInventory(3)
 	inv.loaded = false
@@ -360,7 +361,7 @@ type restorerFunc func(ctx context.Context, a *Activity) error
 func (f restorerFunc) RestoreActivity(ctx context.Context, a *Activity) error { return f(ctx, a) }
 
 func TestReconcilerRedriveLimitsAndFailures(t *testing.T) {
-	s := NewStore(openTestDB(t, DBConfig{DataDir: t.TempDir()}))
+	s := NewStore(openTestDB(t, sqldb.Config{DataDir: t.TempDir()}))
 	a := newActivity(t, s, 10)
 	inv := newFakeInventory(10)
 	old := time.Now().Add(-time.Hour)
@@ -408,7 +409,7 @@ func TestReconcilerRedriveLimitsAndFailures(t *testing.T) {
 }
 
 func TestReconcilerSkipsOldActivities(t *testing.T) {
-	s := NewStore(openTestDB(t, DBConfig{DataDir: t.TempDir()}))
+	s := NewStore(openTestDB(t, sqldb.Config{DataDir: t.TempDir()}))
 	a := newActivity(t, s, 3)
 	reg := prometheus.NewRegistry()
 	clock := time.Now()

@@ -2,7 +2,6 @@ package order
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,22 +9,24 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flashsale/seckill/mq"
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
+
+	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/order/ordermsg"
+	"github.com/flashsale/seckill/order/sqldb"
+	"github.com/flashsale/seckill/platform/metrics"
 )
 
 // Errors a Handle call may wrap. Handle sorts its errors for the queue (see
-// PermanentWriteError): the permanent ones below, and an unknown activity
-// (ErrNotFound), are retried MaxAttempts times and then dead-lettered, so
-// they tell an operator why; every other failure is marked mq.Transient
-// and waited out.
+// PermanentWriteError): the permanent ones below, a malformed message
+// (ordermsg.ErrMalformed) and an unknown activity (ErrNotFound) are retried
+// MaxAttempts times and then dead-lettered, so they tell an operator why;
+// every other failure is marked mq.Transient and waited out.
 var (
 	// ErrWorkerClosed: Handle was called after Close. Transient: another
 	// worker (or this process after its restart) takes the message.
 	ErrWorkerClosed = errors.New("order: worker closed")
-	// ErrMalformedMessage: the payload is not a valid order Message.
-	ErrMalformedMessage = errors.New("order: malformed order message")
 	// ErrOutOfStock: the database has fewer units available than the
 	// batch needs. Redis admitted more than the database holds, which
 	// only a bug or a manual edit can cause; nothing was written.
@@ -40,7 +41,7 @@ var (
 )
 
 // PermanentWriteError reports whether a Handle error can never succeed on a
-// redelivery: the message itself is wrong (ErrMalformedMessage, an unknown
+// redelivery: the message itself is wrong (ordermsg.ErrMalformed, an unknown
 // activity, ErrOrderIDClash) or the stored data refuses it for good
 // (ErrUserHasOrder, ErrOutOfStock).
 //
@@ -53,7 +54,7 @@ var (
 // dropped is a broken promise to a buyer (invariant 5), while a message
 // retried in vain costs a log line every MaxBackoff until someone looks.
 func PermanentWriteError(err error) bool {
-	for _, target := range []error{ErrMalformedMessage, ErrNotFound, ErrOrderIDClash, ErrUserHasOrder, ErrOutOfStock} {
+	for _, target := range []error{ordermsg.ErrMalformed, ErrNotFound, ErrOrderIDClash, ErrUserHasOrder, ErrOutOfStock} {
 		if errors.Is(err, target) {
 			return true
 		}
@@ -79,12 +80,19 @@ type Claimer interface {
 	Claim(ctx context.Context, activityID int64, orderIDs []string) ([]bool, error)
 }
 
+// Defaults of WorkerConfig.
+const (
+	DefaultWorkerBatchSize = 100
+	DefaultWorkerLinger    = 2 * time.Millisecond
+)
+
 // WorkerConfig tunes a Worker. Zero values select the defaults.
 type WorkerConfig struct {
-	// BatchSize caps the messages written in one transaction. Default 100.
+	// BatchSize caps the messages written in one transaction. Default
+	// DefaultWorkerBatchSize.
 	BatchSize int
 	// Linger is how long the batcher waits, after the first message of a
-	// batch, for more to arrive. Default 2ms.
+	// batch, for more to arrive. Default DefaultWorkerLinger.
 	Linger time.Duration
 	// Logger receives failed writes. Nil uses slog.Default().
 	Logger *slog.Logger
@@ -95,9 +103,23 @@ type WorkerConfig struct {
 	Committed func()
 }
 
+func (c WorkerConfig) withDefaults() WorkerConfig {
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultWorkerBatchSize
+	}
+	if c.Linger <= 0 {
+		c.Linger = DefaultWorkerLinger
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Committed == nil {
+		c.Committed = func() {}
+	}
+	return c
+}
+
 const (
-	defaultBatchSize = 100
-	defaultLinger    = 2 * time.Millisecond
 	// writeTimeout bounds one batch (claims and transaction). The batch
 	// does not use the callers' contexts: it serves many of them at once.
 	writeTimeout = 30 * time.Second
@@ -105,8 +127,6 @@ const (
 	// worker never reads from the cache, so a short TTL only bounds how
 	// long a deleted or re-timed activity is remembered.
 	activityCacheTTL = 30 * time.Second
-	// insertChunk keeps one INSERT under every driver's placeholder limit.
-	insertChunk = 500
 )
 
 // Outcomes of one message, the result label of seckill_orders_written_total.
@@ -115,13 +135,6 @@ const (
 	resultDuplicate  = "duplicate"
 	resultUnreserved = "cancelled_unreserved"
 	resultFailed     = "failed"
-)
-
-// maxIDLen is the width of the id columns; a longer id could never be
-// stored, so it is rejected as malformed rather than retried.
-const (
-	maxIDLen          = 64
-	messageFieldLimit = "at most 64 bytes"
 )
 
 // Worker writes order messages into the database. Concurrent Handle calls
@@ -148,7 +161,7 @@ type Worker struct {
 }
 
 type request struct {
-	msg Message
+	msg ordermsg.Message
 	res chan error // buffered: the batcher never blocks on a caller gone
 }
 
@@ -157,27 +170,22 @@ type cachedActivity struct {
 	fetched time.Time
 }
 
-// NewWorker starts a worker's batcher. Subscribe its Handle to TopicOrders
-// with a Concurrency of at least BatchSize so that batches can fill; call
-// Close when done.
+// NewWorker starts a worker's batcher. Subscribe its Handle to
+// ordermsg.TopicOrders with a Concurrency of at least BatchSize so that
+// batches can fill; call Close when done.
 func NewWorker(store *Store, claimer Claimer, cfg WorkerConfig) *Worker {
+	cfg = cfg.withDefaults()
 	w := &Worker{
 		store:      store,
 		claimer:    claimer,
 		log:        cfg.Logger,
-		size:       orDefault(cfg.BatchSize, defaultBatchSize),
-		linger:     orDefault(cfg.Linger, defaultLinger),
+		size:       cfg.BatchSize,
+		linger:     cfg.Linger,
 		committed:  cfg.Committed,
 		reqs:       make(chan *request),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 		activities: make(map[int64]cachedActivity),
-	}
-	if w.log == nil {
-		w.log = slog.Default()
-	}
-	if w.committed == nil {
-		w.committed = func() {}
 	}
 	if cfg.Registerer != nil {
 		w.metrics = newWorkerMetrics(cfg.Registerer, w.log)
@@ -197,7 +205,7 @@ func (w *Worker) Handle(ctx context.Context, m *mq.Message) error {
 }
 
 func (w *Worker) handle(ctx context.Context, m *mq.Message) error {
-	msg, err := decodeMessage(m.Payload)
+	msg, err := ordermsg.DecodeMessage(m.Payload)
 	if err != nil {
 		w.metrics.written(resultFailed, 1)
 		return fmt.Errorf("mq message %s: %w", m.ID, err)
@@ -230,36 +238,6 @@ func (w *Worker) Close() error {
 	w.closeOnce.Do(func() { close(w.quit) })
 	<-w.done
 	return nil
-}
-
-func decodeMessage(payload []byte) (Message, error) {
-	var m Message
-	if err := json.Unmarshal(payload, &m); err != nil {
-		return m, fmt.Errorf("%w: %w", ErrMalformedMessage, err)
-	}
-	var problem string
-	switch {
-	case m.OrderID == "":
-		problem = "order_id is empty"
-	case len(m.OrderID) > maxIDLen:
-		problem = "order_id is longer than " + messageFieldLimit
-	case m.ActivityID <= 0:
-		problem = fmt.Sprintf("activity_id %d is not positive", m.ActivityID)
-	case m.UserID == "":
-		problem = "user_id is empty"
-	case len(m.UserID) > maxIDLen:
-		problem = "user_id is longer than " + messageFieldLimit
-	case len(m.RequestID) > maxIDLen:
-		problem = "request_id is longer than " + messageFieldLimit
-	case len(m.TraceID) > maxIDLen:
-		problem = "trace_id is longer than " + messageFieldLimit
-	case m.PriceCents < 0:
-		problem = fmt.Sprintf("price_cents %d is negative", m.PriceCents)
-	}
-	if problem != "" {
-		return m, fmt.Errorf("%w: %s", ErrMalformedMessage, problem)
-	}
-	return m, nil
 }
 
 // run is the batcher: it collects requests into batches and writes them one
@@ -337,7 +315,7 @@ func (w *Worker) flush(batch []*request) {
 
 	// Concurrent redeliveries of one order may share a batch: write it
 	// once and give every copy the same answer.
-	var msgs []Message
+	var msgs []ordermsg.Message
 	seen := make(map[string]bool, len(batch))
 	for _, r := range batch {
 		if !seen[r.msg.OrderID] {
@@ -381,9 +359,9 @@ func (w *Worker) flush(batch []*request) {
 }
 
 // write stores msgs (distinct order ids) and returns each one's outcome.
-func (w *Worker) write(ctx context.Context, msgs []Message) map[string]outcome {
+func (w *Worker) write(ctx context.Context, msgs []ordermsg.Message) map[string]outcome {
 	out := make(map[string]outcome, len(msgs))
-	fail := func(m Message, err error) {
+	fail := func(m ordermsg.Message, err error) {
 		out[m.OrderID] = outcome{result: resultFailed, err: fmt.Errorf("order %s: %w", m.OrderID, err)}
 	}
 
@@ -395,7 +373,7 @@ func (w *Worker) write(ctx context.Context, msgs []Message) map[string]outcome {
 		}
 		return out
 	}
-	var fresh []Message
+	var fresh []ordermsg.Message
 	for _, m := range msgs {
 		if e, ok := existing[m.OrderID]; ok {
 			if e.ActivityID != m.ActivityID || e.UserID != m.UserID {
@@ -416,7 +394,7 @@ func (w *Worker) write(ctx context.Context, msgs []Message) map[string]outcome {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	var rows []Order
 	outbox := make(map[string][]outboxRow, len(fresh)) // by order id
-	byActivity := make(map[int64][]Message)
+	byActivity := make(map[int64][]ordermsg.Message)
 	for _, m := range fresh {
 		byActivity[m.ActivityID] = append(byActivity[m.ActivityID], m)
 	}
@@ -454,9 +432,9 @@ func (w *Worker) write(ctx context.Context, msgs []Message) map[string]outcome {
 			// The order's events and its pay-deadline message commit with
 			// it, so neither can be lost between the write and a publish.
 			if state == StateCreated {
-				outbox[o.ID] = []outboxRow{newEvent(&o, EventCreated, "", a.Name, now), newTimeout(&o, now)}
+				outbox[o.ID] = []outboxRow{newEvent(&o, ordermsg.EventCreated, "", a.Name, now), newTimeout(&o, now)}
 			} else {
-				outbox[o.ID] = []outboxRow{newEvent(&o, EventCancelled, ReasonReservationLost, a.Name, now)}
+				outbox[o.ID] = []outboxRow{newEvent(&o, ordermsg.EventCancelled, ordermsg.ReasonReservationLost, a.Name, now)}
 			}
 		}
 	}
@@ -558,7 +536,7 @@ func insertOrders(tx *gorm.DB, rows []Order, msgs []outboxRow, now time.Time) er
 			return fmt.Errorf("take %d units of activity %d: %w", n, aid, ErrOutOfStock)
 		}
 	}
-	if err := tx.CreateInBatches(rows, insertChunk).Error; err != nil {
+	if err := tx.CreateInBatches(rows, sqldb.InsertBatchSize).Error; err != nil {
 		return fmt.Errorf("insert %d orders: %w", len(rows), err)
 	}
 	return insertOutbox(tx, msgs)
@@ -607,7 +585,7 @@ func rowResult(r Order) string {
 	return resultCreated
 }
 
-func ids(msgs []Message) []string {
+func ids(msgs []ordermsg.Message) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = m.OrderID
@@ -640,28 +618,18 @@ func newWorkerMetrics(reg prometheus.Registerer, log *slog.Logger) *workerMetric
 			Help: "Order messages handled by the worker, by result.",
 		}, []string{"result"}),
 	}
-	m.batchSize = register(reg, m.batchSize, log)
-	m.writeSeconds = register(reg, m.writeSeconds, log)
-	m.writtenTotal = register(reg, m.writtenTotal, log)
+	// Shared: the workers of one process count into one series.
+	var errs [3]error
+	m.batchSize, errs[0] = metrics.Shared(reg, m.batchSize)
+	m.writeSeconds, errs[1] = metrics.Shared(reg, m.writeSeconds)
+	m.writtenTotal, errs[2] = metrics.Shared(reg, m.writtenTotal)
+	if err := errors.Join(errs[:]...); err != nil {
+		log.Warn("order worker metric not registered", "err", err)
+	}
 	for _, r := range []string{resultCreated, resultDuplicate, resultUnreserved, resultFailed} {
 		m.writtenTotal.WithLabelValues(r)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// its name, so that two workers in one process share their metrics.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, log *slog.Logger) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		log.Warn("order worker metric not registered", "err", err)
-	}
-	return c
 }
 
 func (m *workerMetrics) observeBatch(n int, d time.Duration) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/order/ordermsg"
 	"gorm.io/gorm"
 )
 
@@ -173,7 +174,7 @@ func TestWorkerBatchWithExistingAndNewOrders(t *testing.T) {
 		w.Close()
 
 		w, reg = testWorker(t, s, claimer, WorkerConfig{BatchSize: 3, Linger: long})
-		errs := handleAll(t, w, []Message{
+		errs := handleAll(t, w, []ordermsg.Message{
 			message(a.ID, "old", "u-old"),
 			message(a.ID, "new-1", "u-1"),
 			message(a.ID, "new-2", "u-2"),
@@ -208,7 +209,7 @@ func TestWorkerGroupsConcurrentMessages(t *testing.T) {
 		s := NewStore(db)
 		a := newActivity(t, s, stock)
 		w, reg := testWorker(t, s, &fakeClaimer{}, WorkerConfig{BatchSize: batch, Linger: long})
-		var msgs []Message
+		var msgs []ordermsg.Message
 		for i, id := range orderIDs("o", n) {
 			msgs = append(msgs, message(a.ID, id, orderIDs("u", n)[i]))
 		}
@@ -243,7 +244,7 @@ func TestWorkerReleasedReservation(t *testing.T) {
 		a := newActivity(t, s, 5)
 		claimer := &fakeClaimer{released: map[string]bool{"gone": true}}
 		w, reg := testWorker(t, s, claimer, WorkerConfig{BatchSize: 2, Linger: long})
-		errs := handleAll(t, w, []Message{message(a.ID, "gone", "u-1"), message(a.ID, "kept", "u-2")})
+		errs := handleAll(t, w, []ordermsg.Message{message(a.ID, "gone", "u-1"), message(a.ID, "kept", "u-2")})
 		for i, err := range errs {
 			if err != nil {
 				t.Errorf("message %d: %v", i, err)
@@ -304,7 +305,7 @@ func TestWorkerOutOfStock(t *testing.T) {
 			s := NewStore(db)
 			a := newActivity(t, s, 2)
 			w, _ := testWorker(t, s, &fakeClaimer{}, WorkerConfig{BatchSize: 3, Linger: long})
-			errs := handleAll(t, w, []Message{message(a.ID, "o-1", "u-1"), message(a.ID, "o-2", "u-2"), message(a.ID, "o-3", "u-3")})
+			errs := handleAll(t, w, []ordermsg.Message{message(a.ID, "o-1", "u-1"), message(a.ID, "o-2", "u-2"), message(a.ID, "o-3", "u-3")})
 			var failed int
 			for i, err := range errs {
 				switch {
@@ -344,7 +345,7 @@ func TestWorkerSecondOrderOfUser(t *testing.T) {
 			}
 			w.Close()
 			w, reg := testWorker(t, s, claimer, WorkerConfig{BatchSize: 3, Linger: long})
-			errs := handleAll(t, w, []Message{
+			errs := handleAll(t, w, []ordermsg.Message{
 				message(a.ID, "bob-1", "bob"),
 				message(a.ID, "second", "alice"),
 				message(a.ID, "carol-1", "carol"),
@@ -377,7 +378,7 @@ func TestWorkerSecondOrderOfUser(t *testing.T) {
 			s := NewStore(db)
 			a := newActivity(t, s, 10)
 			w, _ := testWorker(t, s, &fakeClaimer{}, WorkerConfig{BatchSize: 3, Linger: long})
-			errs := handleAll(t, w, []Message{
+			errs := handleAll(t, w, []ordermsg.Message{
 				message(a.ID, "alice-1", "alice"),
 				message(a.ID, "bob-1", "bob"),
 				message(a.ID, "alice-2", "alice"),
@@ -429,8 +430,8 @@ func TestWorkerRejectsMalformedMessages(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := w.Handle(context.Background(), &mq.Message{ID: "m1", Payload: []byte(tt.payload)})
-			if !errors.Is(err, ErrMalformedMessage) || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Handle = %v, want ErrMalformedMessage mentioning %q", err, tt.want)
+			if !errors.Is(err, ordermsg.ErrMalformed) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Handle = %v, want ordermsg.ErrMalformed mentioning %q", err, tt.want)
 			}
 		})
 	}
@@ -449,7 +450,7 @@ func TestWorkerUnknownActivityAndClaimFailure(t *testing.T) {
 	tests := []struct {
 		name    string
 		claimer *fakeClaimer
-		msg     Message
+		msg     ordermsg.Message
 		want    error
 	}{
 		{"unknown activity", &fakeClaimer{}, message(a.ID+1, "o-1", "u-1"), ErrNotFound},
@@ -518,8 +519,8 @@ func TestWorkerHandleContextCancelled(t *testing.T) {
 	}
 }
 
-func repeat(m Message, n int) []Message {
-	out := make([]Message, n)
+func repeat(m ordermsg.Message, n int) []ordermsg.Message {
+	out := make([]ordermsg.Message, n)
 	for i := range out {
 		out[i] = m
 	}

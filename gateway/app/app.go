@@ -11,15 +11,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
@@ -30,7 +27,10 @@ import (
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/orderid"
+	"github.com/flashsale/seckill/order/ordermsg"
 	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/order/sqldb"
+	"github.com/flashsale/seckill/platform/process"
 	"github.com/flashsale/seckill/static"
 
 	"github.com/flashsale/seckill/notifier"
@@ -78,10 +78,7 @@ type App struct {
 	server      *httpapi.Server
 	handler     http.Handler
 	limits      httpapi.Limits
-	http        *http.Server
-	listener    net.Listener
-	metricsHTTP *http.Server // SECKILL_METRICS_ADDR's listener; nil when /metrics is on the public one
-	metricsLn   net.Listener
+	ops         *process.Ops // the API on SECKILL_HTTP_ADDR, /metrics on SECKILL_METRICS_ADDR when set
 	bgCancel    context.CancelFunc
 	bg          sync.WaitGroup
 	shutdownOne sync.Once
@@ -94,8 +91,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 	if role == GatewayOnly && cfg.MQ == config.MQEmbedded {
 		return nil, fmt.Errorf("SECKILL_MQ=%s: the %s service runs apart from the others and needs SECKILL_MQ=nats or kafka (the embedded queue lives inside one process; use the all-in-one seckill binary for it)", cfg.MQ, role)
 	}
-	a := &App{cfg: cfg, role: role, log: log, registry: prometheus.NewRegistry()}
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a := &App{cfg: cfg, role: role, log: log, registry: process.NewRegistry()}
 	defer func() {
 		if err != nil {
 			a.closeBackends()
@@ -105,7 +101,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 	if err := a.openRedis(ctx); err != nil {
 		return nil, err
 	}
-	gdb, err := order.OpenDB(ctx, order.DBConfig{
+	gdb, err := sqldb.Open(ctx, sqldb.Config{
 		DSN: cfg.DBDSN, DataDir: cfg.DataDir, Logger: log,
 		MaxOpenConns: cfg.DBMaxOpenConns, MaxIdleConns: cfg.DBMaxIdleConns, ConnMaxLifetime: cfg.DBConnMaxLifetime,
 	})
@@ -168,6 +164,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 		PerUser: ratelimit.NewKeyed(ratelimit.Config{
 			Rate: rate.Limit(cfg.RatePerUser), Burst: cfg.RatePerUserBurst, IdleTTL: cfg.RateLimiterIdle,
 		}),
+		// The buy-token route has the per-user limit's numbers in buckets
+		// of its own: fetching the pass must not spend the buys.
+		BuyTokenPerUser: ratelimit.NewKeyed(ratelimit.Config{
+			Rate: rate.Limit(cfg.RatePerUser), Burst: cfg.RatePerUserBurst, IdleTTL: cfg.RateLimiterIdle,
+		}),
 	}
 	pages, err := fs.Sub(static.FS, "web")
 	if err != nil {
@@ -194,6 +195,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 		DeadLetters: deadLetters,
 		Inventory:   inventory.NewCoalescer(a.inv, inventory.CoalesceConfig{MaxBatch: cfg.RedisBatch, MaxWait: cfg.RedisBatchWait}), Store: a.db, Publisher: a.queue, Payer: a.payer, Restorer: a.restorer, IDs: ids, Naive: naive,
 		Tokens: auth.NewTokens(cfg.JWTSecret), AdminToken: auth.AdminToken(cfg.AdminToken),
+		BuyTokens: auth.NewBuyTokens(cfg.JWTSecret, cfg.BuyTokenTTL), RequireBuyToken: cfg.BuyToken == config.BuyTokenRequired,
 		Limits: a.limits, Demo: cfg.Demo, TrustedProxies: cfg.TrustedProxies,
 		MaxBodyBytes: cfg.MaxBodyBytes, SoldOutTTL: cfg.SoldOutTTL, PublishTimeout: cfg.PublishTimeout,
 		Ready: a.ready, Static: http.FS(pages), Logger: log, Registry: a.registry,
@@ -218,7 +220,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 func (a *App) openQueue(ctx context.Context) error {
 	var groups map[string][]string
 	if a.role == AllInOne && a.cfg.Notify.Enabled {
-		groups = map[string][]string{order.TopicOrderEvents: {notifier.Group}}
+		groups = map[string][]string{ordermsg.TopicOrderEvents: {notifier.Group}}
 	}
 	q, err := orderservice.OpenQueue(ctx, orderservice.QueueConfig{
 		Backend: a.cfg.MQ, StoreDir: filepath.Join(a.cfg.DataDir, "queue"), NATSURL: a.cfg.NATSURL,
@@ -296,44 +298,22 @@ func (a *App) Store() *order.Store { return a.db }
 // the housekeeping loops (reservation reaper, limiter sweeps). The order
 // side, where it runs, started in New.
 func (a *App) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	// The API serves /healthz, /readyz and (without SECKILL_METRICS_ADDR)
+	// /metrics itself. Live dashboard streams never go idle: end them when
+	// Shutdown starts, or it would wait for them until its deadline.
+	ops, err := process.ServeOps(process.OpsConfig{
+		Addr: a.cfg.HTTPAddr, MetricsAddr: a.cfg.MetricsAddr, Registry: a.registry,
+		Handler: a.handler, OnShutdown: a.server.CloseStreams,
+	})
 	if err != nil {
-		return fmt.Errorf("SECKILL_HTTP_ADDR %s: %w", a.cfg.HTTPAddr, err)
+		return err
 	}
-	a.listener = ln
-	if a.cfg.MetricsAddr != "" {
-		// /metrics on a listener of its own, off the public port.
-		mln, err := net.Listen("tcp", a.cfg.MetricsAddr)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("SECKILL_METRICS_ADDR %s: %w", a.cfg.MetricsAddr, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
-		a.metricsLn = mln
-		a.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
-		a.bg.Go(func() {
-			if err := a.metricsHTTP.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				a.log.Error("metrics server stopped", "err", err)
-			}
-		})
-	}
-	a.http = &http.Server{
-		Handler: a.handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-	}
-	// Live dashboard streams never go idle: end them when Shutdown starts,
-	// or it would wait for them until its deadline.
-	a.http.RegisterOnShutdown(a.server.CloseStreams)
+	a.ops = ops
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.bgCancel = cancel
-	a.bg.Go(func() {
-		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("http server stopped", "err", err)
-		}
-	})
 	a.bg.Go(func() { a.limits.PerIP.Run(bg, time.Minute) })
 	a.bg.Go(func() { a.limits.PerUser.Run(bg, time.Minute) })
+	a.bg.Go(func() { a.limits.BuyTokenPerUser.Run(bg, time.Minute) })
 	a.bg.Go(func() { a.followReleases(bg) })
 	a.bg.Go(func() { a.housekeeping(bg) })
 	return nil
@@ -359,16 +339,11 @@ func (a *App) followReleases(ctx context.Context) {
 }
 
 // Addr is the address the server listens on (after Start).
-func (a *App) Addr() string { return a.listener.Addr().String() }
+func (a *App) Addr() string { return a.ops.Addr() }
 
 // MetricsAddr is the address /metrics listens on apart from Addr (after
 // Start), or "" when SECKILL_METRICS_ADDR is unset and /metrics is on Addr.
-func (a *App) MetricsAddr() string {
-	if a.metricsLn == nil {
-		return ""
-	}
-	return a.metricsLn.Addr().String()
-}
+func (a *App) MetricsAddr() string { return a.ops.MetricsAddr() }
 
 // housekeeping runs every few seconds: it releases reservations whose order
 // message never reached the queue (a gateway died between the Lua script
@@ -412,14 +387,9 @@ func (a *App) housekeeping(ctx context.Context) {
 func (a *App) Shutdown(ctx context.Context) error {
 	a.shutdownOne.Do(func() {
 		var errs []error
-		if a.http != nil {
-			if err := a.http.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-			}
-		}
-		if a.metricsHTTP != nil {
-			if err := a.metricsHTTP.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("metrics listener shutdown: %w", err))
+		if a.ops != nil {
+			if err := a.ops.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		if a.server != nil {

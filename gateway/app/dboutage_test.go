@@ -12,6 +12,7 @@ import (
 
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 	"github.com/flashsale/seckill/testkit"
 )
 
@@ -147,7 +148,7 @@ func TestDatabaseOutageDuringSpike(t *testing.T) {
 	// under a statement as bad and database/sql dials a new one; one cut
 	// while idle fails the driver's liveness check before reuse and is
 	// replaced the same way; a refused dial fails at once, and one into a
-	// server that does not answer stops at order.OpenDB's dial timeout
+	// server that does not answer stops at sqldb.Open's dial timeout
 	// (5s). ConnMaxLifetime only recycles healthy connections and plays no
 	// part.
 	a, c := startApp(t, map[string]string{"SECKILL_DB_DSN": dsn, "SECKILL_REDIS_URL": redisURL})
@@ -157,7 +158,7 @@ func TestDatabaseOutageDuringSpike(t *testing.T) {
 		deadMu sync.Mutex
 		dead   []string
 	)
-	err := a.queue.Subscribe(t.Context(), mq.DeadLetterTopic(order.TopicOrders), mq.SubscribeOptions{Group: "test-dboutage-dlq"},
+	err := a.queue.Subscribe(t.Context(), mq.DeadLetterTopic(ordermsg.TopicOrders), mq.SubscribeOptions{Group: "test-dboutage-dlq"},
 		func(_ context.Context, m *mq.Message) error {
 			deadMu.Lock()
 			defer deadMu.Unlock()

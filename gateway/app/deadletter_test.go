@@ -12,6 +12,7 @@ import (
 
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 type deadLettersResp struct {
@@ -38,12 +39,12 @@ func TestDeadLettersAreListedAndReplayed(t *testing.T) {
 	// The next activity id: the order names it before it exists.
 	first := c.createActivity(t, 5, time.Now().Add(-time.Second), time.Now().Add(time.Hour))
 	next := mustParseID(t, first) + 1
-	msg := order.Message{OrderID: "dlq-order-1", ActivityID: next, UserID: "dlq-user", PriceCents: 1999, ReservedAt: time.Now().UTC()}
+	msg := ordermsg.Message{OrderID: "dlq-order-1", ActivityID: next, UserID: "dlq-user", PriceCents: 1999, ReservedAt: time.Now().UTC()}
 	payload, _ := json.Marshal(msg)
-	if err := a.queue.Publish(ctx, order.TopicOrders, &mq.Message{ID: msg.OrderID, Key: msg.UserID, Payload: payload}); err != nil {
+	if err := a.queue.Publish(ctx, ordermsg.TopicOrders, &mq.Message{ID: msg.OrderID, Key: msg.UserID, Payload: payload}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.queue.Publish(ctx, order.TopicOrders, &mq.Message{ID: "garbage", Payload: []byte("{not json")}); err != nil {
+	if err := a.queue.Publish(ctx, ordermsg.TopicOrders, &mq.Message{ID: "garbage", Payload: []byte("{not json")}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -3,80 +3,36 @@ package app
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"strings"
-	"syscall"
-	"time"
 
 	"github.com/flashsale/seckill/gateway/config"
+	"github.com/flashsale/seckill/platform/process"
 )
 
-// Main is the whole of a service binary's main: it parses the flags, runs
-// the role until SIGINT/SIGTERM and returns the exit code.
+// Main is the whole of a service binary's main (platform/process.Main): it
+// parses the flags, runs the role until SIGINT/SIGTERM and returns the exit
+// code.
 //
 //	-healthcheck  GET /healthz on this process's SECKILL_HTTP_ADDR and exit
 //	              0 or 1, for container health checks in images without a
 //	              shell or curl.
 func Main(role Role, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet(role.String(), flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	health := fs.Bool("healthcheck", false, "probe GET /healthz on SECKILL_HTTP_ADDR and exit 0 if healthy")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *health {
-		if err := Healthcheck(getenv("SECKILL_HTTP_ADDR")); err != nil {
-			fmt.Fprintln(stderr, "unhealthy:", err)
-			return 1
-		}
-		return 0
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := Run(ctx, role, getenv, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "seckill %s: %v\n", role, err)
-		return 1
-	}
-	return 0
-}
-
-// Healthcheck asks the local process listening on addr (":8080" style;
-// empty = the default) for /healthz.
-func Healthcheck(addr string) error {
-	if addr == "" {
-		addr = ":8080"
-	}
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("SECKILL_HTTP_ADDR %q: %w", addr, err)
-	}
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + net.JoinHostPort("127.0.0.1", port) + "/healthz")
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/healthz answered %d", resp.StatusCode)
-	}
-	return nil
+	return process.Main("seckill "+role.String(), args, getenv, stderr, func(ctx context.Context) error {
+		return Run(ctx, role, getenv, stdout, stderr)
+	})
 }
 
 // Run starts role with the configuration from getenv and blocks until ctx is
-// done, then shuts down gracefully (stop accepting, drain, close).
+// done, then shuts down gracefully (stop accepting, drain, close) within
+// SECKILL_SHUTDOWN_TIMEOUT.
 func Run(ctx context.Context, role Role, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
-		return fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return process.InvalidConfig(err)
 	}
-	log := NewLogger(cfg, stderr)
+	log := process.NewLogger(cfg.LogFormat, cfg.LogLevel, stderr)
 	a, err := New(ctx, cfg, log, role)
 	if err != nil {
 		return err
@@ -92,28 +48,10 @@ func Run(ctx context.Context, role Role, getenv func(string) string, stdout, std
 		}
 		fmt.Fprintf(stdout, "  demo activity %d: %q, %d units, starts %s\n\n", act.ID, act.Name, act.Stock, act.StartsAt.Format("15:04:05 MST"))
 	}
-
-	<-ctx.Done()
-	log.Info("shutting down: finishing requests and draining the queue")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := a.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	log.Info("stopped cleanly")
-	return nil
-}
-
-// NewLogger builds the process logger: text for people in demo mode, JSON
-// for log pipelines otherwise.
-func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config.Load
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return process.Serve(ctx, process.Service{
+		Ops: a.ops, Stop: a.Shutdown, Timeout: cfg.ShutdownTimeout, Logger: log,
+		Draining: "finishing requests and draining the queue",
+	})
 }
 
 // printBanner tells the operator where to go. A generated demo admin token

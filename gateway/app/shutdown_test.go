@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/sqldb"
 )
 
 // TestShutdownKeepsEveryAcceptedOrder stops the process right after a burst
@@ -56,7 +57,7 @@ func TestShutdownKeepsEveryAcceptedOrder(t *testing.T) {
 		t.Fatalf("%d buys accepted, want 300", len(accepted))
 	}
 
-	gdb, err := order.OpenDB(context.Background(), order.DBConfig{DataDir: dataDir})
+	gdb, err := sqldb.Open(context.Background(), sqldb.Config{DataDir: dataDir})
 	if err != nil {
 		t.Fatal(err)
 	}

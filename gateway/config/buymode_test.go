@@ -18,7 +18,7 @@ func TestBuyMode(t *testing.T) {
 		{"sync", "", true},
 	} {
 		t.Run(tc.value, func(t *testing.T) {
-			c, err := Load(env(map[string]string{"SECKILL_BUY_MODE": tc.value}))
+			c, err := Load(vars(map[string]string{"SECKILL_BUY_MODE": tc.value}))
 			if tc.bad {
 				if err == nil || !strings.Contains(err.Error(), "SECKILL_BUY_MODE") {
 					t.Fatalf("SECKILL_BUY_MODE=%q: err = %v, want an error naming the variable", tc.value, err)

@@ -1,20 +1,20 @@
 // Package config reads the gateway's configuration from environment
-// variables. A value that is present but invalid is an error naming the
-// variable, so a typo stops the process at start instead of running with a
-// default nobody asked for.
+// variables, through platform/env. A value that is present but invalid is an
+// error naming the variable, so a typo stops the process at start instead of
+// running with a default nobody asked for.
 package config
 
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
 	notifyconfig "github.com/flashsale/seckill/notifier/config"
+	"github.com/flashsale/seckill/platform/env"
+	"github.com/flashsale/seckill/platform/process"
 )
 
 // Queue backends.
@@ -36,6 +36,16 @@ const (
 	// load tester's side-by-side comparison; never in production.
 	BuyModeNaive = "naive"
 )
+
+// Buy tokens (SECKILL_BUY_TOKEN): must a buy carry the pass that GET
+// /activities/{id}/buy-token hands out from the sale's start.
+const (
+	BuyTokenRequired = "required"
+	BuyTokenOff      = "off"
+)
+
+// DefaultBuyTokenTTL matches auth.DefaultBuyTokenTTL.
+const DefaultBuyTokenTTL = 2 * time.Minute
 
 // Admission control of the buy route (SECKILL_MAX_BUYS_IN_FLIGHT).
 const (
@@ -111,6 +121,8 @@ type Config struct {
 	ShutdownTimeout   time.Duration // SECKILL_SHUTDOWN_TIMEOUT
 	SweepInterval     time.Duration // SECKILL_SWEEP_INTERVAL: how often unpaid orders past their deadline are looked for (the pay-deadline messages' safety net)
 	BuyMode           string        // SECKILL_BUY_MODE: pipeline (default) or naive (the anti-pattern, for comparisons)
+	BuyToken          string        // SECKILL_BUY_TOKEN: required (default) or off (default in demo mode)
+	BuyTokenTTL       time.Duration // SECKILL_BUY_TOKEN_TTL: how long a buy token is valid
 	// ReconcileInterval is how often each order-worker process compares
 	// Redis with the database and repairs what has a known cause
 	// (SECKILL_RECONCILE_INTERVAL).
@@ -154,7 +166,7 @@ func Names() []string {
 		"SECKILL_WORKER_BATCH", "SECKILL_SHUTDOWN_TIMEOUT", "SECKILL_BUY_MODE", "SECKILL_SWEEP_INTERVAL",
 		"SECKILL_METRICS_ADDR", "SECKILL_DASHBOARD_STREAMS_PER_IP", "SECKILL_MAX_BUYS_IN_FLIGHT",
 		"SECKILL_RECONCILE_INTERVAL", "SECKILL_RECONCILE_AGE",
-		"SECKILL_REDIS_BATCH", "SECKILL_REDIS_BATCH_WAIT",
+		"SECKILL_REDIS_BATCH", "SECKILL_REDIS_BATCH_WAIT", "SECKILL_BUY_TOKEN", "SECKILL_BUY_TOKEN_TTL",
 	}, notifyconfig.Names()...)
 }
 
@@ -165,142 +177,129 @@ func (c Config) Embedded() bool {
 
 // Load reads the configuration of a process that serves the HTTP API,
 // through getenv (os.Getenv in main, a map in tests). Every problem is
-// reported, each naming its variable.
+// reported, once per variable, each naming its variable.
 // (The order worker reads its own settings: order/service.LoadProcessConfig.)
 func Load(getenv func(string) string) (Config, error) {
-	p := parser{getenv: getenv}
+	r := env.New(getenv)
 	c := Config{
-		HTTPAddr:            p.str("SECKILL_HTTP_ADDR", ":8080"),
-		MetricsAddr:         p.str("SECKILL_METRICS_ADDR", ""),
-		RedisURL:            p.str("SECKILL_REDIS_URL", ""),
-		RedisPrefix:         p.str("SECKILL_REDIS_PREFIX", "seckill"),
-		DBDSN:               p.str("SECKILL_DB_DSN", ""),
-		MQ:                  p.oneOf("SECKILL_MQ", MQEmbedded, MQEmbedded, MQNATS, MQKafka),
-		NATSURL:             p.str("SECKILL_NATS_URL", ""),
-		KafkaBrokers:        p.list("SECKILL_KAFKA_BROKERS"),
-		KafkaPartitions:     p.positiveInt("SECKILL_KAFKA_PARTITIONS", 12),
-		KafkaReplication:    p.positiveInt("SECKILL_KAFKA_REPLICATION", 1),
-		KafkaSessionTimeout: p.duration("SECKILL_KAFKA_SESSION_TIMEOUT", 30*time.Second),
-		DBMaxOpenConns:      p.positiveInt("SECKILL_DB_MAX_OPEN_CONNS", 0),
-		DBMaxIdleConns:      p.positiveInt("SECKILL_DB_MAX_IDLE_CONNS", 0),
-		DBConnMaxLifetime:   p.duration("SECKILL_DB_CONN_MAX_LIFETIME", 5*time.Minute),
-		DataDir:             p.str("SECKILL_DATA_DIR", "./data"),
-		LogLevel:            p.oneOf("SECKILL_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
-		RateGlobal:          p.positiveFloat("SECKILL_RATE_GLOBAL", 20000),
-		RateGlobalBurst:     p.positiveInt("SECKILL_RATE_GLOBAL_BURST", 20000),
-		RatePerIP:           p.positiveFloat("SECKILL_RATE_PER_IP", 10000),
-		RatePerIPBurst:      p.positiveInt("SECKILL_RATE_PER_IP_BURST", 20000),
-		RatePerUser:         p.positiveFloat("SECKILL_RATE_PER_USER", 2),
-		RatePerUserBurst:    p.positiveInt("SECKILL_RATE_PER_USER_BURST", 5),
-		RateLimiterIdle:     p.duration("SECKILL_RATE_LIMITER_IDLE", 5*time.Minute),
-		TrustedProxies:      p.list("SECKILL_TRUSTED_PROXIES"),
-		MaxBodyBytes:        int64(p.positiveInt("SECKILL_MAX_BODY_BYTES", 64<<10)),
-		SoldOutTTL:          p.duration("SECKILL_SOLDOUT_TTL", time.Second),
-		PublishTimeout:      p.duration("SECKILL_PUBLISH_TIMEOUT", 2*time.Second),
-		ReservationTTL:      p.duration("SECKILL_RESERVATION_TIMEOUT", 30*time.Second),
-		QueueCapacity:       p.positiveInt("SECKILL_QUEUE_CAPACITY", 100000),
-		WorkerConcurrency:   p.positiveInt("SECKILL_WORKER_CONCURRENCY", 200),
-		WorkerBatch:         p.positiveInt("SECKILL_WORKER_BATCH", 100),
-		ShutdownTimeout:     p.duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second),
-		SweepInterval:       p.duration("SECKILL_SWEEP_INTERVAL", 15*time.Second),
-		ReconcileInterval:   p.duration("SECKILL_RECONCILE_INTERVAL", 30*time.Second),
-		ReconcileAge:        p.duration("SECKILL_RECONCILE_AGE", 5*time.Minute),
-		BuyMode:             p.oneOf("SECKILL_BUY_MODE", BuyModePipeline, BuyModePipeline, BuyModeNaive),
+		HTTPAddr:            r.String("SECKILL_HTTP_ADDR", process.DefaultHTTPAddr),
+		MetricsAddr:         r.String("SECKILL_METRICS_ADDR", ""),
+		RedisURL:            r.String("SECKILL_REDIS_URL", ""),
+		RedisPrefix:         r.String("SECKILL_REDIS_PREFIX", "seckill"),
+		DBDSN:               r.String("SECKILL_DB_DSN", ""),
+		MQ:                  r.OneOf("SECKILL_MQ", MQEmbedded, MQEmbedded, MQNATS, MQKafka),
+		NATSURL:             r.String("SECKILL_NATS_URL", ""),
+		KafkaBrokers:        r.List("SECKILL_KAFKA_BROKERS"),
+		KafkaPartitions:     r.PositiveInt("SECKILL_KAFKA_PARTITIONS", 12),
+		KafkaReplication:    r.PositiveInt("SECKILL_KAFKA_REPLICATION", 1),
+		KafkaSessionTimeout: r.Duration("SECKILL_KAFKA_SESSION_TIMEOUT", 30*time.Second),
+		DBMaxOpenConns:      r.PositiveInt("SECKILL_DB_MAX_OPEN_CONNS", 0),
+		DBMaxIdleConns:      r.PositiveInt("SECKILL_DB_MAX_IDLE_CONNS", 0),
+		DBConnMaxLifetime:   r.Duration("SECKILL_DB_CONN_MAX_LIFETIME", 5*time.Minute),
+		DataDir:             r.String("SECKILL_DATA_DIR", "./data"),
+		LogLevel:            r.OneOf("SECKILL_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		RateGlobal:          r.PositiveFloat("SECKILL_RATE_GLOBAL", 20000),
+		RateGlobalBurst:     r.PositiveInt("SECKILL_RATE_GLOBAL_BURST", 20000),
+		RatePerIP:           r.PositiveFloat("SECKILL_RATE_PER_IP", 10000),
+		RatePerIPBurst:      r.PositiveInt("SECKILL_RATE_PER_IP_BURST", 20000),
+		RatePerUser:         r.PositiveFloat("SECKILL_RATE_PER_USER", 2),
+		RatePerUserBurst:    r.PositiveInt("SECKILL_RATE_PER_USER_BURST", 5),
+		RateLimiterIdle:     r.Duration("SECKILL_RATE_LIMITER_IDLE", 5*time.Minute),
+		TrustedProxies:      r.List("SECKILL_TRUSTED_PROXIES"),
+		MaxBodyBytes:        int64(r.PositiveInt("SECKILL_MAX_BODY_BYTES", 64<<10)),
+		SoldOutTTL:          r.Duration("SECKILL_SOLDOUT_TTL", time.Second),
+		PublishTimeout:      r.Duration("SECKILL_PUBLISH_TIMEOUT", 2*time.Second),
+		ReservationTTL:      r.Duration("SECKILL_RESERVATION_TIMEOUT", 30*time.Second),
+		QueueCapacity:       r.PositiveInt("SECKILL_QUEUE_CAPACITY", 100000),
+		WorkerConcurrency:   r.PositiveInt("SECKILL_WORKER_CONCURRENCY", 200),
+		WorkerBatch:         r.PositiveInt("SECKILL_WORKER_BATCH", 100),
+		ShutdownTimeout:     r.Duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second),
+		SweepInterval:       r.Duration("SECKILL_SWEEP_INTERVAL", 15*time.Second),
+		ReconcileInterval:   r.Duration("SECKILL_RECONCILE_INTERVAL", 30*time.Second),
+		ReconcileAge:        r.Duration("SECKILL_RECONCILE_AGE", 5*time.Minute),
+		BuyMode:             r.OneOf("SECKILL_BUY_MODE", BuyModePipeline, BuyModePipeline, BuyModeNaive),
 	}
 	if c.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-			p.fail("SECKILL_HTTP_ADDR", "must be host:port (e.g. :8080), got %q", c.HTTPAddr)
+			r.Fail("SECKILL_HTTP_ADDR", "must be host:port (e.g. :8080), got %q", c.HTTPAddr)
 		}
 	}
-	c.DashboardStreamsPerIP = p.positiveInt("SECKILL_DASHBOARD_STREAMS_PER_IP", 8)
-	c.MaxBuysInFlight = p.positiveInt("SECKILL_MAX_BUYS_IN_FLIGHT", DefaultMaxBuysInFlight)
+	c.DashboardStreamsPerIP = r.PositiveInt("SECKILL_DASHBOARD_STREAMS_PER_IP", 8)
+	c.MaxBuysInFlight = r.PositiveInt("SECKILL_MAX_BUYS_IN_FLIGHT", DefaultMaxBuysInFlight)
 	if c.MaxBuysInFlight > MaxMaxBuysInFlight {
-		p.fail("SECKILL_MAX_BUYS_IN_FLIGHT", "must be at most %d (a bound that large no longer bounds the wait), got %d", MaxMaxBuysInFlight, c.MaxBuysInFlight)
+		r.Fail("SECKILL_MAX_BUYS_IN_FLIGHT", "must be at most %d (a bound that large no longer bounds the wait), got %d", MaxMaxBuysInFlight, c.MaxBuysInFlight)
 	}
-	c.RedisBatch = p.positiveInt("SECKILL_REDIS_BATCH", DefaultRedisBatch)
+	c.RedisBatch = r.PositiveInt("SECKILL_REDIS_BATCH", DefaultRedisBatch)
 	if c.RedisBatch > MaxRedisBatch {
-		p.fail("SECKILL_REDIS_BATCH", "must be at most %d (one script call blocks Redis for the whole batch), got %d", MaxRedisBatch, c.RedisBatch)
+		r.Fail("SECKILL_REDIS_BATCH", "must be at most %d (one script call blocks Redis for the whole batch), got %d", MaxRedisBatch, c.RedisBatch)
 	}
-	c.RedisBatchWait = p.duration("SECKILL_REDIS_BATCH_WAIT", DefaultRedisBatchWait)
-	if c.RedisBatchWait <= 0 || c.RedisBatchWait > MaxRedisBatchWait {
-		p.fail("SECKILL_REDIS_BATCH_WAIT", "must be a positive duration of at most %s (e.g. 200us), got %s", MaxRedisBatchWait, c.RedisBatchWait)
+	c.RedisBatchWait = r.Duration("SECKILL_REDIS_BATCH_WAIT", DefaultRedisBatchWait)
+	if c.RedisBatchWait > MaxRedisBatchWait {
+		r.Fail("SECKILL_REDIS_BATCH_WAIT", "must be a positive duration of at most %s (e.g. 200us), got %s", MaxRedisBatchWait, c.RedisBatchWait)
 	}
 	if c.MetricsAddr != "" {
-		if msg := metricsAddrProblem(c.MetricsAddr, c.HTTPAddr); msg != "" {
-			p.fail("SECKILL_METRICS_ADDR", "%s", msg)
+		if err := process.CheckMetricsAddr(c.MetricsAddr, c.HTTPAddr); err != nil {
+			r.Fail("SECKILL_METRICS_ADDR", "%v", err)
 		}
 	}
 	if c.RedisURL != "" && !hasScheme(c.RedisURL, "redis://", "rediss://", "redis+cluster://", "rediss+cluster://") {
-		p.fail("SECKILL_REDIS_URL", "must start with redis://, rediss://, redis+cluster:// or rediss+cluster://")
+		r.Fail("SECKILL_REDIS_URL", "must start with redis://, rediss://, redis+cluster:// or rediss+cluster://")
 	}
 	if c.MQ == MQNATS && c.NATSURL == "" {
-		p.fail("SECKILL_NATS_URL", "is required when SECKILL_MQ=nats")
+		r.Fail("SECKILL_NATS_URL", "is required when SECKILL_MQ=nats")
 	}
 	for _, u := range strings.Split(c.NATSURL, ",") {
 		if u = strings.TrimSpace(u); u != "" && !hasScheme(u, "nats://", "tls://") {
-			p.fail("SECKILL_NATS_URL", "%q must start with nats:// or tls://", u)
+			r.Fail("SECKILL_NATS_URL", "%q must start with nats:// or tls://", u)
 		}
 	}
 	if c.MQ == MQKafka && len(c.KafkaBrokers) == 0 {
-		p.fail("SECKILL_KAFKA_BROKERS", "is required when SECKILL_MQ=kafka")
+		r.Fail("SECKILL_KAFKA_BROKERS", "is required when SECKILL_MQ=kafka")
 	}
 	for _, b := range c.KafkaBrokers {
 		if _, _, err := net.SplitHostPort(b); err != nil {
-			p.fail("SECKILL_KAFKA_BROKERS", "%q is not host:port", b)
+			r.Fail("SECKILL_KAFKA_BROKERS", "%q is not host:port", b)
 		}
 	}
 	for _, tp := range c.TrustedProxies {
 		if net.ParseIP(tp) == nil {
 			if _, _, err := net.ParseCIDR(tp); err != nil {
-				p.fail("SECKILL_TRUSTED_PROXIES", "%q is neither an IP nor a CIDR", tp)
+				r.Fail("SECKILL_TRUSTED_PROXIES", "%q is neither an IP nor a CIDR", tp)
 			}
 		}
 	}
-	for name, d := range map[string]time.Duration{
-		"SECKILL_SOLDOUT_TTL": c.SoldOutTTL, "SECKILL_PUBLISH_TIMEOUT": c.PublishTimeout,
-		"SECKILL_RESERVATION_TIMEOUT": c.ReservationTTL, "SECKILL_SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
-		"SECKILL_RATE_LIMITER_IDLE": c.RateLimiterIdle, "SECKILL_DB_CONN_MAX_LIFETIME": c.DBConnMaxLifetime,
-		"SECKILL_KAFKA_SESSION_TIMEOUT": c.KafkaSessionTimeout, "SECKILL_SWEEP_INTERVAL": c.SweepInterval,
-		"SECKILL_RECONCILE_INTERVAL": c.ReconcileInterval, "SECKILL_RECONCILE_AGE": c.ReconcileAge,
-	} {
-		if d <= 0 {
-			p.fail(name, "must be a positive duration")
-		}
-	}
 	if c.ReservationTTL <= c.PublishTimeout {
-		p.fail("SECKILL_RESERVATION_TIMEOUT", "must be longer than SECKILL_PUBLISH_TIMEOUT (%s), or live publishes would be reaped", c.PublishTimeout)
+		r.Fail("SECKILL_RESERVATION_TIMEOUT", "must be longer than SECKILL_PUBLISH_TIMEOUT (%s), or live publishes would be reaped", c.PublishTimeout)
 	}
 
-	c.Demo = p.boolean("SECKILL_DEMO", c.Embedded())
-	c.LogFormat = p.oneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Demo], "text", "json")
-	notify, err := notifyconfig.Load(getenv, c.Demo)
-	if err != nil {
-		p.errs = append(p.errs, err)
-	}
-	c.Notify = notify
+	c.Demo = r.Bool("SECKILL_DEMO", c.Embedded())
+	c.BuyToken = r.OneOf("SECKILL_BUY_TOKEN", map[bool]string{true: BuyTokenOff, false: BuyTokenRequired}[c.Demo], BuyTokenRequired, BuyTokenOff)
+	c.BuyTokenTTL = r.Duration("SECKILL_BUY_TOKEN_TTL", DefaultBuyTokenTTL)
+	c.LogFormat = r.OneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Demo], "text", "json")
+	c.Notify = notifyconfig.ReadDelivery(r, c.Demo)
 
-	if s := getenv("SECKILL_JWT_SECRET"); s != "" {
+	if s := r.Raw("SECKILL_JWT_SECRET"); s != "" {
 		if len(s) < 16 {
-			p.fail("SECKILL_JWT_SECRET", "must be at least 16 bytes")
+			r.Fail("SECKILL_JWT_SECRET", "must be at least 16 bytes")
 		}
 		c.JWTSecret = []byte(s)
 	} else if c.Demo {
 		c.JWTSecret = []byte(randomHex(32))
 	} else {
-		p.fail("SECKILL_JWT_SECRET", "is required outside demo mode")
+		r.Fail("SECKILL_JWT_SECRET", "is required outside demo mode")
 	}
-	if s := getenv("SECKILL_ADMIN_TOKEN"); s != "" {
+	if s := r.Raw("SECKILL_ADMIN_TOKEN"); s != "" {
 		if len(s) < 16 {
-			p.fail("SECKILL_ADMIN_TOKEN", "must be at least 16 characters")
+			r.Fail("SECKILL_ADMIN_TOKEN", "must be at least 16 characters")
 		}
 		c.AdminToken = s
 	} else if c.Demo {
 		c.AdminToken = randomHex(16)
 		c.GeneratedAdminToken = true
 	} else {
-		p.fail("SECKILL_ADMIN_TOKEN", "is required outside demo mode")
+		r.Fail("SECKILL_ADMIN_TOKEN", "is required outside demo mode")
 	}
-	return c, errors.Join(p.errs...)
+	return c, r.Err()
 }
 
 // Redacted returns the settings that are safe to log: no secrets, no
@@ -311,28 +310,8 @@ func (c Config) Redacted() map[string]any {
 		"db": backendName(c.DBDSN, "embedded sqlite in "+c.DataDir), "mq": c.MQ,
 		"kafka_brokers": strings.Join(c.KafkaBrokers, ","), "demo": c.Demo,
 		"worker_concurrency": c.WorkerConcurrency, "worker_batch": c.WorkerBatch,
-		"buy_mode": c.BuyMode, "metrics_addr": c.MetricsAddr,
+		"buy_mode": c.BuyMode, "buy_token": c.BuyToken, "metrics_addr": c.MetricsAddr,
 	}
-}
-
-// metricsAddrProblem says what is wrong with SECKILL_METRICS_ADDR, or "":
-// it must be host:port with a numeric port (0 picks a free one), and not
-// the listener of SECKILL_HTTP_ADDR.
-func metricsAddrProblem(addr, httpAddr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	n, perr := strconv.Atoi(port)
-	if err != nil || perr != nil || n < 0 || n > 65535 {
-		return fmt.Sprintf("must be host:port (e.g. 127.0.0.1:9090 or :9090), got %q", addr)
-	}
-	hhost, hport, err := net.SplitHostPort(httpAddr)
-	if err != nil || n == 0 || hport != port {
-		return ""
-	}
-	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
-	if host == hhost || wildcard(host) || wildcard(hhost) {
-		return fmt.Sprintf("%q is the listener of SECKILL_HTTP_ADDR (%s): give /metrics a port of its own, or leave it empty to serve it there", addr, httpAddr)
-	}
-	return ""
 }
 
 func backendName(v, embedded string) string {
@@ -357,94 +336,4 @@ func randomHex(n int) string {
 		panic(fmt.Sprintf("crypto/rand: %v", err))
 	}
 	return hex.EncodeToString(b)
-}
-
-// parser collects one error per bad variable instead of stopping at the first.
-type parser struct {
-	getenv func(string) string
-	errs   []error
-}
-
-func (p *parser) fail(name, format string, args ...any) {
-	p.errs = append(p.errs, fmt.Errorf("%s %s", name, fmt.Sprintf(format, args...)))
-}
-
-func (p *parser) str(name, def string) string {
-	if v := strings.TrimSpace(p.getenv(name)); v != "" {
-		return v
-	}
-	return def
-}
-
-func (p *parser) list(name string) []string {
-	var out []string
-	for _, part := range strings.Split(p.getenv(name), ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			out = append(out, part)
-		}
-	}
-	return out
-}
-
-func (p *parser) oneOf(name, def string, allowed ...string) string {
-	v := strings.ToLower(p.str(name, def))
-	for _, a := range allowed {
-		if v == a {
-			return v
-		}
-	}
-	p.fail(name, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
-	return def
-}
-
-func (p *parser) positiveInt(name string, def int) int {
-	v := p.getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n <= 0 {
-		p.fail(name, "must be a positive integer, got %q", v)
-		return def
-	}
-	return n
-}
-
-func (p *parser) positiveFloat(name string, def float64) float64 {
-	v := p.getenv(name)
-	if v == "" {
-		return def
-	}
-	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-	if err != nil || f <= 0 {
-		p.fail(name, "must be a positive number, got %q", v)
-		return def
-	}
-	return f
-}
-
-func (p *parser) duration(name string, def time.Duration) time.Duration {
-	v := p.getenv(name)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(strings.TrimSpace(v))
-	if err != nil {
-		p.fail(name, "must be a duration like 500ms or 2s, got %q", v)
-		return def
-	}
-	return d
-}
-
-func (p *parser) boolean(name string, def bool) bool {
-	v := p.getenv(name)
-	if v == "" {
-		return def
-	}
-	b, err := strconv.ParseBool(strings.TrimSpace(v))
-	if err != nil {
-		p.fail(name, "must be true or false, got %q", v)
-		return def
-	}
-	return b
 }

@@ -6,12 +6,12 @@ import (
 	"time"
 )
 
-func env(m map[string]string) func(string) string {
+func vars(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
 func TestDefaultsAreEmbeddedDemo(t *testing.T) {
-	c, err := Load(env(nil))
+	c, err := Load(vars(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestDefaultsAreEmbeddedDemo(t *testing.T) {
 	if len(c.JWTSecret) == 0 || c.AdminToken == "" || !c.GeneratedAdminToken {
 		t.Fatal("demo mode must make up a JWT secret and an admin token")
 	}
-	c2, _ := Load(env(nil))
+	c2, _ := Load(vars(nil))
 	if string(c2.JWTSecret) == string(c.JWTSecret) || c2.AdminToken == c.AdminToken {
 		t.Fatal("demo secrets must be random per start")
 	}
@@ -34,7 +34,7 @@ func TestDefaultsAreEmbeddedDemo(t *testing.T) {
 }
 
 func TestProductionRequiresSecrets(t *testing.T) {
-	_, err := Load(env(map[string]string{"SECKILL_REDIS_URL": "redis://127.0.0.1:6379"}))
+	_, err := Load(vars(map[string]string{"SECKILL_REDIS_URL": "redis://127.0.0.1:6379"}))
 	if err == nil {
 		t.Fatal("non-embedded config without secrets accepted")
 	}
@@ -43,7 +43,7 @@ func TestProductionRequiresSecrets(t *testing.T) {
 			t.Errorf("error %q does not name %s", err, name)
 		}
 	}
-	c, err := Load(env(map[string]string{
+	c, err := Load(vars(map[string]string{
 		"SECKILL_REDIS_URL": "redis://127.0.0.1:6379", "SECKILL_JWT_SECRET": "0123456789abcdef0123",
 		"SECKILL_ADMIN_TOKEN": "admin-token-0123456789",
 	}))
@@ -73,7 +73,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load(env(map[string]string{tc.name: tc.value}))
+			_, err := Load(vars(map[string]string{tc.name: tc.value}))
 			if err == nil || !strings.Contains(err.Error(), tc.name) {
 				t.Fatalf("%s=%q: err = %v, want an error naming the variable", tc.name, tc.value, err)
 			}
@@ -82,11 +82,11 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 }
 
 func TestKafkaNeedsBrokers(t *testing.T) {
-	_, err := Load(env(map[string]string{"SECKILL_MQ": "kafka", "SECKILL_DEMO": "true"}))
+	_, err := Load(vars(map[string]string{"SECKILL_MQ": "kafka", "SECKILL_DEMO": "true"}))
 	if err == nil || !strings.Contains(err.Error(), "SECKILL_KAFKA_BROKERS") {
 		t.Fatalf("err = %v, want one naming SECKILL_KAFKA_BROKERS", err)
 	}
-	c, err := Load(env(map[string]string{"SECKILL_MQ": "kafka", "SECKILL_KAFKA_BROKERS": "a:9092, b:9092", "SECKILL_DEMO": "true"}))
+	c, err := Load(vars(map[string]string{"SECKILL_MQ": "kafka", "SECKILL_KAFKA_BROKERS": "a:9092, b:9092", "SECKILL_DEMO": "true"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestKafkaNeedsBrokers(t *testing.T) {
 }
 
 func TestRedactedHoldsNoSecrets(t *testing.T) {
-	c, err := Load(env(map[string]string{
+	c, err := Load(vars(map[string]string{
 		"SECKILL_REDIS_URL": "redis://:hunter2hunter2@h:6379", "SECKILL_JWT_SECRET": "jwt-secret-0123456789",
 		"SECKILL_ADMIN_TOKEN": "admin-token-0123456789",
 	}))
@@ -132,5 +132,40 @@ func TestNamesListsEveryVariableLoadReads(t *testing.T) {
 		if !read[n] {
 			t.Errorf("Names lists %s but Load never reads it", n)
 		}
+	}
+}
+
+// The gateway reads with the same rules as every seckill process
+// (platform/env): blank counts as unset, values are trimmed, durations must
+// be positive, and each bad variable is reported once, even when a
+// cross-check would fail it again.
+func TestSharedReadingRules(t *testing.T) {
+	c, err := Load(vars(map[string]string{
+		"SECKILL_KAFKA_PARTITIONS": "   ", "SECKILL_SOLDOUT_TTL": " \t", "SECKILL_DEMO": " ",
+		"SECKILL_WORKER_BATCH": " 50 ", "SECKILL_PUBLISH_TIMEOUT": " 3s ",
+	}))
+	if err != nil {
+		t.Fatalf("blank and padded values: %v", err)
+	}
+	if c.KafkaPartitions != 12 || c.SoldOutTTL != time.Second || !c.Demo || c.WorkerBatch != 50 || c.PublishTimeout != 3*time.Second {
+		t.Fatalf("partitions %d, sold-out TTL %s, demo %v, batch %d, publish %s; want the defaults for blanks and the trimmed values",
+			c.KafkaPartitions, c.SoldOutTTL, c.Demo, c.WorkerBatch, c.PublishTimeout)
+	}
+
+	_, err = Load(vars(map[string]string{
+		"SECKILL_SOLDOUT_TTL": "0s", "SECKILL_SHUTDOWN_TIMEOUT": "-5s",
+		"SECKILL_RESERVATION_TIMEOUT": "soon", "SECKILL_PUBLISH_TIMEOUT": "45s", // bad, and shorter than the publish timeout
+		"SECKILL_MAX_BUYS_IN_FLIGHT": "0",
+	}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, name := range []string{"SECKILL_SOLDOUT_TTL", "SECKILL_SHUTDOWN_TIMEOUT", "SECKILL_RESERVATION_TIMEOUT", "SECKILL_MAX_BUYS_IN_FLIGHT"} {
+		if n := strings.Count(err.Error(), name+" "); n != 1 {
+			t.Errorf("%s reported %d times, want once:\n%v", name, n, err)
+		}
+	}
+	if !strings.Contains(err.Error(), `SECKILL_RESERVATION_TIMEOUT must be a positive duration like 500ms or 2s, got "soon"`) {
+		t.Errorf("SECKILL_RESERVATION_TIMEOUT: want the parse problem, not the cross-check:\n%v", err)
 	}
 }

@@ -8,10 +8,12 @@ import (
 	orderservice "github.com/flashsale/seckill/order/service"
 )
 
-// TestWorkerReadsTheSameSettings: the order worker binary parses its own
-// environment (order/service, which may not import the gateway), so the
-// two loaders must agree on every variable they share, defaults included,
-// until one parser serves both. A default changed in one place fails here.
+// TestWorkerReadsTheSameSettings: the order worker binary loads its own
+// environment (order/service, which may not import the gateway). Both
+// loaders read through platform/env, so a value is parsed the same way in
+// both, but each writes its own defaults and checks for the names they
+// share: the two must agree on every one, defaults included. A default
+// changed in one place fails here.
 func TestWorkerReadsTheSameSettings(t *testing.T) {
 	base := map[string]string{
 		"SECKILL_MQ": "nats", "SECKILL_NATS_URL": "nats://n1:4222,nats://n2:4222",
@@ -31,6 +33,11 @@ func TestWorkerReadsTheSameSettings(t *testing.T) {
 			"SECKILL_LOG_LEVEL": "debug", "SECKILL_RESERVATION_TIMEOUT": "45s", "SECKILL_PUBLISH_TIMEOUT": "3s",
 			"SECKILL_SHUTDOWN_TIMEOUT": "20s", "SECKILL_WORKER_CONCURRENCY": "77", "SECKILL_WORKER_BATCH": "33",
 			"SECKILL_SWEEP_INTERVAL": "5s", "SECKILL_RECONCILE_INTERVAL": "11s", "SECKILL_RECONCILE_AGE": "2m",
+		}},
+		{"blank is unset, padding trimmed", map[string]string{
+			"SECKILL_HTTP_ADDR": " :9000 ", "SECKILL_REDIS_PREFIX": "  ", "SECKILL_DB_MAX_OPEN_CONNS": " 7 ",
+			"SECKILL_KAFKA_PARTITIONS": "\t", "SECKILL_LOG_LEVEL": " WARN ", "SECKILL_SHUTDOWN_TIMEOUT": " 20s ",
+			"SECKILL_WORKER_BATCH": " ", "SECKILL_RECONCILE_AGE": " 2m ",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -27,7 +27,7 @@ func TestRedisBatch(t *testing.T) {
 		{"", "11ms", 0, 0, "SECKILL_REDIS_BATCH_WAIT"},
 	} {
 		t.Run(tc.batch+"/"+tc.wait, func(t *testing.T) {
-			c, err := Load(env(map[string]string{"SECKILL_REDIS_BATCH": tc.batch, "SECKILL_REDIS_BATCH_WAIT": tc.wait}))
+			c, err := Load(vars(map[string]string{"SECKILL_REDIS_BATCH": tc.batch, "SECKILL_REDIS_BATCH_WAIT": tc.wait}))
 			if tc.bad != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.bad+" ") {
 					t.Fatalf("err = %v; want an error naming %s", err, tc.bad)

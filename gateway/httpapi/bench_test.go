@@ -14,7 +14,7 @@ import (
 	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
-	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 	"github.com/flashsale/seckill/testkit"
 )
 
@@ -69,7 +69,7 @@ func newBenchFixture(b *testing.B, rdb redis.UniversalClient) benchFixture {
 	}})
 	// Consume order messages without a database, so the queue never fills
 	// and the benchmark measures the gateway alone.
-	if err := f.broker.Subscribe(context.Background(), order.TopicOrders, mq.SubscribeOptions{Group: "sink", Concurrency: 4},
+	if err := f.broker.Subscribe(context.Background(), ordermsg.TopicOrders, mq.SubscribeOptions{Group: "sink", Concurrency: 4},
 		func(context.Context, *mq.Message) error { return nil }); err != nil {
 		b.Fatal(err)
 	}

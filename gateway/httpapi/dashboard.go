@@ -35,6 +35,11 @@ const (
 	outSoldOut
 	outAlreadyPurchased
 	outNotOpen
+	outTokenMissing
+	outTokenInvalid
+	outTokenExpired
+	outTokenWrongUser
+	outTokenWrongActivity
 	outRateLimited
 	outBusy
 	outRejected
@@ -47,15 +52,35 @@ var outcomeNames = [numOutcomes]string{
 	outSoldOut:          "sold_out",
 	outAlreadyPurchased: "already_purchased",
 	outNotOpen:          "not_open",
-	outRateLimited:      "rate_limited",
-	outBusy:             "busy",
-	outRejected:         "rejected",
-	outError:            "error",
+	// Buys refused at the door for their buy token, by reason.
+	outTokenMissing:       "token_missing",
+	outTokenInvalid:       "token_invalid",
+	outTokenExpired:       "token_expired",
+	outTokenWrongUser:     "token_wrong_user",
+	outTokenWrongActivity: "token_wrong_activity",
+	outRateLimited:        "rate_limited",
+	outBusy:               "busy",
+	outRejected:           "rejected",
+	outError:              "error",
 }
 
-// buyOutcome maps a buy answer's status code to its outcome.
-func buyOutcome(code int) int {
+// buyOutcome maps a buy answer's status code to its outcome; tokenRefused,
+// the reason of a buy-token refusal, tells a 403 at the door from one
+// outside the sale window.
+func buyOutcome(code int, tokenRefused string) int {
 	switch {
+	case code == http.StatusForbidden && tokenRefused != "":
+		switch tokenRefused {
+		case "missing":
+			return outTokenMissing
+		case "invalid":
+			return outTokenInvalid
+		case "expired":
+			return outTokenExpired
+		case "wrong_user":
+			return outTokenWrongUser
+		}
+		return outTokenWrongActivity
 	case code == http.StatusAccepted:
 		return outAccepted
 	case code == http.StatusGone:
@@ -195,12 +220,12 @@ func (d *dashboard) releaseStream(ip string) {
 // record counts a buy answer for its activity. Counters exist only for
 // activities that are known to exist (an answer that needed the activity,
 // or a dashboard watching it), so random ids cannot grow the map.
-func (d *dashboard) record(idParam string, code int) {
+func (d *dashboard) record(idParam string, code int, tokenRefused string) {
 	id, err := strconv.ParseInt(idParam, 10, 64)
 	if err != nil || id <= 0 {
 		return
 	}
-	out := buyOutcome(code)
+	out := buyOutcome(code, tokenRefused)
 	v, ok := d.counters.Load(id)
 	if !ok {
 		switch out {

@@ -10,6 +10,7 @@ package httpapi
 // logged with the request id the client got, so an operator can find it.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,6 +63,20 @@ type apiError struct {
 	retryAfter time.Duration
 	// cause is the internal failure behind the answer, for the log only.
 	cause error
+	// body is the answer's JSON, rendered once for the answers the hot
+	// path gives over and over (prerendered); nil renders per answer.
+	body []byte
+}
+
+// prerendered renders e's body once, for an answer shared by every request
+// that gets it (sold out, a refused buy token...).
+func prerendered(e *apiError) *apiError {
+	b, err := json.Marshal(errorBody{Code: e.code, Message: e.message})
+	if err != nil {
+		panic(err) // two strings always marshal
+	}
+	e.body = b
+	return e
 }
 
 func (e *apiError) Error() string {
@@ -142,16 +157,19 @@ func errInternal(cause error) *apiError {
 // The answers of the buy route that Redis (inventory.Outcome) and the naive
 // mode (order's sentinels) share.
 var (
-	errAlreadyPurchased = errConflict(codeAlreadyPurchased, "this user already holds an order for this activity")
-	errSoldOut          = &apiError{status: http.StatusGone, code: codeSoldOut, message: "sold out"}
-	errSaleNotStarted   = errNotStarted("the sale has not started")
-	errSaleEnded        = errEnded("the sale has ended")
+	errAlreadyPurchased = prerendered(errConflict(codeAlreadyPurchased, "this user already holds an order for this activity"))
+	errSoldOut          = prerendered(&apiError{status: http.StatusGone, code: codeSoldOut, message: "sold out"})
+	errSaleNotStarted   = prerendered(errNotStarted("the sale has not started"))
+	errSaleEnded        = prerendered(errEnded("the sale has ended"))
 )
 
 // classify maps err to its answer: an *apiError as it is, a sentinel of the
 // packages the gateway calls to the answer the contract gives it, anything
 // else to 500.
 func classify(err error) *apiError {
+	if ae, ok := err.(*apiError); ok { // the common case, without errors.As's allocation
+		return ae
+	}
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
@@ -200,6 +218,11 @@ func (s *Server) respond(c *gin.Context, err error) {
 	if e.retryAfter > 0 {
 		secs := int((e.retryAfter + time.Second - 1) / time.Second)
 		c.Header("Retry-After", strconv.Itoa(max(1, secs)))
+	}
+	if e.body != nil {
+		c.Abort()
+		c.Data(e.status, "application/json; charset=utf-8", e.body)
+		return
 	}
 	c.AbortWithStatusJSON(e.status, errorBody{Code: e.code, Message: e.message})
 }

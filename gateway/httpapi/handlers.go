@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -18,13 +17,11 @@ import (
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/orderid"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 // demoTokenTTL is long enough for a demo session and a load test.
 const demoTokenTTL = 24 * time.Hour
-
-// requestIDPattern bounds the idempotency key a client may send with a buy.
-var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 
 // decodeJSON reads body into v. An empty body is allowed when allowEmpty;
 // unknown fields are refused so a misspelt field is not silently ignored.
@@ -184,28 +181,36 @@ type purchase struct {
 	activity  string // the :id path parameter
 	user      string
 	requestID string // the client's idempotency key; may be empty
+	buyToken  string // see buytoken.go; may be empty unless Config.RequireBuyToken
 	traceID   string // the X-Request-ID, which follows the order through the queue
 }
 
-// decodePurchase reads a buy (both buy modes). An empty body is a buy
-// without a request_id.
-func decodePurchase(c *gin.Context) (purchase, error) {
-	var req struct {
-		RequestID string `json:"request_id"`
-	}
-	if err := decodeJSON(c.Request.Body, &req, true); err != nil {
+// decodePurchase reads a buy (both buy modes) and checks its buy token
+// (buytoken.go). An empty body is a buy without a request_id.
+func (s *Server) decodePurchase(c *gin.Context) (purchase, error) {
+	buf := s.bodyBufs.Get().(*[buyBodyMax]byte)
+	req, err := readBuyBody(c.Request.Body, buf)
+	s.bodyBufs.Put(buf)
+	if err != nil {
 		return purchase{}, err
 	}
-	if req.RequestID != "" && !requestIDPattern.MatchString(req.RequestID) {
+	if req.RequestID != "" && !validRequestID(req.RequestID) {
 		return purchase{}, errValidation("request_id: want 1-64 characters of letters, digits and _.:-")
 	}
-	return purchase{activity: c.Param("id"), user: c.GetString(keyUser), requestID: req.RequestID,
-		traceID: c.GetString(keyRequestID)}, nil
+	p := purchase{activity: c.Param("id"), user: c.GetString(keyUser), requestID: req.RequestID,
+		buyToken: req.BuyToken, traceID: c.GetString(keyRequestID)}
+	if reason, err := s.checkBuyToken(p); err != nil {
+		if reason != "" {
+			c.Set(keyTokenRefused, reason)
+		}
+		return p, err
+	}
+	return p, nil
 }
 
 // buy is the buy route of the pipeline: 202 once the order is in the queue.
 func (s *Server) buy(c *gin.Context) {
-	p, err := decodePurchase(c)
+	p, err := s.decodePurchase(c)
 	if err != nil {
 		s.respond(c, err)
 		return
@@ -330,7 +335,7 @@ func (s *Server) snapshotHolders(a *order.Activity, withRequestID bool) {
 // unit and cannot buy a second) and the client still gets 503; a retry with
 // the same request_id finds the order.
 func (s *Server) publish(ctx context.Context, a *order.Activity, p purchase, orderID string) error {
-	payload, err := json.Marshal(order.Message{
+	payload, err := json.Marshal(ordermsg.Message{
 		OrderID: orderID, ActivityID: a.ID, UserID: p.user, RequestID: p.requestID,
 		PriceCents: a.PriceCents, ReservedAt: s.now().UTC(), TraceID: p.traceID,
 	})
@@ -343,7 +348,7 @@ func (s *Server) publish(ctx context.Context, a *order.Activity, p purchase, ord
 	pctx, cancel := context.WithTimeout(detached, s.cfg.PublishTimeout)
 	defer cancel()
 	start := time.Now()
-	err = s.cfg.Publisher.Publish(pctx, order.TopicOrders, &mq.Message{
+	err = s.cfg.Publisher.Publish(pctx, ordermsg.TopicOrders, &mq.Message{
 		ID: orderID, Key: p.user, Payload: payload,
 		Headers: map[string]string{"request_id": p.traceID},
 	})

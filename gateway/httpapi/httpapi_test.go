@@ -29,7 +29,9 @@ import (
 	"github.com/flashsale/seckill/mq/memory"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/orderid"
+	"github.com/flashsale/seckill/order/ordermsg"
 	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/testkit"
 )
 
@@ -68,7 +70,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	if fo.rdb != nil {
 		rdb, prefix = fo.rdb, "bench-"+testkit.RandomHex(4)
 	}
-	gdb, err := order.OpenDB(context.Background(), order.DBConfig{DataDir: t.TempDir()})
+	gdb, err := sqldb.Open(context.Background(), sqldb.Config{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +88,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	}
 	opts := httpapi.Config{
 		Inventory: f.inv, Store: f.store, Publisher: broker, IDs: ids, Tokens: f.tokens,
+		BuyTokens:  auth.NewBuyTokens([]byte(secret), 0),
 		Payer:      order.NewLifecycle(f.store, f.inv, order.LifecycleConfig{Logger: quiet()}),
 		Restorer:   orderservice.NewRestorer(orderservice.Deps{DB: f.store, Inventory: f.inv, Logger: quiet()}),
 		AdminToken: auth.AdminToken(adminToken), Demo: true, Logger: quiet(),
@@ -341,11 +344,11 @@ func TestQueueFullAnswersBusyAndReturnsTheUnit(t *testing.T) {
 	// Drain the queue into the database; u2 can buy the unit again.
 	w := order.NewWorker(f.store, f.inv, order.WorkerConfig{BatchSize: 10, Logger: quiet()})
 	t.Cleanup(func() { w.Close() })
-	if err := f.broker.Subscribe(context.Background(), order.TopicOrders, mq.SubscribeOptions{Group: "w", Concurrency: 4}, w.Handle); err != nil {
+	if err := f.broker.Subscribe(context.Background(), ordermsg.TopicOrders, mq.SubscribeOptions{Group: "w", Concurrency: 4}, w.Handle); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for f.broker.Depth(order.TopicOrders) > 0 {
+	for f.broker.Depth(ordermsg.TopicOrders) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("queue did not drain")
 		}

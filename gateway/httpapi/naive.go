@@ -64,7 +64,7 @@ func (s *Server) buyHandler() gin.HandlerFunc {
 // so the two modes see the same traffic. A created order is answered 202
 // with state "created": it is already in the database.
 func (s *Server) buyNaive(c *gin.Context, outcomes *prometheus.CounterVec) {
-	p, err := decodePurchase(c)
+	p, err := s.decodePurchase(c)
 	if err != nil {
 		s.respond(c, err)
 		return

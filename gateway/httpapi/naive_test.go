@@ -11,6 +11,7 @@ import (
 
 	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 func naiveFixture(t *testing.T) *fixture {
@@ -42,7 +43,7 @@ func TestNaiveBuyWritesTheOrderInsideTheRequest(t *testing.T) {
 	if got := f.call("GET", "/api/v1/orders/"+id, f.token("alice"), nil); got.status != http.StatusOK || got.body["state"] != order.StateCreated {
 		t.Errorf("GET the order: %d %s; want 200 created", got.status, got.raw)
 	}
-	if d := f.broker.Depth(order.TopicOrders); d != 0 {
+	if d := f.broker.Depth(ordermsg.TopicOrders); d != 0 {
 		t.Errorf("queue depth %d, want 0: naive mode publishes nothing", d)
 	}
 	s := f.stats(act)

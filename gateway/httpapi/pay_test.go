@@ -8,6 +8,7 @@ import (
 
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 // startWorker consumes the fixture's order messages into its database.
@@ -15,7 +16,7 @@ func (f *fixture) startWorker() {
 	f.t.Helper()
 	w := order.NewWorker(f.store, f.inv, order.WorkerConfig{Logger: quiet()})
 	f.t.Cleanup(func() { w.Close() })
-	if err := f.broker.Subscribe(context.Background(), order.TopicOrders, mq.SubscribeOptions{Group: "w", Concurrency: 4}, w.Handle); err != nil {
+	if err := f.broker.Subscribe(context.Background(), ordermsg.TopicOrders, mq.SubscribeOptions{Group: "w", Concurrency: 4}, w.Handle); err != nil {
 		f.t.Fatal(err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
-	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 	"github.com/flashsale/seckill/testkit"
 )
 
@@ -28,7 +28,7 @@ type claimingPublisher struct {
 
 func (p *claimingPublisher) Publish(ctx context.Context, _ string, msgs ...*mq.Message) error {
 	for _, m := range msgs {
-		var om order.Message
+		var om ordermsg.Message
 		if err := json.Unmarshal(m.Payload, &om); err != nil {
 			return err
 		}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/mq"
-	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 // Every answer carries an X-Request-ID: the client's when it is sane, a
@@ -67,11 +67,11 @@ func TestRequestIDOnEveryAnswer(t *testing.T) {
 func TestRequestIDReachesTheOrderMessage(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	var mu sync.Mutex
-	var got []order.Message
+	var got []ordermsg.Message
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	err := f.broker.Subscribe(ctx, order.TopicOrders, mq.SubscribeOptions{Group: "test"}, func(_ context.Context, m *mq.Message) error {
-		var om order.Message
+	err := f.broker.Subscribe(ctx, ordermsg.TopicOrders, mq.SubscribeOptions{Group: "test"}, func(_ context.Context, m *mq.Message) error {
+		var om ordermsg.Message
 		if err := json.Unmarshal(m.Payload, &om); err != nil {
 			return err
 		}

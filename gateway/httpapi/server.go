@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,6 +72,9 @@ type Limits struct {
 	Global  *ratelimit.Global
 	PerIP   *ratelimit.Keyed
 	PerUser *ratelimit.Keyed
+	// BuyTokenPerUser limits GET /activities/{id}/buy-token per user, in
+	// buckets of its own: fetching the pass must not spend the buys.
+	BuyTokenPerUser *ratelimit.Keyed
 }
 
 // Defaults of Config (DefaultMaxBuysInFlight, with its reasoning, is in
@@ -89,16 +93,21 @@ const (
 // where a field says what nil means; every zero setting selects the
 // documented default.
 type Config struct {
-	Inventory  Inventory
-	Store      Store
-	Publisher  mq.Publisher
-	Payer      Payer
-	Restorer   Restorer
-	IDs        IDGenerator
-	Tokens     *auth.Tokens
-	AdminToken auth.AdminToken
-	Limits     Limits
-	Demo       bool // enables POST /api/v1/auth/demo-token
+	Inventory Inventory
+	Store     Store
+	Publisher mq.Publisher
+	Payer     Payer
+	Restorer  Restorer
+	IDs       IDGenerator
+	Tokens    *auth.Tokens
+	// BuyTokens issues the buy tokens of GET /activities/{id}/buy-token
+	// (buytoken.go); RequireBuyToken makes a buy without a valid one a
+	// 403 (SECKILL_BUY_TOKEN=required).
+	BuyTokens       *auth.BuyTokens
+	RequireBuyToken bool
+	AdminToken      auth.AdminToken
+	Limits          Limits
+	Demo            bool // enables POST /api/v1/auth/demo-token
 	// Naive, when set, switches the buy route to the naive synchronous mode
 	// (SECKILL_BUY_MODE=naive, the teaching anti-pattern; see naive.go).
 	Naive NaiveStore
@@ -198,6 +207,8 @@ type Server struct {
 	reqSeq  atomic.Uint64
 	reqPfx  string
 	dash    *dashboard // the live dashboard (dashboard.go)
+	// bodyBufs holds *[buyBodyMax]byte scratch for reading buy bodies.
+	bodyBufs sync.Pool
 }
 
 // New builds the router.
@@ -206,8 +217,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Inventory == nil || cfg.Store == nil || cfg.Publisher == nil || cfg.Payer == nil || cfg.Restorer == nil || cfg.IDs == nil || cfg.Tokens == nil {
 		return nil, errors.New("httpapi: Inventory, Store, Publisher, Payer, Restorer, IDs and Tokens are required")
 	}
+	if cfg.BuyTokens == nil {
+		if cfg.RequireBuyToken {
+			return nil, errors.New("httpapi: RequireBuyToken needs BuyTokens")
+		}
+		return nil, errors.New("httpapi: BuyTokens is required: the buy-token route issues them even when buys do not require one")
+	}
 	pfx := make([]byte, 4)
 	_, _ = rand.Read(pfx)
+
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now,
 		metrics: NewMetrics(cfg.Registry),
@@ -215,6 +233,8 @@ func New(cfg Config) (*Server, error) {
 		acts:    activityCache{ttl: cfg.ActivityTTL, store: cfg.Store, now: cfg.Now},
 		reqPfx:  hex.EncodeToString(pfx),
 	}
+	s.bodyBufs.New = func() any { return new([buyBodyMax]byte) }
+
 	s.dash = newDashboard(s)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
@@ -246,6 +266,7 @@ func New(cfg Config) (*Server, error) {
 	api.GET("/activities", s.listActivities)
 	api.GET("/dashboard/activities/:id/stream", s.dashboardAccess, s.dashboardStream)
 	user := api.Group("", s.requireUser)
+	user.GET("/activities/:id/buy-token", s.limitBuyTokenUser, s.getBuyToken)
 	user.POST("/activities/:id/orders", s.limitUser, s.admitBuys(), s.buyHandler())
 	user.GET("/orders/:id", s.getOrder)
 	user.POST("/orders/:id/pay", s.payOrder)
@@ -284,6 +305,10 @@ func (s *Server) ClearSoldOut(activityID int64) { s.soldOut.clear(activityID) }
 const (
 	keyUser      = "seckill.user"
 	keyRequestID = "seckill.request_id"
+	// keyTokenRefused holds the reason a buy was refused for its buy token,
+	// so the live dashboard tells it from a buy outside the sale window
+	// (both 403) and counts it by reason.
+	keyTokenRefused = "seckill.token_refused"
 )
 
 // observe assigns the request id and records metrics and a debug access log.
@@ -304,7 +329,7 @@ func (s *Server) observe(c *gin.Context) {
 	s.metrics.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(code)).Inc()
 	s.metrics.latency.WithLabelValues(route, c.Request.Method).Observe(time.Since(start).Seconds())
 	if route == buyRoute {
-		s.dash.record(c.Param("id"), code)
+		s.dash.record(c.Param("id"), code, c.GetString(keyTokenRefused))
 	}
 	// The access log is debug (a spike is millions of lines), except for
 	// server-side failures, which an operator must be able to trace by

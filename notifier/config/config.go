@@ -4,27 +4,27 @@
 // binary; Service adds what the standalone binary needs besides (database,
 // Kafka, listen address, logging), with the same names and meanings as the
 // other services. The notifier does not import the gateway, so this package
-// parses those shared names itself.
+// reads those shared names itself (with the same reader, platform/env).
 //
-// As everywhere in seckill, a value that is present but invalid is an error
-// naming the variable, and secrets (SMTP password, the webhook's auth header,
-// credentials inside URLs) never appear in errors or logs.
+// As everywhere in seckill, the variables are read with platform/env (a
+// value that is present but invalid is an error naming the variable), and
+// secrets (SMTP password, the webhook's auth header, credentials inside URLs)
+// never appear in errors or logs.
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/mail"
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	mailch "github.com/flashsale/seckill/notifier/mail"
 	"github.com/flashsale/seckill/notifier/render"
 	"github.com/flashsale/seckill/notifier/sms"
+	"github.com/flashsale/seckill/platform/env"
 )
 
 // DefaultFrom is the sender when SECKILL_SMTP_FROM is unset. Set a real one:
@@ -84,71 +84,74 @@ func Names() []string {
 // Load reads the delivery settings. demo is the process's demo mode: it
 // turns an unconfigured channel into a logging one.
 func Load(getenv func(string) string, demo bool) (Delivery, error) {
-	p := &parser{getenv: getenv}
-	d := loadDelivery(p, demo)
-	return d, errors.Join(p.errs...)
+	r := env.New(getenv)
+	d := ReadDelivery(r, demo)
+	return d, r.Err()
 }
 
-func loadDelivery(p *parser, demo bool) Delivery {
+// ReadDelivery reads the delivery settings through r, whose problems it
+// adds to: for a process that reads its own settings with the same Reader
+// (the all-in-one's gateway/config), so one error lists them all.
+func ReadDelivery(r *env.Reader, demo bool) Delivery {
 	d := Delivery{
-		Enabled:     p.boolean("SECKILL_NOTIFIER_ENABLED", true),
-		MailRate:    p.positiveFloat("SECKILL_MAIL_RATE", 10),
-		MailBurst:   p.positiveInt("SECKILL_MAIL_BURST", 20),
-		SMSRate:     p.positiveFloat("SECKILL_SMS_RATE", 5),
-		SMSBurst:    p.positiveInt("SECKILL_SMS_BURST", 10),
-		Concurrency: p.positiveInt("SECKILL_NOTIFY_CONCURRENCY", 8),
-		SendTimeout: p.duration("SECKILL_NOTIFY_SEND_TIMEOUT", 10*time.Second),
-		RetryMin:    p.duration("SECKILL_NOTIFY_RETRY_MIN", time.Second),
-		RetryMax:    p.duration("SECKILL_NOTIFY_RETRY_MAX", 5*time.Minute),
-		RetryFor:    p.duration("SECKILL_NOTIFY_RETRY_FOR", 24*time.Hour),
-		Retention:   p.duration("SECKILL_NOTIFY_RETENTION", 30*24*time.Hour),
-		TemplateDir: p.str("SECKILL_NOTIFY_TEMPLATE_DIR", ""),
+		Enabled:     r.Bool("SECKILL_NOTIFIER_ENABLED", true),
+		MailRate:    r.PositiveFloat("SECKILL_MAIL_RATE", 10),
+		MailBurst:   r.PositiveInt("SECKILL_MAIL_BURST", 20),
+		SMSRate:     r.PositiveFloat("SECKILL_SMS_RATE", 5),
+		SMSBurst:    r.PositiveInt("SECKILL_SMS_BURST", 10),
+		Concurrency: r.PositiveInt("SECKILL_NOTIFY_CONCURRENCY", 8),
+		SendTimeout: r.Duration("SECKILL_NOTIFY_SEND_TIMEOUT", 10*time.Second),
+		RetryMin:    r.Duration("SECKILL_NOTIFY_RETRY_MIN", time.Second),
+		RetryMax:    r.Duration("SECKILL_NOTIFY_RETRY_MAX", 5*time.Minute),
+		RetryFor:    r.Duration("SECKILL_NOTIFY_RETRY_FOR", 24*time.Hour),
+		Retention:   r.Duration("SECKILL_NOTIFY_RETENTION", 30*24*time.Hour),
+		TemplateDir: r.String("SECKILL_NOTIFY_TEMPLATE_DIR", ""),
 		Location:    time.UTC,
 	}
 	if d.RetryMax < d.RetryMin {
-		p.fail("SECKILL_NOTIFY_RETRY_MAX", "must not be shorter than SECKILL_NOTIFY_RETRY_MIN (%s)", d.RetryMin)
+		r.Fail("SECKILL_NOTIFY_RETRY_MAX", "must not be shorter than SECKILL_NOTIFY_RETRY_MIN (%s)", d.RetryMin)
 	}
 	if d.RetryFor < d.RetryMin {
-		p.fail("SECKILL_NOTIFY_RETRY_FOR", "must not be shorter than SECKILL_NOTIFY_RETRY_MIN (%s)", d.RetryMin)
+		r.Fail("SECKILL_NOTIFY_RETRY_FOR", "must not be shorter than SECKILL_NOTIFY_RETRY_MIN (%s)", d.RetryMin)
 	}
 	if d.Retention < 24*time.Hour {
-		p.fail("SECKILL_NOTIFY_RETENTION", "must be at least 24h: it is how long a redelivered event is still recognised as a duplicate")
+		r.Fail("SECKILL_NOTIFY_RETENTION", "must be at least 24h: it is how long a redelivered event is still recognised as a duplicate")
 	}
-	if tz := p.str("SECKILL_NOTIFY_TIMEZONE", ""); tz != "" {
+	if tz := r.String("SECKILL_NOTIFY_TIMEZONE", ""); tz != "" {
 		loc, err := time.LoadLocation(tz)
 		if err != nil {
-			p.fail("SECKILL_NOTIFY_TIMEZONE", "%q is not an IANA time zone (e.g. Asia/Shanghai)", tz)
+			r.Fail("SECKILL_NOTIFY_TIMEZONE", "%q is not an IANA time zone (e.g. Asia/Shanghai)", tz)
 		} else {
 			d.Location = loc
 		}
 	}
 	if d.TemplateDir != "" {
 		if st, err := os.Stat(d.TemplateDir); err != nil || !st.IsDir() {
-			p.fail("SECKILL_NOTIFY_TEMPLATE_DIR", "%q is not a readable directory", d.TemplateDir)
+			r.Fail("SECKILL_NOTIFY_TEMPLATE_DIR", "%q is not a readable directory", d.TemplateDir)
 		} else if _, err := render.New(render.Options{Dir: os.DirFS(d.TemplateDir), Location: d.Location}); err != nil {
-			p.fail("SECKILL_NOTIFY_TEMPLATE_DIR", "templates do not render: %v", err)
+			r.Fail("SECKILL_NOTIFY_TEMPLATE_DIR", "templates do not render: %v", err)
 		}
 	}
-	d.SMTP = loadSMTP(p, d.SendTimeout)
-	d.SMS = loadSMS(p, d.SendTimeout)
+	d.SMTP = loadSMTP(r, d.SendTimeout)
+	d.SMS = loadSMS(r, d.SendTimeout)
 	d.LogMail = d.SMTP == nil && demo
 	d.LogSMS = d.SMS == nil && demo
 	return d
 }
 
-func loadSMTP(p *parser, timeout time.Duration) *mailch.SMTPConfig {
-	raw := p.str("SECKILL_SMTP_URL", "")
-	user, pass := p.getenv("SECKILL_SMTP_USER"), p.getenv("SECKILL_SMTP_PASSWORD")
-	policy := p.oneOf("SECKILL_SMTP_STARTTLS", mailch.StartTLSOpportunistic,
+func loadSMTP(r *env.Reader, timeout time.Duration) *mailch.SMTPConfig {
+	raw := r.String("SECKILL_SMTP_URL", "")
+	user, pass := r.Raw("SECKILL_SMTP_USER"), r.Raw("SECKILL_SMTP_PASSWORD")
+	policy := r.OneOf("SECKILL_SMTP_STARTTLS", mailch.StartTLSOpportunistic,
 		mailch.StartTLSMandatory, mailch.StartTLSOpportunistic, mailch.StartTLSNone)
-	from := p.str("SECKILL_SMTP_FROM", DefaultFrom)
+	from := r.String("SECKILL_SMTP_FROM", DefaultFrom)
 	if _, err := mail.ParseAddress(from); err != nil {
-		p.fail("SECKILL_SMTP_FROM", "%q is not a mail address (\"Name <addr@example.com>\" or \"addr@example.com\")", from)
+		r.Fail("SECKILL_SMTP_FROM", "%q is not a mail address (\"Name <addr@example.com>\" or \"addr@example.com\")", from)
 	}
 	if raw == "" {
 		for _, n := range []string{"SECKILL_SMTP_USER", "SECKILL_SMTP_PASSWORD"} {
-			if p.getenv(n) != "" {
-				p.fail(n, "is set but SECKILL_SMTP_URL is not: set the server too")
+			if r.String(n, "") != "" {
+				r.Fail(n, "is set but SECKILL_SMTP_URL is not: set the server too")
 			}
 		}
 		return nil
@@ -156,7 +159,7 @@ func loadSMTP(p *parser, timeout time.Duration) *mailch.SMTPConfig {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url's errors quote the input, password included.
-		p.fail("SECKILL_SMTP_URL", "does not parse as a URL (smtp://[user:password@]host[:port])")
+		r.Fail("SECKILL_SMTP_URL", "does not parse as a URL (smtp://[user:password@]host[:port])")
 		return nil
 	}
 	cfg := &mailch.SMTPConfig{Host: u.Hostname(), StartTLS: policy, From: from, Timeout: timeout}
@@ -165,27 +168,27 @@ func loadSMTP(p *parser, timeout time.Duration) *mailch.SMTPConfig {
 		cfg.Port = 587
 	case "smtps":
 		cfg.Port, cfg.ImplicitTLS = 465, true
-		if v := p.getenv("SECKILL_SMTP_STARTTLS"); v != "" {
-			p.fail("SECKILL_SMTP_STARTTLS", "does not apply to smtps:// (TLS from the first byte); remove it or use smtp://")
+		if r.String("SECKILL_SMTP_STARTTLS", "") != "" {
+			r.Fail("SECKILL_SMTP_STARTTLS", "does not apply to smtps:// (TLS from the first byte); remove it or use smtp://")
 		}
 	default:
-		p.fail("SECKILL_SMTP_URL", "scheme must be smtp:// (STARTTLS per SECKILL_SMTP_STARTTLS) or smtps:// (implicit TLS), got %q", u.Scheme)
+		r.Fail("SECKILL_SMTP_URL", "scheme must be smtp:// (STARTTLS per SECKILL_SMTP_STARTTLS) or smtps:// (implicit TLS), got %q", u.Scheme)
 		return nil
 	}
 	if cfg.Host == "" {
-		p.fail("SECKILL_SMTP_URL", "has no host")
+		r.Fail("SECKILL_SMTP_URL", "has no host")
 		return nil
 	}
 	if ps := u.Port(); ps != "" {
 		n, err := strconv.Atoi(ps)
 		if err != nil || n <= 0 || n > 65535 {
-			p.fail("SECKILL_SMTP_URL", "port %q is not 1-65535", ps)
+			r.Fail("SECKILL_SMTP_URL", "port %q is not 1-65535", ps)
 			return nil
 		}
 		cfg.Port = n
 	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		p.fail("SECKILL_SMTP_URL", "takes no path or query: smtp://[user:password@]host[:port]")
+		r.Fail("SECKILL_SMTP_URL", "takes no path or query: smtp://[user:password@]host[:port]")
 	}
 	if u.User != nil {
 		cfg.Username = u.User.Username()
@@ -200,45 +203,45 @@ func loadSMTP(p *parser, timeout time.Duration) *mailch.SMTPConfig {
 		cfg.Password = pass
 	}
 	if cfg.Password != "" && cfg.Username == "" {
-		p.fail("SECKILL_SMTP_USER", "is required with a password (in SECKILL_SMTP_URL or SECKILL_SMTP_PASSWORD)")
+		r.Fail("SECKILL_SMTP_USER", "is required with a password (in SECKILL_SMTP_URL or SECKILL_SMTP_PASSWORD)")
 	}
 	if _, err := mailch.NewSMTP(*cfg); err != nil {
-		p.fail("SECKILL_SMTP_URL", "%v", err)
+		r.Fail("SECKILL_SMTP_URL", "%v", err)
 	}
 	return cfg
 }
 
-func loadSMS(p *parser, timeout time.Duration) *sms.WebhookConfig {
-	raw := p.str("SECKILL_SMS_WEBHOOK_URL", "")
-	auth := strings.TrimSpace(p.getenv("SECKILL_SMS_WEBHOOK_AUTH_HEADER"))
-	body := p.getenv("SECKILL_SMS_WEBHOOK_BODY")
+func loadSMS(r *env.Reader, timeout time.Duration) *sms.WebhookConfig {
+	raw := r.String("SECKILL_SMS_WEBHOOK_URL", "")
+	auth := r.String("SECKILL_SMS_WEBHOOK_AUTH_HEADER", "")
+	body := r.Raw("SECKILL_SMS_WEBHOOK_BODY")
 	// http:// would send the auth header and the phone numbers in clear:
 	// only for local tests against a stub.
-	allowHTTP := p.boolean("SECKILL_SMS_WEBHOOK_ALLOW_HTTP", false)
+	allowHTTP := r.Bool("SECKILL_SMS_WEBHOOK_ALLOW_HTTP", false)
 	if _, _, err := sms.ParseAuthHeader(auth); err != nil {
-		p.fail("SECKILL_SMS_WEBHOOK_AUTH_HEADER", "%v", err)
+		r.Fail("SECKILL_SMS_WEBHOOK_AUTH_HEADER", "%v", err)
 	}
 	if _, err := sms.ParseBody(body); err != nil {
-		p.fail("SECKILL_SMS_WEBHOOK_BODY", "is not a usable template: %v", err)
+		r.Fail("SECKILL_SMS_WEBHOOK_BODY", "is not a usable template: %v", err)
 	}
 	if raw == "" {
 		for _, n := range []string{"SECKILL_SMS_WEBHOOK_AUTH_HEADER", "SECKILL_SMS_WEBHOOK_BODY"} {
-			if p.getenv(n) != "" {
-				p.fail(n, "is set but SECKILL_SMS_WEBHOOK_URL is not")
+			if r.String(n, "") != "" {
+				r.Fail(n, "is set but SECKILL_SMS_WEBHOOK_URL is not")
 			}
 		}
 		if allowHTTP {
-			p.fail("SECKILL_SMS_WEBHOOK_ALLOW_HTTP", "is true but SECKILL_SMS_WEBHOOK_URL is not set")
+			r.Fail("SECKILL_SMS_WEBHOOK_ALLOW_HTTP", "is true but SECKILL_SMS_WEBHOOK_URL is not set")
 		}
 		return nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p.fail("SECKILL_SMS_WEBHOOK_URL", "must be an absolute http:// or https:// URL")
+		r.Fail("SECKILL_SMS_WEBHOOK_URL", "must be an absolute http:// or https:// URL")
 		return nil
 	}
 	if u.Scheme == "http" && !allowHTTP {
-		p.fail("SECKILL_SMS_WEBHOOK_URL", "must be an https:// URL: http:// sends the auth header and the phone numbers in clear (set SECKILL_SMS_WEBHOOK_ALLOW_HTTP=true to allow it, for local tests only)")
+		r.Fail("SECKILL_SMS_WEBHOOK_URL", "must be an https:// URL: http:// sends the auth header and the phone numbers in clear (set SECKILL_SMS_WEBHOOK_ALLOW_HTTP=true to allow it, for local tests only)")
 		return nil
 	}
 	return &sms.WebhookConfig{URL: raw, AuthHeader: auth, Body: body, Timeout: timeout, AllowHTTP: allowHTTP}

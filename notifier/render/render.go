@@ -23,14 +23,14 @@ import (
 	"time"
 
 	"github.com/flashsale/seckill/notifier/channel"
-	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 //go:embed templates/*.tmpl
 var embedded embed.FS
 
 // EventTypes are the events the notifier renders.
-var EventTypes = []string{order.EventCreated, order.EventPaid, order.EventCancelled}
+var EventTypes = []string{ordermsg.EventCreated, ordermsg.EventPaid, ordermsg.EventCancelled}
 
 // Data is what the templates see.
 type Data struct {
@@ -127,9 +127,9 @@ func New(opts Options) (*Renderer, error) {
 		}
 		r.byType[typ] = eventTemplates{text: tt, html: ht}
 	}
-	sample := order.Event{
+	sample := ordermsg.Event{
 		ID: "sample", OrderID: "0249881406908399620-1", ActivityID: 1, ActivityName: `Headphones <"limited">`,
-		UserID: "alice", PriceCents: 9900, PayDeadline: time.Now().Add(15 * time.Minute), Reason: order.ReasonPayTimeout,
+		UserID: "alice", PriceCents: 9900, PayDeadline: time.Now().Add(15 * time.Minute), Reason: ordermsg.ReasonPayTimeout,
 	}
 	for _, typ := range EventTypes {
 		sample.Type = typ
@@ -144,7 +144,7 @@ func New(opts Options) (*Renderer, error) {
 }
 
 // data builds the template data of e.
-func (r *Renderer) data(e order.Event) Data {
+func (r *Renderer) data(e ordermsg.Event) Data {
 	d := Data{
 		EventType: e.Type, OrderID: e.OrderID, Product: e.ActivityName, UserID: e.UserID,
 		PriceCents: e.PriceCents, Price: FormatCents(e.PriceCents),
@@ -170,9 +170,9 @@ func FormatCents(c int64) string {
 
 func reasonText(reason string) string {
 	switch reason {
-	case order.ReasonPayTimeout:
+	case ordermsg.ReasonPayTimeout:
 		return "the payment deadline passed"
-	case order.ReasonReservationLost:
+	case ordermsg.ReasonReservationLost:
 		return "the reservation could not be confirmed"
 	case "":
 		return "cancelled"
@@ -180,7 +180,7 @@ func reasonText(reason string) string {
 	return strings.ReplaceAll(reason, "_", " ")
 }
 
-func (r *Renderer) templates(e order.Event) (eventTemplates, error) {
+func (r *Renderer) templates(e ordermsg.Event) (eventTemplates, error) {
 	t, ok := r.byType[e.Type]
 	if !ok {
 		return t, fmt.Errorf("render: no templates for event type %q", e.Type)
@@ -190,7 +190,7 @@ func (r *Renderer) templates(e order.Event) (eventTemplates, error) {
 
 // Mail renders the e-mail for e to address to. The Message-ID is derived
 // from the event id, so a resend carries the same one.
-func (r *Renderer) Mail(e order.Event, to string) (channel.MailMessage, error) {
+func (r *Renderer) Mail(e ordermsg.Event, to string) (channel.MailMessage, error) {
 	t, err := r.templates(e)
 	if err != nil {
 		return channel.MailMessage{}, err
@@ -217,7 +217,7 @@ func (r *Renderer) Mail(e order.Event, to string) (channel.MailMessage, error) {
 }
 
 // SMS renders the text message for e to phone number to.
-func (r *Renderer) SMS(e order.Event, to string) (channel.SMSMessage, error) {
+func (r *Renderer) SMS(e ordermsg.Event, to string) (channel.SMSMessage, error) {
 	t, err := r.templates(e)
 	if err != nil {
 		return channel.SMSMessage{}, err

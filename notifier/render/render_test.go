@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"github.com/flashsale/seckill/notifier/render"
-	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
-func event(typ string) order.Event {
-	return order.Event{
+func event(typ string) ordermsg.Event {
+	return ordermsg.Event{
 		ID: "42", Type: typ, OrderID: "0249-1", ActivityID: 7, ActivityName: `Phone <X> & "Pro"`, UserID: "alice",
-		PriceCents: 99900, PayDeadline: time.Date(2026, 11, 11, 0, 15, 0, 0, time.UTC), Reason: order.ReasonPayTimeout,
+		PriceCents: 99900, PayDeadline: time.Date(2026, 11, 11, 0, 15, 0, 0, time.UTC), Reason: ordermsg.ReasonPayTimeout,
 	}
 }
 
@@ -31,9 +31,9 @@ func TestEveryEventTypeRenders(t *testing.T) {
 		deadline bool
 		extra    string
 	}{
-		{order.EventCreated, "pay by 2026-11-11 00:15 UTC", true, ""},
-		{order.EventPaid, "payment received", false, ""},
-		{order.EventCancelled, "cancelled", true, "the payment deadline passed"},
+		{ordermsg.EventCreated, "pay by 2026-11-11 00:15 UTC", true, ""},
+		{ordermsg.EventPaid, "payment received", false, ""},
+		{ordermsg.EventCancelled, "cancelled", true, "the payment deadline passed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {
@@ -85,11 +85,11 @@ func TestTemplateOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := r.Mail(event(order.EventPaid), "a@example.com")
+	m, _ := r.Mail(event(ordermsg.EventPaid), "a@example.com")
 	if m.Subject != "Paid 0249-1" || m.Text != "Thanks" {
 		t.Errorf("override not used: %q %q", m.Subject, m.Text)
 	}
-	c, _ := r.Mail(event(order.EventCreated), "a@example.com")
+	c, _ := r.Mail(event(ordermsg.EventCreated), "a@example.com")
 	if !strings.Contains(c.Text, "2026-11-11 08:15 CST") {
 		t.Errorf("deadline not in the configured zone:\n%s", c.Text)
 	}

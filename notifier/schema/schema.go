@@ -11,7 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/sqldb"
 )
 
 //go:embed migrations/mysql/*.sql migrations/sqlite/*.sql
@@ -19,13 +19,13 @@ var migrationFS embed.FS
 
 // migrations are the notifier's tables, recorded in their own history
 // table and run by the order module's migration runner.
-var migrations = order.Migrations{
+var migrations = sqldb.Migrations{
 	FS: migrationFS, Dir: "migrations", Table: "notifier_schema_migrations", Lock: "seckill_notifier_migrate_",
 }
 
 // ErrMigrationChanged means a migration file differs from the one recorded
 // as applied: the tables are not what this binary expects.
-var ErrMigrationChanged = order.ErrMigrationChanged
+var ErrMigrationChanged = sqldb.ErrMigrationChanged
 
 // Migrate applies the notifier's migrations that are not yet recorded. It is
 // idempotent and safe when several processes start at once: on MySQL a named

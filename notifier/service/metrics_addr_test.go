@@ -41,28 +41,28 @@ func TestServeOpsHonoursMetricsAddr(t *testing.T) {
 			t.Cleanup(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				if err := ops.shutdown(ctx); err != nil {
+				if err := ops.Shutdown(ctx); err != nil {
 					t.Errorf("shutdown: %v", err)
 				}
 			})
-			public := "http://" + ops.addr()
+			public := "http://" + ops.Addr()
 			if code, _ := fetchURL(t, public+"/healthz"); code != http.StatusOK {
 				t.Fatalf("/healthz: %d", code)
 			}
 			code, body := fetchURL(t, public+"/metrics")
 			if tc.metricsAddr == "" {
-				if ops.metricsAddr() != "" || code != http.StatusOK || !strings.Contains(body, "seckill_test_total") {
-					t.Fatalf("/metrics on the ops port: %d (metrics addr %q), want 200", code, ops.metricsAddr())
+				if ops.MetricsAddr() != "" || code != http.StatusOK || !strings.Contains(body, "seckill_test_total") {
+					t.Fatalf("/metrics on the ops port: %d (metrics addr %q), want 200", code, ops.MetricsAddr())
 				}
 				return
 			}
 			if code != http.StatusNotFound {
 				t.Fatalf("/metrics on the ops port: %d, want 404", code)
 			}
-			if ops.metricsAddr() == "" || ops.metricsAddr() == ops.addr() {
-				t.Fatalf("metrics addr %q (ops %q), want a listener of its own", ops.metricsAddr(), ops.addr())
+			if ops.MetricsAddr() == "" || ops.MetricsAddr() == ops.Addr() {
+				t.Fatalf("metrics addr %q (ops %q), want a listener of its own", ops.MetricsAddr(), ops.Addr())
 			}
-			if code, body := fetchURL(t, "http://"+ops.metricsAddr()+"/metrics"); code != http.StatusOK || !strings.Contains(body, "seckill_test_total") {
+			if code, body := fetchURL(t, "http://"+ops.MetricsAddr()+"/metrics"); code != http.StatusOK || !strings.Contains(body, "seckill_test_total") {
 				t.Fatalf("/metrics on the metrics address: %d, want 200 with the series", code)
 			}
 		})
@@ -77,8 +77,8 @@ func TestServeOpsMetricsAddrInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer first.shutdown(context.Background())
-	_, err = serveOps(config.Service{HTTPAddr: "127.0.0.1:0", MetricsAddr: first.metricsAddr()}, reg, func(context.Context) error { return nil })
+	defer first.Shutdown(context.Background())
+	_, err = serveOps(config.Service{HTTPAddr: "127.0.0.1:0", MetricsAddr: first.MetricsAddr()}, reg, func(context.Context) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "SECKILL_METRICS_ADDR") {
 		t.Fatalf("serveOps on a taken metrics address: %v, want an error naming SECKILL_METRICS_ADDR", err)
 	}

@@ -23,15 +23,15 @@ import (
 	"github.com/flashsale/seckill/notifier/render"
 	"github.com/flashsale/seckill/notifier/schema"
 	"github.com/flashsale/seckill/notifier/sms"
-	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 // Deps are what the hosting process provides.
 type Deps struct {
-	// DB is the shared database (order.OpenDB). Start applies the
+	// DB is the shared database (sqldb.Open). Start applies the
 	// notifier's migrations to it.
 	DB *gorm.DB
-	// Subscriber delivers order.TopicOrderEvents.
+	// Subscriber delivers ordermsg.TopicOrderEvents.
 	Subscriber mq.Subscriber
 	// Contacts replaces the contacts table (a user service); nil uses it.
 	Contacts contacts.Source
@@ -129,10 +129,10 @@ func Start(ctx context.Context, cfg config.Delivery, deps Deps) (*notifier.Notif
 		return nil, err
 	}
 	n.Start(ctx)
-	if err := deps.Subscriber.Subscribe(ctx, order.TopicOrderEvents, notifier.SubscribeOptions(cfg.Concurrency), n.Handle); err != nil {
+	if err := deps.Subscriber.Subscribe(ctx, ordermsg.TopicOrderEvents, notifier.SubscribeOptions(cfg.Concurrency), n.Handle); err != nil {
 		_ = n.Close()
-		return nil, fmt.Errorf("notifier: subscribe to %s: %w", order.TopicOrderEvents, err)
+		return nil, fmt.Errorf("notifier: subscribe to %s: %w", ordermsg.TopicOrderEvents, err)
 	}
-	log.Info("notifier running", "group", notifier.Group, "topic", order.TopicOrderEvents, "delivery", cfg.Redacted())
+	log.Info("notifier running", "group", notifier.Group, "topic", ordermsg.TopicOrderEvents, "delivery", cfg.Redacted())
 	return n, nil
 }

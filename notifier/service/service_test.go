@@ -28,7 +28,8 @@ import (
 	"github.com/flashsale/seckill/notifier/schema"
 	"github.com/flashsale/seckill/notifier/service"
 	"github.com/flashsale/seckill/notifier/smtptest"
-	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
+	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/testkit"
 )
 
@@ -64,7 +65,7 @@ func newCluster(t *testing.T) []string {
 // stores the buyers' contacts, as the demo login would.
 func seedContacts(t *testing.T, dsn string, users []string) {
 	t.Helper()
-	db, err := order.OpenDB(t.Context(), order.DBConfig{DSN: dsn, Logger: slog.New(slog.DiscardHandler)})
+	db, err := sqldb.Open(t.Context(), sqldb.Config{DSN: dsn, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,21 +82,21 @@ func seedContacts(t *testing.T, dsn string, users []string) {
 	}
 }
 
-func publishEvents(t *testing.T, pub mq.Publisher, evs []order.Event) {
+func publishEvents(t *testing.T, pub mq.Publisher, evs []ordermsg.Event) {
 	t.Helper()
 	for _, e := range evs {
 		b, _ := json.Marshal(e)
-		if err := pub.Publish(t.Context(), order.TopicOrderEvents, &mq.Message{Key: e.UserID, Payload: b}); err != nil {
+		if err := pub.Publish(t.Context(), ordermsg.TopicOrderEvents, &mq.Message{Key: e.UserID, Payload: b}); err != nil {
 			t.Fatalf("publish %s: %v", e.ID, err)
 		}
 	}
 }
 
-func events(users []string) []order.Event {
-	var evs []order.Event
+func events(users []string) []ordermsg.Event {
+	var evs []ordermsg.Event
 	for i, u := range users {
-		evs = append(evs, order.Event{
-			ID: fmt.Sprintf("k%d/order.paid", i), Type: order.EventPaid, OrderID: fmt.Sprintf("k%d", i),
+		evs = append(evs, ordermsg.Event{
+			ID: fmt.Sprintf("k%d/order.paid", i), Type: ordermsg.EventPaid, OrderID: fmt.Sprintf("k%d", i),
 			ActivityID: 1, ActivityName: "Kafka mug", UserID: u, PriceCents: 1500, OccurredAt: time.Now().UTC(),
 		})
 	}
@@ -142,7 +143,7 @@ func runOnQueue(t *testing.T, backend string) {
 		// declares the notifier's group, as the order workers' process does.
 		url := testkit.StartNATS(t, testkit.NATSServerBinary(t))
 		env["SECKILL_NATS_URL"] = url
-		np, err := natsjs.New(t.Context(), natsjs.Config{URL: url, Groups: map[string][]string{order.TopicOrderEvents: {notifier.Group}}, Logger: slog.New(slog.DiscardHandler)})
+		np, err := natsjs.New(t.Context(), natsjs.Config{URL: url, Groups: map[string][]string{ordermsg.TopicOrderEvents: {notifier.Group}}, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}

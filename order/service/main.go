@@ -2,74 +2,27 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/sqldb"
+	"github.com/flashsale/seckill/platform/process"
 )
 
-// Main is the whole of the seckill-order-worker binary: flags,
-// configuration from getenv, run until SIGINT/SIGTERM, exit code.
+// Main is the whole of the seckill-order-worker binary (platform/process.Main):
+// flags, configuration from getenv, run until SIGINT/SIGTERM, exit code.
 //
 //	-healthcheck  GET /healthz on this process's SECKILL_HTTP_ADDR and exit
 //	              0 or 1 (the distroless image has no curl).
 func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("seckill-order-worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	health := fs.Bool("healthcheck", false, "probe GET /healthz on SECKILL_HTTP_ADDR and exit 0 if healthy")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *health {
-		if err := healthcheck(getenv("SECKILL_HTTP_ADDR")); err != nil {
-			fmt.Fprintln(stderr, "unhealthy:", err)
-			return 1
-		}
-		return 0
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := Run(ctx, getenv, stdout, stderr, nil); err != nil {
-		fmt.Fprintf(stderr, "seckill order-worker: %v\n", err)
-		return 1
-	}
-	return 0
-}
-
-func healthcheck(addr string) error {
-	if addr == "" {
-		addr = ":8080"
-	}
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("SECKILL_HTTP_ADDR %q: %w", addr, err)
-	}
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + net.JoinHostPort("127.0.0.1", port) + "/healthz")
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/healthz answered %d", resp.StatusCode)
-	}
-	return nil
+	return process.Main("seckill order-worker", args, getenv, stderr, func(ctx context.Context) error {
+		return Run(ctx, getenv, stdout, stderr, nil)
+	})
 }
 
 // Addrs are where a running order worker listens.
@@ -83,31 +36,29 @@ type Addrs struct {
 // SECKILL_SHUTDOWN_TIMEOUT, on NATS), close the queue (on Kafka, only handled
 // offsets are committed), the worker, the database and Redis. ready, when
 // not nil, receives the listen addresses once the worker consumes (tests).
-func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer, ready func(Addrs)) (err error) {
+func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer, ready func(Addrs)) error {
 	cfg, err := LoadProcessConfig(getenv)
 	if err != nil {
-		return fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return process.InvalidConfig(err)
 	}
-	log := newLogger(cfg, stderr)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	log := process.NewLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+	reg := process.NewRegistry()
 
-	var closers []func() error // in reverse order at the end
-	stopping := false          // a shutdown, not a failed start
-	defer func() {
+	// closers close what has been opened, in reverse order: at the end of a
+	// start that failed (their errors dropped: the start's is the one to
+	// see), or as the last step of the shutdown.
+	var closers []func() error
+	closeAll := func() error {
 		var errs []error
 		for i := len(closers) - 1; i >= 0; i-- {
 			if cerr := closers[i](); cerr != nil {
 				errs = append(errs, cerr)
 			}
 		}
-		if cerr := errors.Join(errs...); cerr != nil && err == nil {
-			err = fmt.Errorf("shutdown: %w", cerr)
-		}
-		if err == nil && stopping {
-			log.Info("stopped cleanly")
-		}
-	}()
+		closers = nil
+		return errors.Join(errs...)
+	}
+	defer func() { _ = closeAll() }()
 
 	rdb, err := inventory.NewClient(cfg.RedisURL)
 	if err != nil {
@@ -126,7 +77,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		return fmt.Errorf("redis (SECKILL_REDIS_URL) unreachable: %w", err)
 	}
 
-	gdb, err := order.OpenDB(ctx, order.DBConfig{
+	gdb, err := sqldb.Open(ctx, sqldb.Config{
 		DSN: cfg.DBDSN, DataDir: cfg.DataDir, Logger: log,
 		MaxOpenConns: cfg.DBMaxOpenConns, MaxIdleConns: cfg.DBMaxIdleConns, ConnMaxLifetime: cfg.DBConnMaxLifetime,
 	})
@@ -194,15 +145,16 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		}
 		return errors.Join(errs...)
 	}
-	ops, err := serveOps(cfg, reg, readyFn)
+	ops, err := process.ServeOps(process.OpsConfig{
+		Addr: cfg.HTTPAddr, MetricsAddr: cfg.MetricsAddr, Registry: reg, Ready: readyFn,
+	})
 	if err != nil {
 		return err
 	}
 	log.Info("seckill ready to start", "role", "order-worker", "config", cfg.Redacted())
-	addrs := Addrs{HTTP: ops.opsLn.Addr().String()}
+	addrs := Addrs{HTTP: ops.Addr(), Metrics: ops.MetricsAddr()}
 	metricsAt := "http://" + addrs.HTTP
-	if ops.metricsLn != nil {
-		addrs.Metrics = ops.metricsLn.Addr().String()
+	if addrs.Metrics != "" {
 		metricsAt = "http://" + addrs.Metrics
 	}
 	printBanner(stdout, cfg, addrs.HTTP, metricsAt)
@@ -210,20 +162,18 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		ready(addrs)
 	}
 
-	select {
-	case <-ctx.Done():
-	case err := <-ops.served:
-		_ = ops.shutdown(context.Background())
-		return fmt.Errorf("http server stopped: %w", err)
-	}
-	log.Info("shutting down: finishing requests and draining the queue")
-	sctx, cancelShutdown := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancelShutdown()
-	if err := ops.shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: http shutdown: %w", err)
-	}
-	stopping = true
-	return nil
+	return process.Serve(ctx, process.Service{
+		Ops: ops, Timeout: cfg.ShutdownTimeout, Logger: log, Draining: "finishing requests and draining the queue",
+		// The listeners within the timeout; then the order messages in
+		// hand are written (bounded by the service's DrainTimeout, the
+		// same SECKILL_SHUTDOWN_TIMEOUT) and the backends closed.
+		Stop: func(ctx context.Context) error {
+			if err := ops.Shutdown(ctx); err != nil {
+				return err
+			}
+			return closeAll()
+		},
+	})
 }
 
 // printBanner tells the operator where to look.
@@ -235,90 +185,4 @@ func printBanner(w io.Writer, cfg ProcessConfig, addr, metricsAt string) {
 	base := "http://" + net.JoinHostPort(host, port)
 	fmt.Fprintf(w, "\nseckill order-worker is running (production mode, queue: %s)\n", cfg.MQ)
 	fmt.Fprintf(w, "  health, metrics  %s/healthz  %s/readyz  %s/metrics\n", base, base, metricsAt)
-}
-
-// opsServers are the worker's HTTP listeners: the ops port
-// (SECKILL_HTTP_ADDR) and, when SECKILL_METRICS_ADDR is set, a listener of
-// its own for /metrics, which the ops port then answers 404 for.
-type opsServers struct {
-	ops, metrics     *http.Server // metrics nil: /metrics is on ops
-	opsLn, metricsLn net.Listener
-	served           chan error // the first listener that stops by itself
-}
-
-func serveOps(cfg ProcessConfig, reg *prometheus.Registry, ready func(context.Context) error) (*opsServers, error) {
-	o := &opsServers{served: make(chan error, 2)}
-	var err error
-	if o.opsLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("SECKILL_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
-	}
-	opsReg := reg
-	if cfg.MetricsAddr != "" {
-		if o.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-			o.opsLn.Close()
-			return nil, fmt.Errorf("SECKILL_METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
-		}
-		opsReg = nil
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		o.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
-		go func() { o.served <- o.metrics.Serve(o.metricsLn) }()
-	}
-	o.ops = &http.Server{
-		Handler: OpsHandler(opsReg, ready), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-	}
-	go func() { o.served <- o.ops.Serve(o.opsLn) }()
-	return o, nil
-}
-
-// shutdown stops both listeners, finishing the requests in flight.
-func (o *opsServers) shutdown(ctx context.Context) error {
-	var errs []error
-	if err := o.ops.Shutdown(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if o.metrics != nil {
-		if err := o.metrics.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("metrics listener: %w", err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// OpsHandler serves what an order worker exposes: /healthz (the process
-// runs), /readyz (ready reports the backends reachable; 503 naming the
-// failing one) and /metrics of reg. A nil reg leaves /metrics out (404): it
-// is served on SECKILL_METRICS_ADDR.
-func OpsHandler(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}`))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		w.Header().Set("Content-Type", "application/json")
-		if err := ready(ctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]string{"code": "UNAVAILABLE", "message": "not ready: " + err.Error()})
-			return
-		}
-		_, _ = w.Write([]byte(`{"status":"ready"}`))
-	})
-	if reg != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	}
-	return mux
-}
-
-func newLogger(cfg ProcessConfig, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by LoadProcessConfig
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

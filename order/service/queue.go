@@ -11,7 +11,8 @@ import (
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/mq/kafka"
 	"github.com/flashsale/seckill/mq/natsjs"
-	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
+	"github.com/flashsale/seckill/platform/metrics"
 )
 
 // Queue backends (SECKILL_MQ).
@@ -74,15 +75,15 @@ func OpenQueue(ctx context.Context, cfg QueueConfig) (*OpenedQueue, error) {
 		if err != nil {
 			return nil, fmt.Errorf("kafka (SECKILL_KAFKA_BROKERS): %w", err)
 		}
-		if err := b.EnsureTopics(ctx, order.TopicOrders, order.TopicOrderTimeouts, order.TopicOrderEvents); err != nil {
+		if err := b.EnsureTopics(ctx, ordermsg.TopicOrders, ordermsg.TopicOrderTimeouts, ordermsg.TopicOrderEvents); err != nil {
 			_ = b.Close()
 			return nil, fmt.Errorf("kafka (SECKILL_KAFKA_BROKERS): create topics: %w", err)
 		}
 		return &OpenedQueue{Queue: b, kafka: b, ping: b.Ping}, nil
 	}
 	groups := map[string][]string{
-		order.TopicOrders:        {OrderGroup},
-		order.TopicOrderTimeouts: {CancelGroup},
+		ordermsg.TopicOrders:        {OrderGroup},
+		ordermsg.TopicOrderTimeouts: {CancelGroup},
 	}
 	for t, gs := range cfg.Groups {
 		groups[t] = append(groups[t], gs...)
@@ -125,7 +126,7 @@ func (q *OpenedQueue) Depth() int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	bl, err := q.NATS.Backlog(ctx, order.TopicOrders, OrderGroup)
+	bl, err := q.NATS.Backlog(ctx, ordermsg.TopicOrders, OrderGroup)
 	if err != nil {
 		return -1
 	}
@@ -134,27 +135,33 @@ func (q *OpenedQueue) Depth() int {
 
 // DeadLetterTopics are the topics whose dead letters an operator can read
 // and replay (GET /api/v1/admin/dead-letters/{topic}).
-var DeadLetterTopics = []string{order.TopicOrders, order.TopicOrderTimeouts, order.TopicOrderEvents}
+var DeadLetterTopics = []string{ordermsg.TopicOrders, ordermsg.TopicOrderTimeouts, ordermsg.TopicOrderEvents}
 
 // RegisterMetrics exports the queue depth and, on NATS, the age of the
 // oldest order message not yet written and the depth of each dead-letter
-// topic, read at each scrape.
+// topic, read at each scrape. It panics on a clash of names (see
+// metrics.MustRegister): it is called once per process and registry.
 func (q *OpenedQueue) RegisterMetrics(reg prometheus.Registerer) {
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	cs := []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "seckill_queue_depth",
 		Help: "Order messages not yet handled: waiting in the embedded queue, or the order workers' consumer lag on Kafka.",
-	}, func() float64 { return float64(q.Depth()) }))
-	b := q.NATS
-	if b == nil {
-		return
+	}, func() float64 { return float64(q.Depth()) })}
+	if b := q.NATS; b != nil {
+		cs = append(cs, natsMetrics(b)...)
 	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	metrics.MustRegister(reg, cs...)
+}
+
+// natsMetrics are the gauges that read b: the order backlog's age and the
+// dead-letter topics.
+func natsMetrics(b *natsjs.Broker) []prometheus.Collector {
+	cs := []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "seckill_queue_oldest_age_seconds",
 		Help: "Age of the oldest order message not yet written to the database (0 when none, -1 when the queue cannot be read): how far behind the order workers are, and how long an outage has lasted.",
 	}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		bl, err := b.Backlog(ctx, order.TopicOrders, OrderGroup)
+		bl, err := b.Backlog(ctx, ordermsg.TopicOrders, OrderGroup)
 		switch {
 		case err != nil:
 			return -1 // unknown: not the healthy 0
@@ -162,10 +169,10 @@ func (q *OpenedQueue) RegisterMetrics(reg prometheus.Registerer) {
 			return 0
 		}
 		return time.Since(bl.Oldest).Seconds()
-	}))
+	})}
 	for _, topic := range DeadLetterTopics {
 		dlq := mq.DeadLetterTopic(topic)
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "seckill_dead_letters",
 			Help:        "Messages on a dead-letter topic, waiting for an operator (GET /api/v1/admin/dead-letters/{topic}).",
 			ConstLabels: prometheus.Labels{"topic": topic},
@@ -179,4 +186,5 @@ func (q *OpenedQueue) RegisterMetrics(reg prometheus.Registerer) {
 			return float64(n)
 		}))
 	}
+	return cs
 }

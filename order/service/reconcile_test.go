@@ -19,6 +19,8 @@ import (
 	"github.com/flashsale/seckill/inventory/inventorytest"
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
+	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/testkit"
 )
 
@@ -46,7 +48,7 @@ func eachReconcileBackend(t *testing.T, fn func(t *testing.T, e *recEnv)) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { emb.Close() })
-		fn(t, newRecEnv(t, emb.Client, order.DBConfig{DataDir: t.TempDir()}))
+		fn(t, newRecEnv(t, emb.Client, sqldb.Config{DataDir: t.TempDir()}))
 	})
 	t.Run("redis+mariadb", func(t *testing.T) {
 		url, dsn := testkit.RedisURL(t), testkit.MySQLDSN(t)
@@ -55,15 +57,15 @@ func eachReconcileBackend(t *testing.T, fn func(t *testing.T, e *recEnv)) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { rdb.Close() })
-		fn(t, newRecEnv(t, rdb, order.DBConfig{DSN: dsn}))
+		fn(t, newRecEnv(t, rdb, sqldb.Config{DSN: dsn}))
 	})
 }
 
-func newRecEnv(t *testing.T, rdb redis.UniversalClient, dbc order.DBConfig) *recEnv {
+func newRecEnv(t *testing.T, rdb redis.UniversalClient, dbc sqldb.Config) *recEnv {
 	t.Helper()
 	ctx := context.Background()
 	dbc.Logger = quietLog()
-	gdb, err := order.OpenDB(ctx, dbc)
+	gdb, err := sqldb.Open(ctx, dbc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func (e *recEnv) reserve(user string, confirm bool) string {
 // write hands the order message of oid to the order worker.
 func (e *recEnv) write(oid, user string) {
 	e.t.Helper()
-	payload, _ := json.Marshal(order.Message{OrderID: oid, ActivityID: e.act.ID, UserID: user, RequestID: "req-" + user, PriceCents: e.act.PriceCents, ReservedAt: time.Now().UTC()})
+	payload, _ := json.Marshal(ordermsg.Message{OrderID: oid, ActivityID: e.act.ID, UserID: user, RequestID: "req-" + user, PriceCents: e.act.PriceCents, ReservedAt: time.Now().UTC()})
 	if err := e.worker.Handle(context.Background(), &mq.Message{ID: oid, Payload: payload}); err != nil {
 		e.t.Fatalf("worker: %v", err)
 	}
@@ -284,7 +286,7 @@ func (p *recordingPublisher) Publish(_ context.Context, topic string, msgs ...*m
 	if p.err != nil {
 		return p.err
 	}
-	if topic != order.TopicOrders {
+	if topic != ordermsg.TopicOrders {
 		return fmt.Errorf("published to %s", topic)
 	}
 	p.msgs = append(p.msgs, msgs...)
@@ -327,9 +329,9 @@ func TestReconcileRedrivesLostOrders(t *testing.T) {
 			t.Fatalf("report %+v; want 2 re-driven of 3 unwritten, drift 0", rep)
 		}
 		msgs := e.pub.take()
-		got := map[string]order.Message{}
+		got := map[string]ordermsg.Message{}
 		for _, m := range msgs {
-			var om order.Message
+			var om ordermsg.Message
 			if err := json.Unmarshal(m.Payload, &om); err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 // Restorer puts activities that Redis lost back from the database and the
@@ -25,11 +26,8 @@ type Restorer struct {
 // NewRestorer builds a Restorer on deps.DB, deps.Inventory and the optional
 // deps.QueueReader.
 func NewRestorer(deps Deps) *Restorer {
-	log := deps.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Restorer{db: deps.DB, inv: deps.Inventory, queue: deps.QueueReader, log: log}
+	deps = deps.withDefaults()
+	return &Restorer{db: deps.DB, inv: deps.Inventory, queue: deps.QueueReader, log: deps.Logger}
 }
 
 // RestoreAll makes sure every recent activity has its stock in Redis: after
@@ -218,13 +216,13 @@ func (r *Restorer) queuedOrders(ctx context.Context, aid int64, holders map[stri
 	if r.queue == nil {
 		return nil, nil
 	}
-	stored, err := r.queue.Stored(ctx, order.TopicOrders, 0)
+	stored, err := r.queue.Stored(ctx, ordermsg.TopicOrders, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read queued orders of activity %d: %w", aid, err)
 	}
 	var out []inventory.Reservation
 	for _, sm := range stored {
-		var m order.Message
+		var m ordermsg.Message
 		if err := json.Unmarshal(sm.Payload, &m); err != nil || m.ActivityID != aid || m.OrderID == "" || holders[m.UserID] {
 			continue // the worker dead-letters what is malformed
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/mq/natsjs"
 	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 // Consumer groups: the order workers, and the cancellers of unpaid orders
@@ -33,7 +34,7 @@ const (
 // Defaults of Config.
 const (
 	DefaultWorkerConcurrency = 200
-	DefaultWorkerBatch       = 100
+	DefaultWorkerBatch       = order.DefaultWorkerBatchSize
 	DefaultSweepInterval     = 15 * time.Second
 	DefaultSweepBatch        = 500
 	DefaultReconcileInterval = 30 * time.Second
@@ -124,7 +125,15 @@ type Deps struct {
 	QueueReader QueueReader
 	// Registerer receives the metrics; nil keeps them unexported.
 	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	// Logger; nil uses slog.Default().
+	Logger *slog.Logger
+}
+
+func (d Deps) withDefaults() Deps {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	return d
 }
 
 // Service is a running order side.
@@ -152,9 +161,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 		return nil, errors.New("order service: DB, Inventory and Queue are required")
 	}
 	cfg = cfg.withDefaults()
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
+	deps = deps.withDefaults()
 	s := &Service{Restorer: NewRestorer(deps), cfg: cfg, deps: deps}
 	// The outbox relay runs where the order workers run (the gateway's
 	// payments reach it through the table); in-process writers kick it.
@@ -170,7 +177,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 			_ = s.worker.Close()
 		}
 	}()
-	err = deps.Queue.Subscribe(ctx, order.TopicOrders, mq.SubscribeOptions{
+	err = deps.Queue.Subscribe(ctx, ordermsg.TopicOrders, mq.SubscribeOptions{
 		Group: OrderGroup, Concurrency: cfg.WorkerConcurrency, MaxAttempts: 5,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 	}, s.worker.Handle)
@@ -185,7 +192,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 	// HandleTimeout marks those failures mq.Transient, so they are retried
 	// every MaxBackoff for as long as the outage lasts, and MaxAttempts
 	// bounds only a permanent failure.
-	err = deps.Queue.Subscribe(ctx, order.TopicOrderTimeouts, mq.SubscribeOptions{
+	err = deps.Queue.Subscribe(ctx, ordermsg.TopicOrderTimeouts, mq.SubscribeOptions{
 		Group: CancelGroup, Concurrency: 16, MaxAttempts: 10,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 	}, s.life.HandleTimeout)
@@ -244,7 +251,7 @@ func (s *Service) restoreLoop(ctx context.Context) {
 // unknown, so nothing is re-driven while they do).
 func (s *Service) orderBacklog(ctx context.Context) (time.Time, bool, error) {
 	if s.deps.QueueReader != nil {
-		bl, err := s.deps.QueueReader.Backlog(ctx, order.TopicOrders, OrderGroup)
+		bl, err := s.deps.QueueReader.Backlog(ctx, ordermsg.TopicOrders, OrderGroup)
 		if err != nil {
 			return time.Time{}, false, err
 		}
@@ -289,7 +296,7 @@ func (s *Service) waitDrained(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for {
-		bl, err := s.deps.QueueReader.Backlog(ctx, order.TopicOrders, OrderGroup)
+		bl, err := s.deps.QueueReader.Backlog(ctx, ordermsg.TopicOrders, OrderGroup)
 		if err == nil && bl.Messages == 0 {
 			return nil
 		}

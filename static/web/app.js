@@ -24,6 +24,9 @@
     autoRetry: 0, // timer of the one automatic retry after a 429/503, 0 when none is pending
     pollTimer: 0,
     orderTimer: 0,
+    buyToken: null, // {token, expiresAt (local ms), key}: the buy path's pass, fetched from the start
+    buyTokenFetch: null, // the fetch in flight, shared by the clock and a click
+    buyTokenNext: 0, // Date.now() before which the clock does not fetch again after a failure
     demo: true,
   };
   S.user = userOf(S.token);
@@ -188,6 +191,7 @@
     else if (S.buying) label = "Sending…";
     else if (now < S.retryAt) label = (S.autoRetry ? "Retrying in " : "Try again in ") + Math.ceil((S.retryAt - now) / 1000) + " s";
     else enabled = true;
+    if (p === "active" && S.token && !S.orderId && !haveBuyToken() && !S.buyTokenFetch && Date.now() >= S.buyTokenNext) fetchBuyToken();
     b.textContent = label;
     b.disabled = !enabled;
     b.dataset.phase = p;
@@ -278,6 +282,46 @@
     return ms + Math.floor(Math.random() * Math.min(1000, ms / 4));
   }
 
+  // ---- the buy token ----------------------------------------------------
+  // The buy route wants a token that only exists from the start (GET
+  // .../buy-token answers 403 NOT_STARTED before). The clock fetches it at
+  // the start instant (server time); a click fetches it if it is missing
+  // or about to expire. It is bound to this user and this sale.
+
+  function buyTokenKey() { return S.activityId + "/" + S.user; }
+
+  function haveBuyToken() {
+    const t = S.buyToken;
+    return !!t && t.key === buyTokenKey() && Date.now() < t.expiresAt - 5000;
+  }
+
+  // fetchBuyToken resolves to true once a fresh token is held.
+  function fetchBuyToken() {
+    if (haveBuyToken()) return Promise.resolve(true);
+    if (S.buyTokenFetch) return S.buyTokenFetch;
+    const key = buyTokenKey();
+    S.buyTokenFetch = (async () => {
+      try {
+        const r = await api("GET", "/api/v1/activities/" + encodeURIComponent(S.activityId) + "/buy-token", undefined, true);
+        if (r.status === 200 && key === buyTokenKey()) {
+          // expires_at is on the server's clock; keep it on ours.
+          S.buyToken = { token: r.body.token, expiresAt: Date.parse(r.body.expires_at) - S.offset, key: key };
+          return true;
+        }
+        S.buyTokenNext = Date.now() + (r.status === 429 ? retryAfterMs(r.headers) : 2000);
+        if (r.status === 401) signedOut("Your sign-in is no longer valid; sign in again.");
+        else if (r.status === 403) loadActivity(); // our clock ran ahead of the server's
+        return false;
+      } catch (e) {
+        S.buyTokenNext = Date.now() + 2000;
+        return false;
+      } finally {
+        S.buyTokenFetch = null;
+      }
+    })();
+    return S.buyTokenFetch;
+  }
+
   // buy sends the click. auto is the one automatic retry after a 429 or
   // 503: it sends the same request_id, so it cannot buy twice.
   async function buy(auto) {
@@ -299,7 +343,9 @@
     }
     let r;
     try {
-      r = await api("POST", "/api/v1/activities/" + encodeURIComponent(S.activityId) + "/orders", { request_id: rid }, true);
+      const body = { request_id: rid };
+      if (await fetchBuyToken()) body.buy_token = S.buyToken.token;
+      r = await api("POST", "/api/v1/activities/" + encodeURIComponent(S.activityId) + "/orders", body, true);
     } catch (e) {
       S.buying = false;
       say("message", "No answer from the server (network). Press buy again: the same request is retried safely.", "warn");
@@ -346,6 +392,17 @@
         render();
         break;
       case 403:
+        if (/^BUY_TOKEN_/.test(r.body.code || "")) {
+          // Expired or not ours (another tab signed in as someone else):
+          // drop it; the retry fetches a fresh one, same request_id.
+          S.buyToken = null;
+          if (!auto) {
+            S.autoRetry = setTimeout(() => { S.autoRetry = 0; buy(true); }, 0);
+          } else {
+            say("message", (r.body.message || "The buy pass was refused") + ". Press buy again.", "warn");
+          }
+          break;
+        }
         say("message", r.body.code === "NOT_STARTED" ? "The sale has not started yet." : "The sale has ended.", "warn");
         loadActivity();
         break;

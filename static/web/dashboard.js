@@ -7,8 +7,12 @@
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
   const MAX_POINTS = 600;
-  const OUTCOMES = ["accepted", "sold_out", "already_purchased", "not_open", "rate_limited", "busy", "rejected", "error"];
-  const OUTCOME_COLORS = ["#1a7f37", "#e4393c", "#8250df", "#9a6700", "#bf8700", "#cf222e", "#6e7781", "#000000"];
+  const OUTCOMES = ["accepted", "sold_out", "already_purchased", "not_open", "token_refused", "rate_limited", "busy", "rejected", "error"];
+  // Buys refused at the door for their buy token, by reason; the chart
+  // draws their sum as token_refused.
+  const TOKEN_REASONS = ["missing", "invalid", "expired", "wrong_user", "wrong_activity"];
+  const tokenRefused = (m) => TOKEN_REASONS.reduce((n, r) => n + ((m || {})["token_" + r] || 0), 0);
+  const OUTCOME_COLORS = ["#1a7f37", "#e4393c", "#8250df", "#9a6700", "#0969da", "#bf8700", "#cf222e", "#6e7781", "#000000"];
 
   const D = {
     activityId: params.get("activity") || "",
@@ -58,7 +62,7 @@
       { label: "accepted/s (202)", color: "#bf8700", get: (s) => s.ingress_per_s.accepted },
       { label: "DB writes/s", color: "#0969da", width: 3, fill: "rgba(9,105,218,.12)", get: (s) => s.db_writes_per_s },
     ], "per second");
-    D.charts.outcomes = makeChart("c-outcomes", OUTCOMES.map((o, i) => ({ label: o, color: OUTCOME_COLORS[i], get: (s) => s.ingress_per_s[o] })), "requests/s");
+    D.charts.outcomes = makeChart("c-outcomes", OUTCOMES.map((o, i) => ({ label: o, color: OUTCOME_COLORS[i], get: (s) => o === "token_refused" ? tokenRefused(s.ingress_per_s) : s.ingress_per_s[o] })), "requests/s");
     D.charts.queue = makeChart("c-queue", [
       { label: "queued (this activity)", color: "#8250df", get: (s) => s.queued },
       { label: "units left", color: "#1a7f37", get: (s) => s.remaining },
@@ -103,6 +107,8 @@
     $("t-soldout").textContent = fmt(tot.sold_out);
     $("t-limited").textContent = fmt(tot.rate_limited);
     $("t-busy").textContent = fmt(tot.busy) + " / " + fmt((tot.rejected || 0) + (tot.error || 0) + (tot.already_purchased || 0) + (tot.not_open || 0));
+    $("t-token").textContent = fmt(tokenRefused(tot));
+    $("t-token-why").textContent = TOKEN_REASONS.filter((r) => tot["token_" + r]).map((r) => r.replace("_", " ") + " " + fmt(tot["token_" + r])).join(" · ") || "none";
     if (s.error) say("Some numbers are stale: " + s.error, "warn");
     else if ($("message").classList.contains("warn")) say("");
   }

@@ -10,7 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/flashsale/seckill/notifier/schema"
-	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/testkit"
 )
 
@@ -37,7 +37,7 @@ func Each(t *testing.T, f func(t *testing.T, db *gorm.DB)) {
 
 func open(t testing.TB, dsn string) *gorm.DB {
 	t.Helper()
-	db, err := order.OpenDB(t.Context(), order.DBConfig{
+	db, err := sqldb.Open(t.Context(), sqldb.Config{
 		DSN: dsn, DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

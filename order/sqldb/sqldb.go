@@ -1,4 +1,9 @@
-package order
+// Package sqldb is the SQL plumbing shared by the modules that keep tables
+// in the pipeline's database (order, notifier): opening MySQL/MariaDB or
+// the embedded SQLite with the settings the code relies on, running a set
+// of versioned migrations (Migrations), and transactions that survive a
+// MySQL deadlock (Transaction). It knows no table of its own.
+package sqldb
 
 import (
 	"context"
@@ -10,22 +15,31 @@ import (
 	"strings"
 	"time"
 
-	"github.com/libtnb/sqlite"
 	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/libtnb/sqlite"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
 
-// Pool defaults. MySQL: enough connections for the workers and the gateway's
-// reads without letting one process swamp max_connections; connections are
-// recycled before a typical wait_timeout or a proxy's idle cut. SQLite: a
-// few connections so WAL readers run beside the one writer.
+// Defaults of Config. MySQL: enough connections for the workers and the
+// gateway's reads without letting one process swamp max_connections;
+// connections are recycled before a typical wait_timeout or a proxy's idle
+// cut. SQLite: a few connections so WAL readers run beside the one writer.
 const (
-	defaultMySQLMaxOpen     = 16
-	defaultSQLiteMaxOpen    = 4
-	defaultConnMaxLifetime  = 5 * time.Minute
-	defaultMySQLDialTimeout = 5 * time.Second
+	DefaultDataDir            = "./data"
+	DefaultMySQLMaxOpenConns  = 16
+	DefaultSQLiteMaxOpenConns = 4
+	// DefaultConnMaxLifetime applies to MySQL only: a SQLite connection is
+	// a file handle, and recycling it buys nothing and costs the pragmas
+	// again, so SQLite keeps its connections unless asked otherwise.
+	DefaultConnMaxLifetime = 5 * time.Minute
+	// DefaultDialTimeout is the MySQL connect timeout when the DSN sets
+	// none (the driver's own default waits for the OS).
+	DefaultDialTimeout = 5 * time.Second
+)
+
+const (
 	// sqliteBusyTimeout is how long a writer waits for SQLite's single
 	// write lock before failing with SQLITE_BUSY.
 	sqliteBusyTimeout = 10 * time.Second
@@ -34,35 +48,62 @@ const (
 	slowQueryThreshold = 200 * time.Millisecond
 )
 
-// DBConfig selects and tunes the database.
-type DBConfig struct {
+// InsertBatchSize is the rows per INSERT to give gorm's CreateInBatches: it
+// keeps one statement under every supported driver's placeholder limit
+// (SQLite's 32766) for rows of up to 65 columns.
+const InsertBatchSize = 500
+
+// Config selects and tunes the database. Zero values select the defaults.
+type Config struct {
 	// DSN is a MySQL/MariaDB DSN (go-sql-driver format). Empty selects the
 	// embedded SQLite file DataDir/seckill.db.
 	DSN string
 	// DataDir holds the SQLite file; it is created when missing. Default
-	// "./data".
+	// DefaultDataDir.
 	DataDir string
-	// MaxOpenConns, MaxIdleConns and ConnMaxLifetime tune the pool; zero
-	// selects a default (MySQL 16 open, SQLite 4 open; idle = open;
-	// lifetime 5m).
-	MaxOpenConns    int
-	MaxIdleConns    int
+	// MaxOpenConns caps the pool. Default DefaultMySQLMaxOpenConns or
+	// DefaultSQLiteMaxOpenConns.
+	MaxOpenConns int
+	// MaxIdleConns is the idle connections kept, at most MaxOpenConns.
+	// Default MaxOpenConns.
+	MaxIdleConns int
+	// ConnMaxLifetime recycles connections. Default
+	// DefaultConnMaxLifetime on MySQL; on SQLite zero keeps them.
 	ConnMaxLifetime time.Duration
 	// Logger receives slow queries at warn level. Nil uses slog.Default().
 	Logger *slog.Logger
 }
 
-// OpenDB opens the configured database and pings it, so that a wrong DSN or
+func (c Config) withDefaults() Config {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.MaxOpenConns <= 0 {
+		c.MaxOpenConns = DefaultSQLiteMaxOpenConns
+		if c.DSN != "" {
+			c.MaxOpenConns = DefaultMySQLMaxOpenConns
+		}
+	}
+	if c.MaxIdleConns <= 0 || c.MaxIdleConns > c.MaxOpenConns {
+		c.MaxIdleConns = c.MaxOpenConns
+	}
+	if c.DSN != "" && c.ConnMaxLifetime <= 0 {
+		c.ConnMaxLifetime = DefaultConnMaxLifetime
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Open opens the configured database and pings it, so that a wrong DSN or
 // an unreachable server stops the process at start rather than at the first
 // order. Errors name the backend and never contain the password.
-func OpenDB(ctx context.Context, cfg DBConfig) (*gorm.DB, error) {
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
+	cfg = cfg.withDefaults()
 	gcfg := &gorm.Config{
 		TranslateError: true,
-		Logger:         &gormLogger{log: log, slow: slowQueryThreshold},
+		Logger:         &gormLogger{log: cfg.Logger, slow: slowQueryThreshold},
 		// Microsecond UTC timestamps compare and round-trip the same on
 		// MySQL DATETIME(6) and SQLite text, so a deadline written on one
 		// backend means the same instant on the other.
@@ -74,7 +115,7 @@ func OpenDB(ctx context.Context, cfg DBConfig) (*gorm.DB, error) {
 	return openMySQL(ctx, cfg, gcfg)
 }
 
-func openMySQL(ctx context.Context, cfg DBConfig, gcfg *gorm.Config) (*gorm.DB, error) {
+func openMySQL(ctx context.Context, cfg Config, gcfg *gorm.Config) (*gorm.DB, error) {
 	dsn, err := gomysql.ParseDSN(cfg.DSN)
 	if err != nil {
 		// The parser's messages do not quote the DSN, but a password may
@@ -90,7 +131,7 @@ func openMySQL(ctx context.Context, cfg DBConfig, gcfg *gorm.Config) (*gorm.DB, 
 		dsn.InterpolateParams = true
 	}
 	if dsn.Timeout == 0 {
-		dsn.Timeout = defaultMySQLDialTimeout
+		dsn.Timeout = DefaultDialTimeout
 	}
 	where := dsn.Addr
 	if dsn.DBName != "" {
@@ -107,10 +148,9 @@ func openMySQL(ctx context.Context, cfg DBConfig, gcfg *gorm.Config) (*gorm.DB, 
 	if err != nil {
 		return nil, fail(err)
 	}
-	maxOpen := orDefault(cfg.MaxOpenConns, defaultMySQLMaxOpen)
-	sqlDB.SetMaxOpenConns(maxOpen)
-	sqlDB.SetMaxIdleConns(min(orDefault(cfg.MaxIdleConns, maxOpen), maxOpen))
-	sqlDB.SetConnMaxLifetime(orDefault(cfg.ConnMaxLifetime, defaultConnMaxLifetime))
+	sqlDB.SetMaxOpenConns(cfg.MaxOpenConns)
+	sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
+	sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 	if err := sqlDB.PingContext(ctx); err != nil {
 		sqlDB.Close()
 		return nil, fail(err)
@@ -118,14 +158,10 @@ func openMySQL(ctx context.Context, cfg DBConfig, gcfg *gorm.Config) (*gorm.DB, 
 	return db, nil
 }
 
-func openSQLite(ctx context.Context, cfg DBConfig, gcfg *gorm.Config) (*gorm.DB, error) {
-	dir := cfg.DataDir
-	if dir == "" {
-		dir = "./data"
-	}
-	path := filepath.Join(dir, "seckill.db")
+func openSQLite(ctx context.Context, cfg Config, gcfg *gorm.Config) (*gorm.DB, error) {
+	path := filepath.Join(cfg.DataDir, "seckill.db")
 	fail := func(err error) error { return fmt.Errorf("open sqlite %s: %w", path, err) }
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fail(err)
 	}
 	// WAL lets readers run while the single writer commits; immediate
@@ -146,25 +182,14 @@ func openSQLite(ctx context.Context, cfg DBConfig, gcfg *gorm.Config) (*gorm.DB,
 	if err != nil {
 		return nil, fail(err)
 	}
-	maxOpen := orDefault(cfg.MaxOpenConns, defaultSQLiteMaxOpen)
-	sqlDB.SetMaxOpenConns(maxOpen)
-	sqlDB.SetMaxIdleConns(min(orDefault(cfg.MaxIdleConns, maxOpen), maxOpen))
-	// A SQLite connection is a file handle; recycling it buys nothing and
-	// costs the pragmas again, so keep connections unless asked otherwise.
+	sqlDB.SetMaxOpenConns(cfg.MaxOpenConns)
+	sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
 	sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 	if err := sqlDB.PingContext(ctx); err != nil {
 		sqlDB.Close()
 		return nil, fail(err)
 	}
 	return db, nil
-}
-
-// orDefault returns v, or def when v is not positive.
-func orDefault[T int | time.Duration](v, def T) T {
-	if v > 0 {
-		return v
-	}
-	return def
 }
 
 // passwordOf extracts the password of a DSN "user:pass@..." that failed to
@@ -238,33 +263,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
-}
-
-// maxTxAttempts bounds how often a transaction is run again after the
-// database rolled it back to break a deadlock.
-const maxTxAttempts = 5
-
-// transaction runs fn in a transaction and runs it again when MySQL picked
-// it as a deadlock victim or timed out its lock wait: InnoDB rolls such a
-// transaction back whole ("try restarting transaction"), so a retry is the
-// documented cure. Cancels and payments touch an order, its activity and
-// the outbox in one transaction, and concurrent ones can deadlock there.
-func (s *Store) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	var err error
-	for attempt := 1; ; attempt++ {
-		err = s.db.WithContext(ctx).Transaction(fn)
-		if err == nil || !retryableTx(err) || attempt == maxTxAttempts {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
-		}
-	}
-}
-
-func retryableTx(err error) bool {
-	var me *gomysql.MySQLError
-	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
 }
