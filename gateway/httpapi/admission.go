@@ -5,6 +5,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flashsale/seckill/platform/metrics"
 )
 
 // DefaultMaxBuysInFlight is Config.MaxBuysInFlight when unset
@@ -40,7 +42,7 @@ func newAdmission(limit int, reg prometheus.Registerer) *admission {
 		}),
 		refusal: errBusy(fmt.Sprintf("the gateway is saturated: %d buys in flight, its limit; nothing was reserved, try again after Retry-After", limit), nil),
 	}
-	reg.MustRegister(ad.inFlight, ad.refused)
+	metrics.MustRegister(reg, ad.inFlight, ad.refused)
 	return ad
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flashsale/seckill/platform/metrics"
+
 	"github.com/flashsale/seckill/order"
 )
 
@@ -51,7 +53,7 @@ func (s *Server) buyHandler() gin.HandlerFunc {
 	for _, o := range []string{naiveCreated, naiveExisting, naiveAlreadyPurchased, naiveSoldOut, naiveNotStarted, naiveEnded, naiveNotFound, naiveError} {
 		outcomes.WithLabelValues(o)
 	}
-	s.cfg.Registry.MustRegister(outcomes)
+	metrics.MustRegister(s.cfg.Registry, outcomes)
 	s.log.Warn("buy mode naive: every buy runs a locking database transaction inside the request (the teaching anti-pattern; never in production)")
 	return func(c *gin.Context) { s.buyNaive(c, outcomes) }
 }
