@@ -241,7 +241,7 @@ func crashRounds(t *testing.T, extra map[string]string, roles ...crashRole) {
 					var body struct {
 						OrderID string `json:"order_id"`
 					}
-					status, err := c.tryDo("POST", "/api/v1/activities/"+activity+"/orders", c.token(t, u), map[string]string{"request_id": "buy-" + u}, &body)
+					status, err := c.tryDo("POST", "/api/v1/activities/"+activity+"/orders", c.token(t, u), c.buyBody(t, activity, u, "buy-"+u), &body)
 					mu.Lock()
 					if err == nil && status == http.StatusAccepted {
 						accepted[body.OrderID] = u

@@ -85,7 +85,7 @@ func (b *outageBuyer) buy() int {
 		State   string `json:"state"`
 		Code    string `json:"code"`
 	}
-	status := b.c.do(t, "POST", "/api/v1/activities/"+b.activity+"/orders", b.c.token(t, user), nil, &body)
+	status := b.c.do(t, "POST", "/api/v1/activities/"+b.activity+"/orders", b.c.token(t, user), b.c.buyBody(t, b.activity, user, ""), &body)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.statuses[phase][status]++

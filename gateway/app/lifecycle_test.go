@@ -33,7 +33,7 @@ func (c *client) buyOne(t testing.TB, activity, user string) (int, string) {
 	var body struct {
 		OrderID string `json:"order_id"`
 	}
-	code := c.do(t, "POST", "/api/v1/activities/"+activity+"/orders", c.token(t, user), nil, &body)
+	code := c.do(t, "POST", "/api/v1/activities/"+activity+"/orders", c.token(t, user), c.buyBody(t, activity, user, ""), &body)
 	return code, body.OrderID
 }
 

@@ -33,7 +33,7 @@ func TestRedisOutageDuringSpike(t *testing.T) {
 			OrderID string `json:"order_id"`
 			Code    string `json:"code"`
 		}
-		status := c.do(t, "POST", "/api/v1/activities/"+activity+"/orders", c.token(t, user), nil, &body)
+		status := c.do(t, "POST", "/api/v1/activities/"+activity+"/orders", c.token(t, user), c.buyBody(t, activity, user, ""), &body)
 		switch status {
 		case http.StatusAccepted:
 			mu.Lock()

@@ -34,7 +34,7 @@ func TestShutdownKeepsEveryAcceptedOrder(t *testing.T) {
 				var body struct {
 					OrderID string `json:"order_id"`
 				}
-				if c.do(t, "POST", "/api/v1/activities/"+activity+"/orders", c.token(t, user), nil, &body) == http.StatusAccepted {
+				if c.do(t, "POST", "/api/v1/activities/"+activity+"/orders", c.token(t, user), c.buyBody(t, activity, user, ""), &body) == http.StatusAccepted {
 					mu.Lock()
 					accepted[body.OrderID] = true
 					mu.Unlock()

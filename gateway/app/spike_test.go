@@ -33,6 +33,12 @@ func startApp(t *testing.T, extra map[string]string) (*App, *client) {
 // startRole runs one process of the given role on a loopback port.
 func startRole(t *testing.T, role Role, extra map[string]string) (*App, *client) {
 	t.Helper()
+	return startRoleWith(t, role, extra, Options{})
+}
+
+// startRoleWith is startRole with what an embedder provides.
+func startRoleWith(t *testing.T, role Role, extra map[string]string, opts Options) (*App, *client) {
+	t.Helper()
 	env := map[string]string{
 		"SECKILL_HTTP_ADDR":    "127.0.0.1:0",
 		"SECKILL_DATA_DIR":     t.TempDir(),
@@ -52,7 +58,7 @@ func startRole(t *testing.T, role Role, extra map[string]string) (*App, *client)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	a, err := New(context.Background(), cfg, log, role)
+	a, err := NewWithOptions(context.Background(), cfg, log, role, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,14 +84,16 @@ func (w *testWriter) Write(p []byte) (int, error) {
 
 // client speaks the v1 contract over real HTTP.
 type client struct {
-	base   string
-	http   *http.Client
-	tokens *auth.Tokens
+	base      string
+	http      *http.Client
+	tokens    *auth.Tokens
+	buyTokens *auth.BuyTokens
 }
 
 func newClient(base string) *client {
 	tr := &http.Transport{MaxIdleConns: 400, MaxIdleConnsPerHost: 400, IdleConnTimeout: time.Minute}
-	return &client{base: base, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, tokens: auth.NewTokens([]byte(testJWTSecret))}
+	return &client{base: base, http: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		tokens: auth.NewTokens([]byte(testJWTSecret)), buyTokens: auth.NewBuyTokens([]byte(testJWTSecret), time.Hour)}
 }
 
 func (c *client) do(t testing.TB, method, path, bearer string, body any, out any) int {
@@ -118,6 +126,22 @@ func (c *client) do(t testing.TB, method, path, bearer string, body any, out any
 		}
 	}
 	return resp.StatusCode
+}
+
+// buyBody is a buy's body as the sale page sends it: the request_id (none
+// when empty) and a buy token, minted with the test secret as the gateway
+// issues them from the start (SECKILL_BUY_TOKEN=required outside demo
+// mode; the door itself is tested in httpapi and e2e).
+func (c *client) buyBody(t testing.TB, activity, user, requestID string) map[string]string {
+	tok, _, err := c.buyTokens.Issue(user, mustParseID(t, activity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := map[string]string{"buy_token": tok}
+	if requestID != "" {
+		b["request_id"] = requestID
+	}
+	return b
 }
 
 func (c *client) token(t testing.TB, user string) string {
@@ -227,7 +251,7 @@ func spikeOn(t *testing.T, c *client, a *App, activity string, users int, stock 
 					State   string `json:"state"`
 					Code    string `json:"code"`
 				}
-				status := c.do(t, "POST", "/api/v1/activities/"+activity+"/orders", at.token, map[string]string{"request_id": at.requestID}, &body)
+				status := c.do(t, "POST", "/api/v1/activities/"+activity+"/orders", at.token, c.buyBody(t, activity, at.user, at.requestID), &body)
 				if status == http.StatusAccepted && body.State != "queued" {
 					t.Errorf("202 with state %q, want queued", body.State)
 				}
