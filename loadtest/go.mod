@@ -23,6 +23,7 @@ require (
 	github.com/flashsale/seckill/inventory v0.0.0 // indirect
 	github.com/flashsale/seckill/mq v0.0.0 // indirect
 	github.com/flashsale/seckill/notifier v0.0.0 // indirect
+	github.com/flashsale/seckill/platform v0.0.0 // indirect
 	github.com/flashsale/seckill/static v0.0.0 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.12 // indirect
 	github.com/gin-contrib/sse v1.1.0 // indirect
@@ -100,3 +101,5 @@ replace github.com/flashsale/seckill/static => ../static
 replace github.com/flashsale/seckill/testkit => ../testkit
 
 replace github.com/flashsale/seckill/notifier => ../notifier
+
+replace github.com/flashsale/seckill/platform => ../platform

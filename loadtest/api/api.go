@@ -131,13 +131,53 @@ func (c *Client) Token(ctx context.Context, user string) (string, error) {
 	return out.Token, nil
 }
 
-// Buy is POST /api/v1/activities/{id}/orders.
-func (c *Client) Buy(ctx context.Context, activityID, token, requestID string) Answer {
+// BuyToken is GET /api/v1/activities/{id}/buy-token as user (token is the
+// user's bearer token): the buy token a buy must carry when the gateway
+// runs SECKILL_BUY_TOKEN=required, and when it expires. The token is ""
+// unless the answer is a 200 with one (a.Err then says what was wrong
+// with the body).
+func (c *Client) BuyToken(ctx context.Context, activityID, token string) (string, time.Time, Answer) {
+	a := c.Do(ctx, http.MethodGet, "/api/v1/activities/"+activityID+"/buy-token", token, nil)
+	if a.Status != http.StatusOK {
+		return "", time.Time{}, a
+	}
+	var out struct {
+		Token     string    `json:"token"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if err := json.Unmarshal(a.Body, &out); err != nil {
+		a.Err = fmt.Errorf("buy token of activity %s: decode %q: %w", activityID, a.Body, err)
+		return "", time.Time{}, a
+	}
+	if out.Token == "" {
+		a.Err = fmt.Errorf("buy token of activity %s: no token in %q", activityID, a.Body)
+		return "", time.Time{}, a
+	}
+	return out.Token, out.ExpiresAt, a
+}
+
+// Buy is POST /api/v1/activities/{id}/orders. requestID and buyToken are
+// sent when not empty; with neither the body is empty, as an old client's.
+func (c *Client) Buy(ctx context.Context, activityID, token, requestID, buyToken string) Answer {
 	var body any
-	if requestID != "" {
-		body = map[string]string{"request_id": requestID}
+	if requestID != "" || buyToken != "" {
+		b := make(map[string]string, 2)
+		if requestID != "" {
+			b["request_id"] = requestID
+		}
+		if buyToken != "" {
+			b["buy_token"] = buyToken
+		}
+		body = b
 	}
 	return c.Do(ctx, http.MethodPost, "/api/v1/activities/"+activityID+"/orders", token, body)
+}
+
+// IsBuyTokenRefusal reports whether a is the gateway refusing a buy for
+// its buy token (403 BUY_TOKEN_MISSING, _INVALID, _EXPIRED, _WRONG_USER,
+// _WRONG_ACTIVITY): nothing was reserved, and a fresh token may help.
+func (a Answer) IsBuyTokenRefusal() bool {
+	return a.Status == http.StatusForbidden && strings.HasPrefix(a.Code, "BUY_TOKEN_")
 }
 
 // Pay is POST /api/v1/orders/{id}/pay.

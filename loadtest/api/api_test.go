@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +44,12 @@ weird{msg="a \"quoted\", value",x="1"} 1 1700000000000
 		if got := m.Sum(tc.name, tc.match...); got != tc.want {
 			t.Errorf("Sum(%s, %v) = %v, want %v", tc.name, tc.match, got, tc.want)
 		}
+	}
+	if got := m.LabelValues("seckill_http_requests_total", "code"); !reflect.DeepEqual(got, []string{"202", "429"}) {
+		t.Errorf("LabelValues(seckill_http_requests_total, code) = %q, want 202 and 429", got)
+	}
+	if got := m.LabelValues("seckill_queue_depth", "code"); len(got) != 0 {
+		t.Errorf("LabelValues of a metric without labels = %q, want none", got)
 	}
 	if !m.Has("seckill_queue_depth") || m.Has("seckill_queue") {
 		t.Error("Has matches by prefix or misses a metric")
@@ -120,11 +128,11 @@ func TestClientAnswers(t *testing.T) {
 	if again, _ := c.Token(ctx, "alice"); again != tok {
 		t.Error("demo tokens are not cached per user")
 	}
-	a := c.Buy(ctx, "1", tok, "r1")
+	a := c.Buy(ctx, "1", tok, "r1", "")
 	if a.Status != 202 || a.OrderID != "0001-1" || a.State != "queued" || a.Outcome() != "202" {
 		t.Errorf("buy = %+v", a)
 	}
-	a = c.Buy(ctx, "2", tok, "")
+	a = c.Buy(ctx, "2", tok, "", "")
 	if a.Status != 429 || a.Code != "RATE_LIMITED" || a.RetryAfter != 2*time.Second || a.Outcome() != "429 RATE_LIMITED" {
 		t.Errorf("limited buy = %+v", a)
 	}
@@ -163,5 +171,123 @@ func TestTokensMintedOrRefused(t *testing.T) {
 	ts := gateway(t, false)
 	if _, err := New(ts.URL, Options{}).Token(ctx, "bob"); err == nil || !strings.Contains(err.Error(), "demo mode") {
 		t.Errorf("demo login on a non-demo gateway: %v, want an error saying why", err)
+	}
+}
+
+// tokenGateway is a fake of the buy-token route and of a buy route that
+// answers with the body it received.
+func tokenGateway(t *testing.T) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/activities/{id}/buy-token", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer user-token" {
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"code":"UNAUTHORIZED","message":"user token"}`))
+			return
+		}
+		switch r.PathValue("id") {
+		case "1":
+			w.Write([]byte(`{"token":"1.alice.1700000120.mac","expires_at":"2023-11-14T22:15:20Z"}`))
+		case "2":
+			w.Header().Set("Retry-After", "3")
+			w.WriteHeader(http.StatusTooManyRequests)
+			w.Write([]byte(`{"code":"RATE_LIMITED","message":"per-user buy-token"}`))
+		case "3":
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`{"code":"NOT_STARTED","message":"buy tokens are issued from the start"}`))
+		case "4":
+			w.Write([]byte(`{"expires_at":"2023-11-14T22:15:20Z"}`))
+		default:
+			w.Write([]byte(`not json`))
+		}
+	})
+	mux.HandleFunc("POST /api/v1/activities/{id}/orders", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var in map[string]string
+		if len(body) > 0 {
+			if err := json.Unmarshal(body, &in); err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+		}
+		if in["buy_token"] == "" {
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`{"code":"BUY_TOKEN_MISSING","message":"buy_token is required"}`))
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		json.NewEncoder(w).Encode(map[string]string{"order_id": in["buy_token"] + "|" + in["request_id"], "state": "queued"})
+	})
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func TestBuyToken(t *testing.T) {
+	ctx := context.Background()
+	c := New(tokenGateway(t).URL, Options{})
+	t.Cleanup(c.Close)
+
+	tok, exp, a := c.BuyToken(ctx, "1", "user-token")
+	if tok != "1.alice.1700000120.mac" || !exp.Equal(time.Unix(1700000120, 0)) || a.Status != 200 || a.Err != nil {
+		t.Errorf("BuyToken = %q, %s, %+v; want the token and its expiry", tok, exp, a)
+	}
+	for _, tc := range []struct {
+		name, activity, bearer string
+		status                 int
+		outcome                string
+		retryAfter             time.Duration
+		decodeErr              bool
+	}{
+		{"rate limited", "2", "user-token", 429, "429 RATE_LIMITED", 3 * time.Second, false},
+		{"before the start", "3", "user-token", 403, "403 NOT_STARTED", 0, false},
+		{"no user token", "1", "", 401, "401 UNAUTHORIZED", 0, false},
+		{"200 without a token", "4", "user-token", 200, "200", 0, true},
+		{"200 that is not JSON", "5", "user-token", 200, "200", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, exp, a := c.BuyToken(ctx, tc.activity, tc.bearer)
+			if tok != "" || !exp.IsZero() {
+				t.Errorf("token %q expiring %s from a %d; want none", tok, exp, a.Status)
+			}
+			if a.Status != tc.status || a.Outcome() != tc.outcome || a.RetryAfter != tc.retryAfter || (a.Err != nil) != tc.decodeErr {
+				t.Errorf("answer %+v; want %s, Retry-After %s, decode error %v", a, tc.outcome, tc.retryAfter, tc.decodeErr)
+			}
+		})
+	}
+}
+
+func TestBuyCarriesItsBuyToken(t *testing.T) {
+	ctx := context.Background()
+	c := New(tokenGateway(t).URL, Options{})
+	t.Cleanup(c.Close)
+	for _, tc := range []struct {
+		requestID, buyToken string
+		wantOrder           string
+		wantRefusal         bool
+	}{
+		{"r1", "bt", "bt|r1", false},
+		{"", "bt", "bt|", false},
+		{"r1", "", "", true},
+		{"", "", "", true},
+	} {
+		a := c.Buy(ctx, "1", "user-token", tc.requestID, tc.buyToken)
+		if a.OrderID != tc.wantOrder || a.IsBuyTokenRefusal() != tc.wantRefusal {
+			t.Errorf("Buy(request_id %q, buy_token %q) = %+v; want order %q, refused for its token %v",
+				tc.requestID, tc.buyToken, a, tc.wantOrder, tc.wantRefusal)
+		}
+	}
+	for _, tc := range []struct {
+		a    Answer
+		want bool
+	}{
+		{Answer{Status: 403, Code: "BUY_TOKEN_EXPIRED"}, true},
+		{Answer{Status: 403, Code: "BUY_TOKEN_WRONG_USER"}, true},
+		{Answer{Status: 403, Code: "NOT_STARTED"}, false},
+		{Answer{Status: 400, Code: "BUY_TOKEN_MISSING"}, false},
+	} {
+		if got := tc.a.IsBuyTokenRefusal(); got != tc.want {
+			t.Errorf("%s.IsBuyTokenRefusal() = %v, want %v", tc.a.Outcome(), got, tc.want)
+		}
 	}
 }

@@ -131,3 +131,26 @@ func (m Metrics) Has(name string) bool {
 	}
 	return false
 }
+
+// LabelValues returns the values label takes among the series of metric
+// name, sorted: the reasons a counter was incremented for, for example.
+func (m Metrics) LabelValues(name, label string) []string {
+	seen := map[string]bool{}
+	for k := range m {
+		base, labels, ok := strings.Cut(k, "{")
+		if !ok || base != name {
+			continue
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(labels, "}"), ",") {
+			if v, ok := strings.CutPrefix(l, label+`="`); ok {
+				seen[strings.TrimSuffix(v, `"`)] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for v := range seen {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out
+}

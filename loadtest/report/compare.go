@@ -62,7 +62,7 @@ func (c *Compare) WriteSummary(w io.Writer) {
 	n, q := c.Naive, c.Pipeline
 	probe := func(r *Run, name string) float64 { return r.ProbeRPS(name) }
 	p("")
-	p("== naive vs pipeline: the same spike (%d users, %d units, seed %d)", q.Scenario.Users, q.Scenario.Stock, q.Scenario.Seed)
+	p("== naive vs pipeline: the same spike (%d users, %d units, seed %d, buy tokens %s)", q.Scenario.Users, q.Scenario.Stock, q.Scenario.Seed, q.BuyToken.Setting)
 	p("                                          naive     pipeline")
 	p("  spike answered in (s)             %10.1f %12.1f   naive/pipeline %.1fx", n.Figures.SpikeSeconds, q.Figures.SpikeSeconds, c.SpikeRatio)
 	p("  physical limit (s)                %10s %12s   every request / the /healthz ceiling, same run", trimUnit(n.Figures.PhysicalLimit.SecondsText()), trimUnit(q.Figures.PhysicalLimit.SecondsText()))
@@ -115,12 +115,12 @@ const compareBody = `<!doctype html><html lang="en"><head><meta charset="utf-8">
 {{range .Runs}}<tr><td class="l">{{.Name}}</td><td>{{f1 .Figures.SpikeSeconds}} s</td><td>{{.Figures.PhysicalLimit.SecondsText}}</td><td>{{.Figures.PhysicalLimit.RatioText}}</td><td class="l">{{if .Figures.PhysicalLimit.Known}}{{.Figures.PhysicalLimit.Breakdown}}{{else}}{{.Figures.PhysicalLimit.Unknown}}{{end}}</td></tr>
 {{end}}</table>
 {{.LimitChart}}
-<p class="muted">Physical limit: every request the spike sent (buys with bots, double clicks and retries, page views, order reads, payments) divided by the
+<p class="muted">Physical limit: every request the spike sent (buys with bots, double clicks and retries, buy-token fetches, page views, order reads, payments) divided by the
 <code>/healthz</code> ceiling measured in the same run, so how long the spike would take if every answer cost what the cheapest one costs on this machine.
 1.0x is the ceiling; the ratio is how far above it each design answered. The crowd itself arrives over {{f1 .Pipeline.Figures.PhysicalLimit.ArrivalSeconds}} s, so no run can be shorter than that.</p>
 
 <h2>Naive vs pipeline</h2>
-<p>{{.Pipeline.Scenario.Users}} users for {{.Pipeline.Scenario.Stock}} units, seed {{.Pipeline.Scenario.Seed}}, target {{.Pipeline.Target}} ({{.Pipeline.Backends}}).
+<p>{{.Pipeline.Scenario.Users}} users for {{.Pipeline.Scenario.Stock}} units, seed {{.Pipeline.Scenario.Seed}}, buy tokens {{.Pipeline.BuyToken.Setting}} in both, target {{.Pipeline.Target}} ({{.Pipeline.Backends}}).
 Machine: {{.Pipeline.Machine.CPUs}} CPUs ({{.Pipeline.Machine.CPU}}); {{.Pipeline.Machine.Shared}}. Ratios come from these two runs, one after the other on this machine.</p>
 <table>
 <tr><th class="l"></th><th>naive</th><th>pipeline</th><th>ratio</th></tr>

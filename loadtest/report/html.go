@@ -181,6 +181,7 @@ const runBody = `
 <p>{{.Mode}} mode &middot; {{.Scenario.Users}} users for {{.Scenario.Stock}} units &middot; target {{.Target}} ({{.Backends}}) &middot;
 started {{.StartedAt.Format "2006-01-02 15:04:05 MST"}} &middot; activity {{.ActivityID}}</p>
 <p class="muted">machine: {{.Machine.CPUs}} CPUs ({{.Machine.CPU}}), {{.Machine.OS}}, {{.Machine.Go}}; {{.Machine.Shared}}</p>
+<p>buy tokens: {{.BuyToken.Summary}}</p>
 
 <h2>Figures</h2>
 <table>
@@ -212,6 +213,10 @@ created {{.Final.OrdersCreated}}, paid {{.Final.OrdersPaid}}, cancelled {{.Final
 <table><tr><th class="l">stage</th><th>count</th><th>of requests</th><th class="l">how it is counted</th></tr>
 {{$first := 0.0}}{{range $i, $s := .Funnel}}{{if eq $i 0}}{{$first = $s.Count}}{{end}}<tr><td class="l">{{$s.Name}}</td><td>{{f0 $s.Count}}</td><td>{{pct $s.Count $first}}</td><td class="l">{{$s.Note}}</td></tr>{{end}}
 </table>
+{{with .AnswersByKind}}<h3>Buy answers by kind of user</h3>
+<table><tr><th class="l">kind</th><th class="l">answers</th></tr>
+{{range .}}<tr><td class="l">{{.Kind}}</td><td class="l">{{.Answers}}</td></tr>{{end}}
+</table>{{end}}
 
 <h2>Latency (ms, from the scheduled send)</h2>
 <table><tr><th class="l">endpoint</th><th class="l">outcome</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>

@@ -35,6 +35,10 @@ type Run struct {
 	Scenario   scenario.Config `json:"scenario"`
 	Crowd      map[string]int  `json:"crowd"`    // users by kind
 	Settings   []string        `json:"settings"` // gateway settings that shape the numbers
+	BuyToken   BuyTokenDoor    `json:"buy_token"`
+	// BuyAnswersByKind is the spike's buy answers by kind of user (human,
+	// bot, late) and outcome: which layer turned whom away.
+	BuyAnswersByKind map[string]map[string]int64 `json:"buy_answers_by_kind"`
 
 	Latency  []measure.LatencyRow `json:"latency"`
 	Lag      measure.Lag          `json:"generator_lag"`
@@ -94,6 +98,65 @@ type Second struct {
 	QueueDepth float64 `json:"queue_depth"`
 }
 
+// BuyTokenDoor is the buy-token door of a run: the gateway's setting and
+// what the generator saw of it.
+type BuyTokenDoor struct {
+	// Setting is SECKILL_BUY_TOKEN as --buy-token gave it: "required"
+	// (humans and late users fetch a token before their first buy, bots
+	// do not) or "off".
+	Setting string `json:"setting"`
+	// UsersWithToken is the distinct users (spike and resale) that got one.
+	UsersWithToken int `json:"users_with_token"`
+	// AcceptedWithoutToken is the orders answered 202 to a user that never
+	// got a token: 0 when the door is required and holds.
+	AcceptedWithoutToken int `json:"accepted_without_token"`
+}
+
+// KindAnswers is one kind of user's buy answers, most frequent first:
+// "403 BUY_TOKEN_MISSING 240, 429 RATE_LIMITED 160".
+type KindAnswers struct {
+	Kind    string
+	Answers string
+}
+
+// AnswersByKind lists BuyAnswersByKind by kind.
+func (r *Run) AnswersByKind() []KindAnswers {
+	kinds := make([]string, 0, len(r.BuyAnswersByKind))
+	for k := range r.BuyAnswersByKind {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	out := make([]KindAnswers, 0, len(kinds))
+	for _, k := range kinds {
+		m := r.BuyAnswersByKind[k]
+		outcomes := make([]string, 0, len(m))
+		for o := range m {
+			outcomes = append(outcomes, o)
+		}
+		sort.Slice(outcomes, func(i, j int) bool {
+			if m[outcomes[i]] != m[outcomes[j]] {
+				return m[outcomes[i]] > m[outcomes[j]]
+			}
+			return outcomes[i] < outcomes[j]
+		})
+		parts := make([]string, len(outcomes))
+		for i, o := range outcomes {
+			parts[i] = fmt.Sprintf("%s %d", o, m[o])
+		}
+		out = append(out, KindAnswers{Kind: k, Answers: strings.Join(parts, ", ")})
+	}
+	return out
+}
+
+// Summary is the door in one line: "required: 9,800 users got a token, 0
+// orders accepted without one".
+func (d BuyTokenDoor) Summary() string {
+	if d.Setting != "required" {
+		return d.Setting + ": buys carry no token"
+	}
+	return fmt.Sprintf("required: %d users got a token (bots never ask), %d orders accepted without one", d.UsersWithToken, d.AcceptedWithoutToken)
+}
+
 // Stage is one layer of the funnel.
 type Stage struct {
 	Name  string  `json:"name"`
@@ -137,8 +200,9 @@ type Figures struct {
 // PhysicalLimit is how long the spike would take if every request it sent
 // cost what a GET /healthz costs through the same generator, connections
 // and HTTP stack: every request the crowd sent (buys with bots, double
-// clicks and retries; page views; deadline payers' order reads; payments)
-// divided by the /healthz probe's rate in the same run. No answer can be
+// clicks and retries; buy-token fetches; page views; deadline payers'
+// order reads; payments) divided by the /healthz probe's rate in the same
+// run. No answer can be
 // cheaper than /healthz, so the spike cannot be answered faster on this
 // machine: SpikeVsLimit = 1 is the machine's ceiling.
 //
@@ -147,7 +211,7 @@ type Figures struct {
 // Unknown says why.
 type PhysicalLimit struct {
 	Requests   int64            `json:"requests"`             // every request the spike sent
-	ByEndpoint map[string]int64 `json:"requests_by_endpoint"` // the same by endpoint (buy, page, order, pay)
+	ByEndpoint map[string]int64 `json:"requests_by_endpoint"` // the same by endpoint (buy, buy-token, page, order, pay)
 	HealthzRPS *float64         `json:"healthz_rps"`          // the /healthz probe's req/s, same run
 	Seconds    *float64         `json:"seconds"`              // Requests / HealthzRPS
 	// SpikeVsLimit is spike answered in / Seconds (1.0: at the ceiling).
@@ -407,6 +471,7 @@ func (r *Run) WriteSummary(w io.Writer) {
 	p("")
 	p("== %s: %s mode, %d users for %d units, target %s (%s)", r.Name, r.Mode, r.Scenario.Users, r.Scenario.Stock, r.Target, r.Backends)
 	p("   machine: %d CPUs (%s), %s; %s", r.Machine.CPUs, r.Machine.CPU, r.Machine.OS, r.Machine.Shared)
+	p("   buy tokens: %s", r.BuyToken.Summary())
 	p("")
 	p("latency from the scheduled send (ms)   count      p50      p90      p99    p99.9      max")
 	for _, l := range r.Latency {
@@ -421,6 +486,13 @@ func (r *Run) WriteSummary(w io.Writer) {
 			pct = fmt.Sprintf("%6.2f%%", 100*s.Count/r.Funnel[0].Count)
 		}
 		p("  %-34s %10.0f %8s  %s", s.Name, s.Count, pct, s.Note)
+	}
+	if rows := r.AnswersByKind(); len(rows) > 0 {
+		p("")
+		p("buy answers by kind of user")
+		for _, k := range rows {
+			p("  %-8s %s", k.Kind, k.Answers)
+		}
 	}
 	if len(r.Probes) > 0 {
 		p("")

@@ -333,3 +333,44 @@ func TestComparisonLeadsWithTheLimit(t *testing.T) {
 		t.Errorf("the first chart is %s, want the physical limit", tag)
 	}
 }
+
+// TestBuyTokenDoorInReport: the token fetches count towards the physical
+// limit, and the summary and the page show the door and the answers by
+// kind of user.
+func TestBuyTokenDoorInReport(t *testing.T) {
+	r := limitRun("pipeline", audit.Pipeline, 16, 20000)
+	r.Latency = append(r.Latency,
+		measure.LatencyRow{Endpoint: "buy-token", Outcome: "all", Count: 9000},
+		measure.LatencyRow{Endpoint: "buy-token", Outcome: "200", Count: 9000})
+	r.BuyToken = BuyTokenDoor{Setting: "required", UsersWithToken: 9000}
+	r.BuyAnswersByKind = map[string]map[string]int64{
+		"bot":   {"429 RATE_LIMITED": 160, "403 BUY_TOKEN_MISSING": 240},
+		"human": {"410 SOLD_OUT": 8000, "202": 1000},
+	}
+	r.Figures = Figures{}
+	r.ComputeFigures(r.Latency[0], 16*time.Second)
+	if l := r.Figures.PhysicalLimit; l.Requests != 199700 || l.ByEndpoint["buy-token"] != 9000 {
+		t.Errorf("physical limit %d requests %v; want the 9000 token fetches counted", l.Requests, l.ByEndpoint)
+	}
+	var sum, page bytes.Buffer
+	r.WriteSummary(&sum)
+	if err := r.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"buy tokens: required: 9000 users got a token (bots never ask), 0 orders accepted without one",
+		"buy-token 9000",
+		"403 BUY_TOKEN_MISSING 240, 429 RATE_LIMITED 160",
+		"410 SOLD_OUT 8000, 202 1000",
+	} {
+		if !strings.Contains(sum.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, sum.String())
+		}
+		if !strings.Contains(page.String(), want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if got := (BuyTokenDoor{Setting: "off"}).Summary(); got != "off: buys carry no token" {
+		t.Errorf("Summary() with tokens off = %q", got)
+	}
+}

@@ -18,7 +18,10 @@ import (
 // generator itself, nothing else), and the buy path in its three phases.
 // Each is closed-loop: ProbeClients clients send as fast as answers come,
 // for ProbeDuration. Every buy comes from a fresh user, so the per-user
-// limit never answers (a probe measures the path, not the limiter).
+// limit never answers (a probe measures the path, not the limiter). With
+// buy tokens required each fresh user first fetches its token, as every
+// buyer of the spike does: the fetch is part of the cost of a buy, so the
+// probe's rate stays comparable with the spike's.
 func (r *runner) probes(soldOut, prefix string) ([]report.Probe, error) {
 	o := r.opts
 	var out []report.Probe
@@ -33,6 +36,7 @@ func (r *runner) probes(soldOut, prefix string) ([]report.Probe, error) {
 	} else if st.Remaining > 0 && o.Mode != "naive" || st.DBAvailable > 0 {
 		r.log.Warn("the spike activity is not sold out; the sold-out probes measure something else", "stats", st)
 	}
+	withToken := o.BuyToken == BuyTokenRequired
 	buyer := func(name, activity string, withRequestID bool) func(int64) api.Answer {
 		return func(i int64) api.Answer {
 			user := fmt.Sprintf("%s-%s-%d", prefix, name, i)
@@ -40,16 +44,31 @@ func (r *runner) probes(soldOut, prefix string) ([]report.Probe, error) {
 			if err != nil {
 				return api.Answer{Err: err}
 			}
+			buyToken := ""
+			if withToken {
+				var a api.Answer
+				if buyToken, _, a = r.client.BuyToken(r.ctx, activity, tok); buyToken == "" {
+					// Counted as the buy's answer, marked as the fetch's.
+					a.Code = strings.TrimSpace("(buy-token) " + a.Code)
+					return a
+				}
+			}
 			reqID := ""
 			if withRequestID {
 				reqID = "p" + fmt.Sprint(i)
 			}
-			return r.client.Buy(r.ctx, activity, tok, reqID)
+			return r.client.Buy(r.ctx, activity, tok, reqID, buyToken)
 		}
 	}
+	what := func(s string) string {
+		if withToken {
+			return s + "; each buy first fetches its fresh user's buy token (--buy-token required), as part of its cost"
+		}
+		return s
+	}
 	out = append(out,
-		r.probe(report.ProbeSoldOut, "buy a sold-out activity, no request_id (pipeline: the local sold-out flag answers)", buyer("so", soldOut, false)),
-		r.probe(report.ProbeSoldOutReqID, "buy a sold-out activity with a request_id (pipeline: skips the flag, Redis answers)", buyer("sr", soldOut, true)),
+		r.probe(report.ProbeSoldOut, what("buy a sold-out activity, no request_id (pipeline: the local sold-out flag answers)"), buyer("so", soldOut, false)),
+		r.probe(report.ProbeSoldOutReqID, what("buy a sold-out activity with a request_id (pipeline: skips the flag, Redis answers)"), buyer("sr", soldOut, true)),
 	)
 	now := time.Now().UTC()
 	inStock, err := r.client.CreateActivity(r.ctx, api.ActivitySpec{
@@ -59,7 +78,7 @@ func (r *runner) probes(soldOut, prefix string) ([]report.Probe, error) {
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, r.probe(report.ProbeBuyInStock, "buy while stock lasts (10M units): the whole buy path", buyer("in", inStock, true)))
+	out = append(out, r.probe(report.ProbeBuyInStock, what("buy while stock lasts (10M units): the whole buy path"), buyer("in", inStock, true)))
 	return out, nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/flashsale/seckill/loadtest/report"
 	"github.com/flashsale/seckill/loadtest/scenario"
 	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/order/sqldb"
 )
 
 // Options configure one run.
@@ -31,6 +32,12 @@ type Options struct {
 	// Mode is the gateway's buy mode. An in-process gateway is started in
 	// it; for a deployed one (URL) it tells the audit what to check.
 	Mode audit.Mode
+	// BuyToken is the gateway's SECKILL_BUY_TOKEN (default required, the
+	// production default). An in-process gateway is started with it; for
+	// a deployed one (URL) it tells the crowd what the gateway runs. With
+	// required, humans and late users fetch a buy token before their first
+	// buy and bots do not.
+	BuyToken BuyTokenSetting
 
 	// URL of a deployed gateway; empty starts one in-process.
 	URL        string
@@ -72,6 +79,16 @@ func (o *Options) defaults() error {
 	}
 	if o.Mode != audit.Pipeline && o.Mode != audit.Naive {
 		return fmt.Errorf("--mode must be pipeline or naive, got %q", o.Mode)
+	}
+	if o.BuyToken == "" {
+		o.BuyToken = BuyTokenRequired
+	}
+	if o.BuyToken != BuyTokenRequired && o.BuyToken != BuyTokenOff {
+		return fmt.Errorf("--buy-token must be required or off, got %q", o.BuyToken)
+	}
+	if v, ok := o.Env[envBuyToken]; ok {
+		// The crowd must know what the door does: one setting for both.
+		return fmt.Errorf("--set %s=%s: use --buy-token %s, which also tells the crowd to fetch tokens", envBuyToken, v, v)
 	}
 	if err := o.Scenario.Validate(); err != nil {
 		return err
@@ -129,13 +146,18 @@ func Run(ctx context.Context, o Options) (*report.Run, error) {
 		return nil, err
 	}
 	rep := &report.Run{
-		Name: o.Name, Mode: o.Mode, StartedAt: time.Now().UTC(), Scenario: o.Scenario,
+		Name: o.Name, Mode: o.Mode, BuyToken: report.BuyTokenDoor{Setting: string(o.BuyToken)},
+		StartedAt: time.Now().UTC(), Scenario: o.Scenario,
 		Machine: report.ThisMachine("the generator, gateway, workers, Redis and database share these CPUs"),
 	}
 	base, secret, admin := o.URL, o.JWTSecret, o.AdminToken
 	var store *order.Store
 	if o.URL == "" {
-		inst, err := startEmbedded(ctx, string(o.Mode), o.RedisURL, o.DBDSN, o.Env, o.GatewayLog)
+		env := map[string]string{envBuyToken: string(o.BuyToken)}
+		for k, v := range o.Env {
+			env[k] = v
+		}
+		inst, err := startEmbedded(ctx, string(o.Mode), o.RedisURL, o.DBDSN, env, o.GatewayLog)
 		if err != nil {
 			return nil, err
 		}
@@ -146,9 +168,12 @@ func Run(ctx context.Context, o Options) (*report.Run, error) {
 	} else {
 		rep.Target, rep.Backends = o.URL, "deployed gateway"
 		rep.Machine.Shared = "the generator runs here; the gateway may not"
-		rep.Settings = []string{"the gateway's own configuration (rate limits apply to the generator's single IP)"}
+		rep.Settings = []string{
+			"the gateway's own configuration (rate limits apply to the generator's single IP)",
+			fmt.Sprintf("%s=%s (as --buy-token says the gateway runs)", envBuyToken, o.BuyToken),
+		}
 		if o.DBDSN != "" {
-			db, err := order.OpenDB(ctx, order.DBConfig{DSN: o.DBDSN, Logger: o.Log})
+			db, err := sqldb.Open(ctx, sqldb.Config{DSN: o.DBDSN, Logger: o.Log})
 			if err != nil {
 				return nil, fmt.Errorf("--db-dsn: %w", err)
 			}
@@ -220,6 +245,9 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 	sampling.Go(func() { smp.run(ctx, stopSampling) })
 
 	c := &crowd{r: r, activity: activity, t0: t0, tokens: tokens, lifecycle: lifecycle, cfg: o.Scenario}
+	if o.BuyToken == BuyTokenRequired {
+		c.door = newTokenDoor(c)
+	}
 	c.schedule(plan)
 	r.exec.wait() // every click, retry and payment has been answered
 	settled, err := r.settle(activity, lifecycle)
@@ -240,6 +268,7 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 	naive := o.Mode == audit.Naive
 	rep.Timeline = timeline(r, samples, naive)
 	rep.Funnel = funnel(r, before, after, naive)
+	_, _, rep.BuyAnswersByKind = r.ledger.door()
 	rep.Latency = r.rec.Latencies()
 	rep.Lag = r.rec.Lag()
 	buyAll := r.rec.Latency(epBuy, measure.AllOutcomes)
@@ -260,6 +289,11 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 	ev, err := r.evidence(activity, store, lifecycle, resale, smp.stats())
 	if err != nil {
 		return err
+	}
+	rep.BuyToken.UsersWithToken, rep.BuyToken.AcceptedWithoutToken, _ = r.ledger.door()
+	if o.BuyToken == BuyTokenRequired && rep.BuyToken.AcceptedWithoutToken > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d orders were accepted for users that never got a buy token, though --buy-token required says the gateway refuses such buys: the gateway does not run %s=required, or its door is open",
+			rep.BuyToken.AcceptedWithoutToken, envBuyToken))
 	}
 	rep.Final = ev.Final
 	rep.Audit = audit.Run(ev)
@@ -373,10 +407,27 @@ func (r *runner) resale(activity string, before api.Stats, prefix string) (*audi
 				r.log.Warn("resale token", "err", err)
 				return
 			}
+			buyToken := ""
+			if r.opts.BuyToken == BuyTokenRequired {
+				if buyToken, err = r.fetchBuyToken(activity, user, tok); err != nil {
+					r.log.Warn("resale buy token", "err", err)
+					return
+				}
+			}
 			reqID := "resale-" + user
+			refreshed := false
 			for attempt := 0; attempt < 20 && r.ctx.Err() == nil; attempt++ {
-				a := r.client.Buy(r.ctx, activity, tok, reqID)
+				a := r.client.Buy(r.ctx, activity, tok, reqID, buyToken)
 				r.ledger.buyAnswer(user, reqID, a)
+				if a.IsBuyTokenRefusal() && buyToken != "" && !refreshed {
+					// One fresh token, then the same request_id again.
+					refreshed = true
+					if buyToken, err = r.fetchBuyToken(activity, user, tok); err != nil {
+						r.log.Warn("resale buy token", "err", err)
+						return
+					}
+					continue
+				}
 				if a.Status == http.StatusAccepted {
 					mu.Lock()
 					res.Accepted++

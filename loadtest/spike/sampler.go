@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ const (
 	mRateLimited  = "seckill_rate_limited_total"
 	mSoldOutLocal = "seckill_soldout_local_total"
 	mBatches      = "seckill_order_batch_size_count" // one per worker transaction
+	mTokenRefused = "seckill_buy_token_refused_total"
 )
 
 // dbTransactions is the cumulative count of database transactions on the
@@ -190,9 +192,9 @@ func timeline(r *runner, samples []sample, naive bool) []report.Second {
 }
 
 // funnel counts each layer of the buy path over the spike. The first two
-// stages come from the generator; the rest are the growth of the
-// gateway's counters between before and after (so they include any other
-// traffic the gateway had meanwhile: run against a quiet gateway).
+// stages come from the generator; the rest subtract or are the growth of
+// the gateway's counters between before and after (so they include any
+// other traffic the gateway had meanwhile: run against a quiet gateway).
 func funnel(r *runner, before, after api.Metrics, naive bool) []report.Stage {
 	requests := float64(r.rec.Count(epBuy, ""))
 	limited := float64(r.rec.Count(epBuy, "429"))
@@ -206,6 +208,7 @@ func funnel(r *runner, before, after api.Metrics, naive bool) []report.Stage {
 	d := func(name string, match ...string) float64 {
 		return after.Sum(name, match...) - before.Sum(name, match...)
 	}
+	st = append(st, doorStage(r.opts.BuyToken, requests-limited, before, after))
 	if naive {
 		return append(st,
 			report.Stage{Name: "reached the database", Count: d(mNaive), Note: "seckill_naive_buy_total: every buy is a locking transaction"},
@@ -214,8 +217,43 @@ func funnel(r *runner, before, after api.Metrics, naive bool) []report.Stage {
 		)
 	}
 	return append(st,
-		report.Stage{Name: "past window and sold-out flag", Count: d(mReserve), Note: "reached Redis: seckill_reserve_total, all outcomes (a double click waiting on its twin calls it more than once)"},
+		// A double click waiting on its twin calls the script again after
+		// each "pending": counting every outcome but that one counts each
+		// buy that reached Redis once.
+		report.Stage{Name: "past window and sold-out flag", Count: d(mReserve) - d(mReserve, `outcome="pending"`),
+			Note: `reached Redis: seckill_reserve_total, every outcome but "pending" (a double click waiting on its twin asks again; counted once)`},
 		report.Stage{Name: "reserved in Redis", Count: d(mReserve, `outcome="reserved"`), Note: `seckill_reserve_total{outcome="reserved"}`},
 		report.Stage{Name: "written to the database", Count: d(mWritten, `result="created"`), Note: `seckill_orders_written_total{result="created"}`},
 	)
+}
+
+// doorStage is the buy-token layer (both buy modes sit behind it): the
+// buys past the rate limits less those the gateway refused 403 for their
+// token, by the growth of seckill_buy_token_refused_total, its note naming
+// the reasons seen.
+func doorStage(setting BuyTokenSetting, past float64, before, after api.Metrics) report.Stage {
+	const name = "past the buy-token check"
+	var reasons []string
+	for _, reason := range after.LabelValues(mTokenRefused, "reason") {
+		match := `reason="` + reason + `"`
+		if n := after.Sum(mTokenRefused, match) - before.Sum(mTokenRefused, match); n > 0 {
+			reasons = append(reasons, fmt.Sprintf("%s %.0f", reason, n))
+		}
+	}
+	refused := after.Sum(mTokenRefused) - before.Sum(mTokenRefused)
+	st := report.Stage{Name: name, Count: past - refused}
+	switch {
+	case setting == BuyTokenOff && refused > 0:
+		st.Note = fmt.Sprintf("buy tokens off (--buy-token off), yet the gateway refused %.0f buys for their token (%s): it runs %s=required",
+			refused, strings.Join(reasons, ", "), envBuyToken)
+	case setting == BuyTokenOff:
+		st.Note = "buy tokens off (--buy-token off): no check, nothing refused"
+	case !after.Has(mTokenRefused):
+		st.Note = "the gateway exports no " + mTokenRefused + ": no refusal could be counted"
+	case refused == 0:
+		st.Note = "less " + mTokenRefused + ": none refused"
+	default:
+		st.Note = fmt.Sprintf("less %s: refused 403 at the door, %s", mTokenRefused, strings.Join(reasons, ", "))
+	}
+	return st
 }

@@ -50,8 +50,8 @@ func checkReport(t *testing.T, rep *report.Run, wantProbes int) {
 	if len(rep.Audit.Checks) != 7 {
 		t.Fatalf("%d audit checks, want 7", len(rep.Audit.Checks))
 	}
-	if len(rep.Funnel) != 5 || rep.Funnel[0].Count == 0 {
-		t.Errorf("funnel %+v; want 5 stages from a non-zero request count", rep.Funnel)
+	if len(rep.Funnel) != 6 || rep.Funnel[0].Count == 0 {
+		t.Errorf("funnel %+v; want 6 stages from a non-zero request count", rep.Funnel)
 	}
 	for i := 1; i < len(rep.Funnel); i++ {
 		if rep.Funnel[i].Count > rep.Funnel[i-1].Count {
@@ -95,10 +95,69 @@ func TestRunEmbedded(t *testing.T) {
 					t.Errorf("invariant %d %s; want exercised and ok", n, c.Status)
 				}
 			}
-			if mode == audit.Naive && rep.Funnel[2].Name != "reached the database" {
-				t.Errorf("naive funnel %+v; want the database as the third stage", rep.Funnel)
+			if mode == audit.Naive && rep.Funnel[3].Name != "reached the database" {
+				t.Errorf("naive funnel %+v; want the database as the fourth stage, after the buy-token check", rep.Funnel)
 			}
 		})
+	}
+}
+
+// TestRunBuyTokenRequired runs the spike in-process behind the buy-token
+// door: every order went to a user that fetched a token, the bots (which
+// skip it) were refused 403 BUY_TOKEN_MISSING at the door and the funnel's
+// layer counts exactly them, and the audit holds: a refused buy reserves
+// nothing.
+func TestRunBuyTokenRequired(t *testing.T) {
+	rep, err := Run(context.Background(), Options{
+		Mode: audit.Pipeline, BuyToken: BuyTokenRequired, Scenario: small(2000, 50),
+		ProbeDuration: 200 * time.Millisecond, ProbeClients: 4, GatewayLog: testLog(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, rep, 4)
+	if !strings.Contains(strings.Join(rep.Settings, "\n"), "SECKILL_BUY_TOKEN=required") {
+		t.Errorf("settings %q do not show the door", rep.Settings)
+	}
+	if d := rep.BuyToken; d.AcceptedWithoutToken != 0 || d.UsersWithToken < int(rep.Scenario.Stock) {
+		t.Errorf("door %+v; want every order to a token holder", d)
+	}
+	if rep.Final.OrdersPaid != rep.Scenario.Stock {
+		t.Errorf("final %+v; want every unit sold to token holders and paid in the end", rep.Final)
+	}
+	var refused int64 // every buy answered 403 BUY_TOKEN_*, whoever sent it
+	for kind, answers := range rep.BuyAnswersByKind {
+		for outcome, n := range answers {
+			if !strings.HasPrefix(outcome, "403 BUY_TOKEN_") {
+				continue
+			}
+			refused += n
+			if kind != "bot" || outcome != "403 BUY_TOKEN_MISSING" {
+				t.Errorf("%s buys answered %s x%d; only bots, which skip the token, should be refused, for a missing one", kind, outcome, n)
+			}
+		}
+	}
+	bots := rep.BuyAnswersByKind["bot"]
+	if bots["403 BUY_TOKEN_MISSING"] == 0 || bots["202"] != 0 {
+		t.Errorf("bot answers %v; want refusals at the door and no order", bots)
+	}
+	past, door := rep.Funnel[1], rep.Funnel[2]
+	if door.Name != "past the buy-token check" || int64(past.Count-door.Count) != refused || !strings.Contains(door.Note, "missing") {
+		t.Errorf("door layer %+v after %+v; want the %d refusals taken away and their reason named", door, past, refused)
+	}
+	for _, l := range rep.Latency {
+		if l.Endpoint == epBuyToken && strings.HasPrefix(l.Outcome, "403") {
+			t.Errorf("buy-token answered %s x%d during the spike; users fetch from the start", l.Outcome, l.Count)
+		}
+	}
+	// Each of the spike's winners, at least a stock's worth, fetched one.
+	if n := rep.Figures.PhysicalLimit.ByEndpoint[epBuyToken]; n < rep.Scenario.Stock {
+		t.Errorf("physical limit counts %d buy-token requests (%v); want the fetches counted", n, rep.Figures.PhysicalLimit.ByEndpoint)
+	}
+	for _, p := range rep.Probes {
+		if p.Name != report.ProbeHealthz && !strings.Contains(p.What, "buy token") {
+			t.Errorf("probe %s: %q does not say each buy fetches its token", p.Name, p.What)
+		}
 	}
 }
 

@@ -26,14 +26,17 @@ type ledger struct {
 	accepted      map[string]string   // order id -> user
 	requestOrders map[string][]string // user/request_id -> distinct order ids
 	firstOrder    map[string]string   // user -> first order id won
-	tried         map[string]bool     // users whose buy got past the rate limits
+	tried         map[string]bool     // users whose buy got past the rate limits and the buy-token check
 	pays          map[string]audit.PayAnswer
+	buyTokens     map[string]bool             // users that got a buy token
+	byKind        map[string]map[string]int64 // kind of user -> buy outcome -> answers
 }
 
 func newLedger() *ledger {
 	return &ledger{
 		accepted: map[string]string{}, requestOrders: map[string][]string{},
 		firstOrder: map[string]string{}, tried: map[string]bool{}, pays: map[string]audit.PayAnswer{},
+		buyTokens: map[string]bool{}, byKind: map[string]map[string]int64{},
 	}
 }
 
@@ -42,7 +45,9 @@ func newLedger() *ledger {
 func (l *ledger) buyAnswer(user, requestID string, a api.Answer) (first bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if a.Status != 0 && a.Status != http.StatusTooManyRequests {
+	// A user refused at the buy-token door never reached the stock: a
+	// bot does not count towards "enough users tried" (invariant 2).
+	if a.Status != 0 && a.Status != http.StatusTooManyRequests && !a.IsBuyTokenRefusal() {
 		l.tried[user] = true
 	}
 	if a.Status != http.StatusAccepted || a.OrderID == "" {
@@ -65,6 +70,45 @@ func (l *ledger) buyAnswer(user, requestID string, a api.Answer) (first bool) {
 	}
 	l.firstOrder[user] = a.OrderID
 	return true
+}
+
+// gotBuyToken notes that user holds a buy token.
+func (l *ledger) gotBuyToken(user string) {
+	l.mu.Lock()
+	l.buyTokens[user] = true
+	l.mu.Unlock()
+}
+
+// kindAnswer tallies a spike buy's outcome by the kind of its user.
+func (l *ledger) kindAnswer(kind scenario.Kind, outcome string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := l.byKind[kind.String()]
+	if m == nil {
+		m = map[string]int64{}
+		l.byKind[kind.String()] = m
+	}
+	m[outcome]++
+}
+
+// door is what the buy-token door did as the generator saw it: users
+// holding a token, and orders accepted for users that held none.
+func (l *ledger) door() (withToken, acceptedWithout int, byKind map[string]map[string]int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, user := range l.accepted {
+		if !l.buyTokens[user] {
+			acceptedWithout++
+		}
+	}
+	byKind = make(map[string]map[string]int64, len(l.byKind))
+	for k, m := range l.byKind {
+		byKind[k] = make(map[string]int64, len(m))
+		for o, n := range m {
+			byKind[k][o] = n
+		}
+	}
+	return len(l.buyTokens), acceptedWithout, byKind
 }
 
 func (l *ledger) payAnswer(orderID string, p audit.PayAnswer) {
@@ -99,6 +143,9 @@ type crowd struct {
 	tokens    map[string]string
 	lifecycle bool
 	cfg       scenario.Config
+	// door fetches and holds the users' buy tokens; nil when the gateway
+	// does not require them (--buy-token off).
+	door *tokenDoor
 }
 
 // schedule puts every user's first actions on the executor.
@@ -113,7 +160,9 @@ func (c *crowd) schedule(plan scenario.Plan) {
 			n := int(c.cfg.BotRate * c.cfg.BotDuration.Seconds())
 			for k := range n {
 				at := c.t0.Add(u.Arrive + time.Duration(float64(k)/c.cfg.BotRate*float64(time.Second)))
-				c.r.exec.at(at, func(intended time.Time) { c.buy(u, "", 0, intended, false) })
+				// Bots skip the token: they fire at the buy route
+				// directly, as scripts do, and meet the door.
+				c.r.exec.at(at, func(intended time.Time) { c.buy(u, "", "", 0, intended, false) })
 			}
 		default:
 			// Humans and late users send a request_id (as the buyer page
@@ -122,9 +171,9 @@ func (c *crowd) schedule(plan scenario.Plan) {
 			if u.NoRequestID {
 				reqID = ""
 			}
-			c.r.exec.at(c.t0.Add(u.Arrive), func(intended time.Time) { c.buy(u, reqID, 0, intended, true) })
+			c.r.exec.at(c.t0.Add(u.Arrive), func(intended time.Time) { c.click(u, reqID, 0, intended) })
 			if u.DoubleClick > 0 {
-				c.r.exec.at(c.t0.Add(u.Arrive+u.DoubleClick), func(intended time.Time) { c.buy(u, reqID, 0, intended, true) })
+				c.r.exec.at(c.t0.Add(u.Arrive+u.DoubleClick), func(intended time.Time) { c.click(u, reqID, 0, intended) })
 			}
 		}
 	}
@@ -136,19 +185,37 @@ func (c *crowd) page(intended time.Time) {
 	c.r.rec.Record(epPage, a.Outcome(), a.Status, intended, sent, time.Now())
 }
 
-// buy sends one click; on 429 and 503 (and no answer) it retries with
-// backoff when the user retries at all (humans do, bots do not).
-func (c *crowd) buy(u *scenario.User, reqID string, attempt int, intended time.Time, retries bool) {
+// click is a human's or late user's buy (a first click, a double click or
+// a retry): with buy tokens required it carries the user's token, fetched
+// on the first click.
+func (c *crowd) click(u *scenario.User, reqID string, attempt int, intended time.Time) {
+	if c.door == nil {
+		c.buy(u, reqID, "", attempt, intended, true)
+		return
+	}
+	c.door.with(u.ID, intended, func(tok string, at time.Time) { c.buy(u, reqID, tok, attempt, at, true) })
+}
+
+// buy sends one buy; on 429 and 503 (and no answer) it retries with
+// backoff when the user retries at all (humans do, bots do not). A buy
+// refused for its token gets a fresh token, once, and is sent again with
+// the same request_id.
+func (c *crowd) buy(u *scenario.User, reqID, buyToken string, attempt int, intended time.Time, retries bool) {
 	sent := time.Now()
-	a := c.r.client.Buy(c.r.ctx, c.activity, c.tokens[u.ID], reqID)
+	a := c.r.client.Buy(c.r.ctx, c.activity, c.tokens[u.ID], reqID, buyToken)
 	c.r.rec.Record(epBuy, a.Outcome(), a.Status, intended, sent, time.Now())
+	c.r.ledger.kindAnswer(u.Kind, a.Outcome())
 	if c.r.ledger.buyAnswer(u.ID, reqID, a) {
 		c.afterWin(u, a.OrderID)
+	}
+	if retries && c.door != nil && a.IsBuyTokenRefusal() {
+		c.door.refresh(u.ID, buyToken, func(tok string, at time.Time) { c.buy(u, reqID, tok, attempt, at, true) })
+		return
 	}
 	retryable := a.Status == 0 || a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable
 	if retries && retryable && attempt < c.cfg.Retries {
 		wait := backoff(c.cfg.RetryBackoff, attempt, a.RetryAfter)
-		c.r.exec.at(time.Now().Add(wait), func(next time.Time) { c.buy(u, reqID, attempt+1, next, retries) })
+		c.r.exec.at(time.Now().Add(wait), func(next time.Time) { c.click(u, reqID, attempt+1, next) })
 	}
 }
 

@@ -62,7 +62,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	o := &c.opts
 	sets := setFlags{}
-	var mode, logLevel, gatewayLogLevel string
+	var mode, buyToken, logLevel, gatewayLogLevel string
 
 	fs.IntVar(&sc.Users, "users", sc.Users, "simulated users (humans, bots and late users)")
 	fs.Int64Var(&sc.Stock, "stock", sc.Stock, "units on sale")
@@ -88,6 +88,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&o.URL, "url", "", "a deployed gateway (http://host:port); without it the tool starts one in-process")
 	fs.StringVar(&c.naiveURL, "naive-url", "", "with --compare and --url: a gateway running SECKILL_BUY_MODE=naive")
 	fs.StringVar(&mode, "mode", "pipeline", "buy mode: pipeline or naive (in-process: started so; --url: what the gateway runs, for the audit)")
+	fs.StringVar(&buyToken, "buy-token", string(spike.BuyTokenRequired), "SECKILL_BUY_TOKEN: required (humans and late users fetch a buy token before their first buy; bots skip it and are refused at the door) or off (in-process: started so; --url: what the gateway runs; --compare: both modes)")
 	fs.BoolVar(&c.compare, "compare", false, "run the same spike against naive and pipeline and write a side-by-side report")
 	fs.StringVar(&o.AdminToken, "admin-token", os.Getenv("SECKILL_ADMIN_TOKEN"), "with --url: the gateway's admin token (default $SECKILL_ADMIN_TOKEN)")
 	fs.StringVar(&o.JWTSecret, "jwt-secret", os.Getenv("SECKILL_JWT_SECRET"), "with --url: mint user tokens with this secret (default $SECKILL_JWT_SECRET); empty uses the demo login")
@@ -121,6 +122,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	o.GatewayLog = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: glvl}))
 	o.Scenario = sc
 	o.Mode = audit.Mode(mode)
+	o.BuyToken = spike.BuyTokenSetting(buyToken)
 	o.Env = sets
 	if !c.quiet {
 		o.Progress = stderr
@@ -148,6 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		rep, err := spike.Run(ctx, c.opts)
 		return finish(stdout, stderr, c.out, []*report.Run{rep}, nil, err)
 	}
+	// Both runs keep --buy-token: the naive mode sits behind the same door.
 	naive := c.opts
 	naive.Name, naive.Mode = "naive", audit.Naive
 	if c.naiveURL != "" {

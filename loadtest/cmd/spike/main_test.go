@@ -25,6 +25,8 @@ func TestFlagsRefused(t *testing.T) {
 		{"naive url alone", []string{"--naive-url", "http://x"}, "only applies with --compare"},
 		{"stray argument", []string{"now"}, "unexpected arguments"},
 		{"bad set", []string{"--set", "WORKERS=3"}, "SECKILL_NAME=value"},
+		{"bad buy token", []string{"--buy-token", "optional"}, "--buy-token must be required or off"},
+		{"buy token through --set", []string{"--set", "SECKILL_BUY_TOKEN=off"}, "use --buy-token off"},
 		{"url without admin token", []string{"--url", "http://127.0.0.1:1", "--admin-token", ""}, "--admin-token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

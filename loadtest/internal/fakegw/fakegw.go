@@ -6,6 +6,7 @@ package fakegw
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -27,16 +28,34 @@ type Gateway struct {
 	RefuseFirst  int
 	RefuseStatus int
 	RetryAfter   int
+	// RequireBuyToken refuses a buy without a valid buy token (403
+	// BUY_TOKEN_*), as SECKILL_BUY_TOKEN=required does. Tokens are issued
+	// from the start either way.
+	RequireBuyToken bool
+	// ExpireFirstToken answers every buy carrying a valid token 403
+	// BUY_TOKEN_EXPIRED until its user fetched a second one, as if the
+	// first had expired (with RequireBuyToken). A token is a function of
+	// user, activity and expiry second, so the first cannot be told from
+	// a second one fetched within the same second: the count decides.
+	ExpireFirstToken bool
+	// LimitTokenFetches answers each user's first LimitTokenFetches
+	// buy-token requests 429 with Retry-After: RetryAfter seconds.
+	LimitTokenFetches int
 
-	admin  string
-	tokens *auth.Tokens
-	mux    *http.ServeMux
+	admin     string
+	tokens    *auth.Tokens
+	buyTokens *auth.BuyTokens
+	mux       *http.ServeMux
 
-	mu     sync.Mutex
-	acts   map[string]*activity
-	buys   map[string][]Buy // user -> buys in arrival order
-	nextID int
-	seq    int
+	mu       sync.Mutex
+	acts     map[string]*activity
+	buys     map[string][]Buy // user -> buys in arrival order
+	nextID   int
+	seq      int
+	issued   int
+	refused  map[string]int         // reason -> buys refused for their token
+	fetches  map[string][]time.Time // user -> buy-token requests
+	issuedTo map[string]int         // user -> buy tokens issued
 }
 
 type activity struct {
@@ -50,12 +69,15 @@ type activity struct {
 
 // New returns a fake that accepts admin and the user tokens of secret.
 func New(admin string, secret []byte) *Gateway {
-	g := &Gateway{admin: admin, tokens: auth.NewTokens(secret), acts: map[string]*activity{}, buys: map[string][]Buy{}, mux: http.NewServeMux()}
+	g := &Gateway{admin: admin, tokens: auth.NewTokens(secret), buyTokens: auth.NewBuyTokens(secret, 0),
+		acts: map[string]*activity{}, buys: map[string][]Buy{}, refused: map[string]int{},
+		fetches: map[string][]time.Time{}, issuedTo: map[string]int{}, mux: http.NewServeMux()}
 	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
 	g.mux.HandleFunc("GET /metrics", g.metrics)
 	g.mux.HandleFunc("POST /api/v1/admin/activities", g.create)
 	g.mux.HandleFunc("GET /api/v1/admin/activities/{id}/stats", g.stats)
 	g.mux.HandleFunc("GET /api/v1/activities/{id}", g.activity)
+	g.mux.HandleFunc("GET /api/v1/activities/{id}/buy-token", g.buyToken)
 	g.mux.HandleFunc("POST /api/v1/activities/{id}/orders", g.buy)
 	g.mux.HandleFunc("GET /api/v1/orders/{id}", g.order)
 	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -120,6 +142,52 @@ func (g *Gateway) activity(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// buyToken issues a buy token from the activity's start.
+func (g *Gateway) buyToken(w http.ResponseWriter, r *http.Request) {
+	user, ok := g.user(w, r)
+	if !ok {
+		return
+	}
+	a, ok := g.get(w, r)
+	if !ok {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.fetches[user] = append(g.fetches[user], time.Now())
+	if len(g.fetches[user]) <= g.LimitTokenFetches {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, g.RetryAfter)))
+		fail(w, http.StatusTooManyRequests, "RATE_LIMITED", "too many requests (per-user buy-token); retry later")
+		return
+	}
+	if time.Now().Before(a.starts) {
+		fail(w, http.StatusForbidden, "NOT_STARTED", "buy tokens are issued from the start")
+		return
+	}
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	tok, exp, err := g.buyTokens.Issue(user, id)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "INTERNAL", err.Error())
+		return
+	}
+	g.issued++
+	g.issuedTo[user]++
+	json.NewEncoder(w).Encode(map[string]any{"token": tok, "expires_at": exp.UTC()})
+}
+
+// buyTokenRefusals are the refusals of a buy's token, as the gateway
+// answers and counts them.
+var buyTokenRefusals = []struct {
+	err          error
+	code, reason string
+}{
+	{auth.ErrBuyTokenMissing, "BUY_TOKEN_MISSING", "missing"},
+	{auth.ErrBuyTokenInvalid, "BUY_TOKEN_INVALID", "invalid"},
+	{auth.ErrBuyTokenExpired, "BUY_TOKEN_EXPIRED", "expired"},
+	{auth.ErrBuyTokenUser, "BUY_TOKEN_WRONG_USER", "wrong_user"},
+	{auth.ErrBuyTokenActivity, "BUY_TOKEN_WRONG_ACTIVITY", "wrong_activity"},
+}
+
 // buy sells to every new user while stock (plus Oversell) lasts and
 // writes the order at once (state created).
 func (g *Gateway) buy(w http.ResponseWriter, r *http.Request) {
@@ -131,8 +199,18 @@ func (g *Gateway) buy(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	var in struct {
+		RequestID string `json:"request_id"`
+		BuyToken  string `json:"buy_token"`
+	}
+	json.NewDecoder(r.Body).Decode(&in) // an empty body is a buy without a token
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	tokenErr := g.buyTokens.Verify(in.BuyToken, user, id)
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if tokenErr == nil && g.ExpireFirstToken && g.issuedTo[user] < 2 {
+		tokenErr = auth.ErrBuyTokenExpired
+	}
 	a.requests++
 	status := g.RefuseStatus
 	if status == 0 {
@@ -148,7 +226,17 @@ func (g *Gateway) buy(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	g.buys[user] = append(g.buys[user], Buy{At: time.Now(), Status: http.StatusAccepted})
+	if tokenErr != nil && g.RequireBuyToken {
+		for _, rf := range buyTokenRefusals {
+			if errors.Is(tokenErr, rf.err) {
+				g.refused[rf.reason]++
+				g.buys[user] = append(g.buys[user], Buy{At: time.Now(), Status: http.StatusForbidden, RequestID: in.RequestID})
+				fail(w, http.StatusForbidden, rf.code, tokenErr.Error())
+				return
+			}
+		}
+	}
+	g.buys[user] = append(g.buys[user], Buy{At: time.Now(), Status: http.StatusAccepted, RequestID: in.RequestID, Token: tokenErr == nil})
 	switch {
 	case time.Now().Before(a.starts):
 		fail(w, http.StatusForbidden, "NOT_STARTED", "not started")
@@ -168,10 +256,13 @@ func (g *Gateway) buy(w http.ResponseWriter, r *http.Request) {
 }
 
 // Buy is one buy request as the fake saw it. Status is 202 for every buy
-// it did not refuse (whatever it then answered).
+// it did not refuse (whatever it then answered), 403 for a buy refused
+// for its token; Token says whether the buy carried a valid buy token.
 type Buy struct {
-	At     time.Time
-	Status int
+	At        time.Time
+	Status    int
+	RequestID string
+	Token     bool
 }
 
 // Buys returns every user's buys, in arrival order.
@@ -181,6 +272,17 @@ func (g *Gateway) Buys() map[string][]Buy {
 	out := make(map[string][]Buy, len(g.buys))
 	for u, bs := range g.buys {
 		out[u] = append([]Buy(nil), bs...)
+	}
+	return out
+}
+
+// Fetches returns when each user asked for a buy token, in order.
+func (g *Gateway) Fetches() map[string][]time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string][]time.Time, len(g.fetches))
+	for u, ts := range g.fetches {
+		out[u] = append([]time.Time(nil), ts...)
 	}
 	return out
 }
@@ -224,4 +326,8 @@ func (g *Gateway) metrics(w http.ResponseWriter, _ *http.Request) {
 		reqs += int64(a.requests)
 	}
 	fmt.Fprintf(w, "seckill_reserve_total{outcome=\"reserved\"} %d\nseckill_orders_written_total{result=\"created\"} %d\nseckill_queue_depth 0\n", sold, sold)
+	fmt.Fprintf(w, "seckill_buy_tokens_issued_total %d\n", g.issued)
+	for _, rf := range buyTokenRefusals {
+		fmt.Fprintf(w, "seckill_buy_token_refused_total{reason=%q} %d\n", rf.reason, g.refused[rf.reason])
+	}
 }
