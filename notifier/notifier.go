@@ -46,6 +46,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/time/rate"
 
 	"github.com/flashsale/seckill/mq"
@@ -58,6 +62,27 @@ import (
 
 // Group is the consumer group of the notifier on ordermsg.TopicOrderEvents.
 const Group = "notifier"
+
+// ScopeName is the instrumentation scope of the notifier's spans.
+const ScopeName = "github.com/flashsale/seckill/notifier"
+
+// Attributes of the spans "notify mail" and "notify sms".
+const (
+	ChannelKey   = attribute.Key("seckill.notify.channel")
+	EventTypeKey = attribute.Key("seckill.order.event.type")
+	EventIDKey   = attribute.Key("seckill.order.event.id")
+	OrderIDKey   = attribute.Key("seckill.order.id")
+	AttemptKey   = attribute.Key("seckill.notify.attempt")
+	OutcomeKey   = attribute.Key("seckill.notify.outcome")
+)
+
+// Outcomes of one attempt, the OutcomeKey attribute.
+const (
+	OutcomeSent         = "sent"
+	OutcomeRetry        = "retry"         // failed, parked for the retrier
+	OutcomeDeadLettered = "dead_lettered" // refused, or retried for too long
+	OutcomeReleased     = "released"      // not attempted (rate limit, stopping): back to the retrier
+)
 
 // Limit is a per-channel send rate.
 type Limit struct {
@@ -116,6 +141,12 @@ type Options struct {
 	Logger     *slog.Logger
 	// Jitter returns a number in [0, 1); nil uses math/rand/v2.
 	Jitter func() float64
+	// TracerProvider traces each attempt with a span "notify mail" or
+	// "notify sms" around the send, a child of the event's consumer span
+	// when Handle runs under mqotel's subscriber (so in the order's
+	// trace); the retrier's later attempts start traces of their own.
+	// Default (nil) a noop provider: tracing off.
+	TracerProvider trace.TracerProvider
 }
 
 func (o *Options) withDefaults() error {
@@ -151,12 +182,16 @@ func (o *Options) withDefaults() error {
 	if o.Jitter == nil {
 		o.Jitter = rand.Float64
 	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = noop.NewTracerProvider()
+	}
 	return nil
 }
 
 // sender is one channel as the notifier drives it.
 type sender struct {
 	name    string
+	span    string // "notify <name>"
 	limiter *rate.Limiter
 	address func(contacts.Contact) string
 	send    func(ctx context.Context, e ordermsg.Event, to string) error
@@ -169,6 +204,7 @@ type Notifier struct {
 	log      *slog.Logger
 	ledger   *ledger.Ledger
 	metrics  *metrics
+	tracer   trace.Tracer // nil: tracing off
 	senders  []*sender
 	byName   map[string]*sender
 	lease    time.Duration
@@ -193,6 +229,9 @@ func New(opts Options) (*Notifier, error) {
 		// The lease covers the rate-limit wait, the send and the
 		// outcome's write, each bounded by SendTimeout.
 		lease: 3 * opts.SendTimeout,
+	}
+	if _, off := opts.TracerProvider.(noop.TracerProvider); !off {
+		n.tracer = opts.TracerProvider.Tracer(ScopeName)
 	}
 	r := opts.Renderer
 	if opts.Mailer != nil {
@@ -225,6 +264,7 @@ func New(opts Options) (*Notifier, error) {
 }
 
 func (n *Notifier) add(s *sender) {
+	s.span = "notify " + s.name
 	n.senders = append(n.senders, s)
 	n.byName[s.name] = s
 }
@@ -312,8 +352,27 @@ func (n *Notifier) deliverNew(ctx context.Context, s *sender, ev ordermsg.Event,
 }
 
 // attempt sends a notification the caller owns (inserted or claimed) and
-// records the outcome.
+// records the outcome, in a span of its own when tracing is on.
 func (n *Notifier) attempt(ctx context.Context, s *sender, e *ledger.Entry, ev ordermsg.Event) {
+	if n.tracer == nil {
+		n.try(ctx, s, e, ev)
+		return
+	}
+	ctx, span := n.tracer.Start(ctx, s.span, trace.WithAttributes(
+		ChannelKey.String(s.name), EventTypeKey.String(ev.Type), EventIDKey.String(e.EventID),
+		OrderIDKey.String(e.OrderID), AttemptKey.Int(e.Attempts+1)))
+	outcome, err := n.try(ctx, s, e, ev)
+	span.SetAttributes(OutcomeKey.String(outcome))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// try is one attempt: the rate limit, the send, the outcome recorded in the
+// ledger. It returns the outcome and the send's error.
+func (n *Notifier) try(ctx context.Context, s *sender, e *ledger.Entry, ev ordermsg.Event) (outcome string, sendErr error) {
 	log := n.log.With("channel", s.name, "event_id", e.EventID, "order_id", e.OrderID, "attempt", e.Attempts+1)
 	// Record outcomes even while stopping: the send happened either way.
 	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opts.SendTimeout)
@@ -329,7 +388,7 @@ func (n *Notifier) attempt(ctx context.Context, s *sender, e *ledger.Entry, ev o
 		if _, rerr := n.ledger.Release(rec, e, time.Now().Add(n.opts.PollInterval)); rerr != nil {
 			log.WarnContext(ctx, "notifier: release after rate-limit wait", "err", rerr)
 		}
-		return
+		return OutcomeReleased, nil
 	}
 
 	start := time.Now()
@@ -342,13 +401,16 @@ func (n *Notifier) attempt(ctx context.Context, s *sender, e *ledger.Entry, ev o
 	var dberr error
 	switch {
 	case err == nil:
+		outcome = OutcomeSent
 		n.metrics.count(s.name, ResultSent)
 		ok, dberr = n.ledger.MarkSent(rec, e)
 		log.DebugContext(ctx, "notifier: sent")
 	case ctx.Err() != nil:
 		// The process is stopping; the attempt was cut short, not failed.
+		outcome = OutcomeReleased
 		ok, dberr = n.ledger.Release(rec, e, time.Now())
 	case channel.IsPermanent(err):
+		outcome = OutcomeDeadLettered
 		n.metrics.count(s.name, ResultFailed)
 		n.metrics.count(s.name, ResultDeadLettered)
 		ok, dberr = n.ledger.MarkDeadLettered(rec, e, err.Error())
@@ -357,12 +419,14 @@ func (n *Notifier) attempt(ctx context.Context, s *sender, e *ledger.Entry, ev o
 		n.metrics.count(s.name, ResultFailed)
 		next := time.Now().Add(n.backoff(e.Attempts + 1))
 		if next.Sub(e.CreatedAt) > n.opts.RetryFor {
+			outcome = OutcomeDeadLettered
 			n.metrics.count(s.name, ResultDeadLettered)
 			reason := fmt.Sprintf("gave up after %d attempts over %s: %v", e.Attempts+1, time.Since(e.CreatedAt).Round(time.Second), err)
 			ok, dberr = n.ledger.MarkDeadLettered(rec, e, reason)
 			log.WarnContext(ctx, "notifier: dead-lettered, retries exhausted", "err", err)
 			break
 		}
+		outcome = OutcomeRetry
 		n.metrics.count(s.name, ResultRetried)
 		ok, dberr = n.ledger.Reschedule(rec, e, next, err.Error())
 		log.InfoContext(ctx, "notifier: attempt failed, will retry", "retry_at", next.UTC(), "err", err)
@@ -374,6 +438,7 @@ func (n *Notifier) attempt(ctx context.Context, s *sender, e *ledger.Entry, ev o
 	case !ok:
 		log.WarnContext(ctx, "notifier: lost the row's lease during the attempt; another replica owns it now")
 	}
+	return outcome, err
 }
 
 // backoff is the delay before attempt number attempt+1 after attempt

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"gorm.io/gorm"
 
 	"github.com/flashsale/seckill/mq"
@@ -59,11 +61,20 @@ type LifecycleConfig struct {
 	Logger *slog.Logger
 	// Registerer receives the lifecycle metrics; nil means no metrics.
 	Registerer prometheus.Registerer
+	// TracerProvider traces the cancel a pay-deadline message asks for
+	// with a span "order cancel", the child of the message's consumer
+	// span when HandleTimeout runs under mqotel's subscriber. Whatever the
+	// provider, the outbox rows of a payment or a cancel keep the trace of
+	// the context they were written in. Default (nil) a noop provider.
+	TracerProvider trace.TracerProvider
 }
 
 func (c LifecycleConfig) withDefaults() LifecycleConfig {
 	if c.Changed == nil {
 		c.Changed = func() {}
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -87,12 +98,16 @@ type Lifecycle struct {
 	now      func() time.Time
 	log      *slog.Logger
 	metrics  *lifecycleMetrics
+	tracer   trace.Tracer // nil: tracing off
 }
 
 // NewLifecycle returns a Lifecycle over store that returns units through r.
 func NewLifecycle(store *Store, r Releaser, cfg LifecycleConfig) *Lifecycle {
 	cfg = cfg.withDefaults()
-	l := &Lifecycle{store: store, releaser: r, pub: cfg.Publisher, changed: cfg.Changed, now: cfg.Now, log: cfg.Logger}
+	l := &Lifecycle{
+		store: store, releaser: r, pub: cfg.Publisher, changed: cfg.Changed, now: cfg.Now, log: cfg.Logger,
+		tracer: tracerOf(cfg.TracerProvider),
+	}
 	if cfg.Registerer != nil {
 		l.metrics = newLifecycleMetrics(cfg.Registerer, l.log)
 	}
@@ -135,7 +150,9 @@ func (l *Lifecycle) Pay(ctx context.Context, orderID, userID string) (*Order, er
 			continue
 		}
 		won, err := l.transition(ctx, o, StatePaid, lockShare, now, func(tx *gorm.DB, name string) error {
-			return insertOutbox(tx, []outboxRow{newEvent(o, ordermsg.EventPaid, "", name, now)})
+			rows := []outboxRow{newEvent(o, ordermsg.EventPaid, "", name, now)}
+			tracedRows(rows, trace.SpanContextFromContext(ctx)) // the payment request's trace
+			return insertOutbox(tx, rows)
 		})
 		if err != nil {
 			return nil, err
@@ -158,22 +175,34 @@ func (l *Lifecycle) Pay(ctx context.Context, orderID, userID string) (*Order, er
 // goes to the outbox; then the unit returns to Redis. It reports whether
 // this call cancelled the order. A paid order is left alone. For an order
 // cancelled earlier it repeats only the Redis release (idempotent), which
-// finishes a cancel whose release failed after the commit.
+// finishes a cancel whose release failed after the commit. The cancelled
+// event continues the trace of ctx.
 func (l *Lifecycle) CancelExpired(ctx context.Context, orderID string) (bool, error) {
+	outcome, err := l.cancelExpired(ctx, orderID)
+	return outcome == OutcomeCancelled, err
+}
+
+// cancelExpired is CancelExpired, reporting what it found: OutcomeCancelled
+// (this call cancelled the order), OutcomeAlreadyPaid or
+// OutcomeAlreadyCancelled, or OutcomeFailed with the error.
+func (l *Lifecycle) cancelExpired(ctx context.Context, orderID string) (string, error) {
 	for range maxTransitionTries {
 		o, err := l.store.GetOrder(ctx, orderID)
 		if err != nil {
-			return false, err
+			return OutcomeFailed, err
 		}
 		switch o.State {
 		case StatePaid:
-			return false, nil
+			return OutcomeAlreadyPaid, nil
 		case StateCancelled:
-			return false, l.release(ctx, o)
+			if err := l.release(ctx, o); err != nil {
+				return OutcomeFailed, err
+			}
+			return OutcomeAlreadyCancelled, nil
 		}
 		now := l.now().UTC()
 		if now.Before(o.PayDeadline) {
-			return false, fmt.Errorf("order %s due at %s: %w", orderID, o.PayDeadline.Format(time.RFC3339Nano), errNotDue)
+			return OutcomeFailed, fmt.Errorf("order %s due at %s: %w", orderID, o.PayDeadline.Format(time.RFC3339Nano), errNotDue)
 		}
 		won, err := l.transition(ctx, o, StateCancelled, lockUpdate, now, func(tx *gorm.DB, name string) error {
 			res := tx.Model(&Activity{}).
@@ -189,17 +218,21 @@ func (l *Lifecycle) CancelExpired(ctx context.Context, orderID string) (bool, er
 			if res.RowsAffected == 0 {
 				return fmt.Errorf("return the unit of order %s to activity %d: %w", o.ID, o.ActivityID, ErrStockInconsistent)
 			}
-			return insertOutbox(tx, []outboxRow{newEvent(o, ordermsg.EventCancelled, ordermsg.ReasonPayTimeout, name, now)})
+			rows := []outboxRow{newEvent(o, ordermsg.EventCancelled, ordermsg.ReasonPayTimeout, name, now)}
+			tracedRows(rows, trace.SpanContextFromContext(ctx))
+			return insertOutbox(tx, rows)
 		})
 		if err != nil {
-			return false, err
+			return OutcomeFailed, err
 		}
 		if won {
 			l.metrics.cancelled(ordermsg.ReasonPayTimeout)
-			return true, l.release(ctx, o)
+			// Cancelled, whatever the release says: its failure is
+			// the error, and a redelivery repeats only the release.
+			return OutcomeCancelled, l.release(ctx, o)
 		}
 	}
-	return false, fmt.Errorf("order %s: cancel: the order kept changing", orderID)
+	return OutcomeFailed, fmt.Errorf("order %s: cancel: the order kept changing", orderID)
 }
 
 // Activity row locks a transition takes first, on MySQL.
@@ -326,38 +359,51 @@ func (l *Lifecycle) RunSweeper(ctx context.Context, interval time.Duration, limi
 // could not return its unit to Redis is finished only by such a redelivery,
 // so an unknown error is waited out rather than dropped, like the order
 // worker's.
+//
+// With tracing on, the cancel runs in a span "order cancel" (a child of the
+// consumer span in ctx, so in the order's trace) with the order id and
+// the outcome: cancelled, already_paid, already_cancelled, rescheduled,
+// unknown_order, malformed or failed.
 func (l *Lifecycle) HandleTimeout(ctx context.Context, m *mq.Message) error {
-	err := l.handleTimeout(ctx, m)
+	var span trace.Span
+	if l.tracer != nil {
+		ctx, span = l.tracer.Start(ctx, "order cancel")
+	}
+	outcome, orderID, err := l.handleTimeout(ctx, m)
+	if span != nil {
+		span.SetAttributes(OrderIDKey.String(orderID), CancelOutcome.String(outcome))
+		endSpan(span, err)
+	}
 	if err == nil || errors.Is(err, ErrStockInconsistent) {
 		return err
 	}
 	return mq.Transient(err)
 }
 
-func (l *Lifecycle) handleTimeout(ctx context.Context, m *mq.Message) error {
+func (l *Lifecycle) handleTimeout(ctx context.Context, m *mq.Message) (outcome, orderID string, err error) {
 	var t ordermsg.Timeout
 	if err := json.Unmarshal(m.Payload, &t); err != nil || t.OrderID == "" {
 		// Redelivery cannot fix it; the sweeper covers the order if any.
 		l.log.Error("dropping malformed pay-deadline message", "message_id", m.ID, "err", err)
-		return nil
+		return OutcomeMalformed, t.OrderID, nil
 	}
-	_, err := l.CancelExpired(ctx, t.OrderID)
+	outcome, err = l.cancelExpired(ctx, t.OrderID)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		// Written to the outbox in the order's own transaction, so the
 		// order exists unless it was deleted by hand.
 		l.log.Warn("pay-deadline message for an unknown order", "order_id", t.OrderID)
-		return nil
+		return OutcomeUnknownOrder, t.OrderID, nil
 	case errors.Is(err, errNotDue) && l.pub != nil:
 		// Another machine's clock ran ahead: schedule it again for the
 		// deadline rather than burn the queue's attempts.
 		again := &mq.Message{ID: m.ID, Key: m.Key, Payload: m.Payload, DeliverAt: t.PayDeadline}
 		if perr := l.pub.Publish(ctx, ordermsg.TopicOrderTimeouts, again); perr != nil {
-			return fmt.Errorf("reschedule %s: %w (after %w)", t.OrderID, perr, err)
+			return OutcomeFailed, t.OrderID, fmt.Errorf("reschedule %s: %w (after %w)", t.OrderID, perr, err)
 		}
-		return nil
+		return OutcomeRescheduled, t.OrderID, nil
 	}
-	return err
+	return outcome, t.OrderID, err
 }
 
 // lifecycleMetrics is nil when the lifecycle has no Registerer.

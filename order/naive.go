@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -115,7 +116,10 @@ func (s *Store) BuyNaive(ctx context.Context, b NaiveBuy) (_ *Order, existing bo
 		// The same outbox rows the worker writes for a created order: its
 		// order.created event and its pay-deadline message, so a naive
 		// order is notified and times out like any other.
-		return insertOutbox(tx, []outboxRow{newEvent(&out, ordermsg.EventCreated, "", a.Name, now), newTimeout(&out, now)})
+		// They continue the buy request's trace, when it has one.
+		rows := []outboxRow{newEvent(&out, ordermsg.EventCreated, "", a.Name, now), newTimeout(&out, now)}
+		tracedRows(rows, trace.SpanContextFromContext(ctx))
+		return insertOutbox(tx, rows)
 	})
 	if err != nil {
 		return nil, false, err

@@ -9,10 +9,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/mq/mqotel"
 	"github.com/flashsale/seckill/order/ordermsg"
 	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/platform/metrics"
@@ -29,6 +32,10 @@ type outboxRow struct {
 	DeliverAt   *time.Time
 	CreatedAt   time.Time
 	PublishedAt *time.Time
+	// Traceparent is the W3C traceparent of the span the row was written
+	// in (the order's consumer span, the cancel, the payment request), nil
+	// when that was not traced: the relay publishes the row in that trace.
+	Traceparent *string
 }
 
 func (outboxRow) TableName() string { return "outbox" }
@@ -54,6 +61,18 @@ func newTimeout(o *Order, now time.Time) outboxRow {
 	return outboxRow{
 		EventID: timeoutID(o.ID), Topic: ordermsg.TopicOrderTimeouts, MsgKey: o.UserID,
 		Payload: payload, DeliverAt: &deadline, CreatedAt: now,
+	}
+}
+
+// tracedRows records sc, the trace the rows are written in, on each of them;
+// nothing when sc is not valid.
+func tracedRows(rows []outboxRow, sc trace.SpanContext) {
+	tp := traceparentOf(sc)
+	if tp == nil {
+		return
+	}
+	for i := range rows {
+		rows[i].Traceparent = tp
 	}
 }
 
@@ -90,6 +109,11 @@ type RelayConfig struct {
 	Logger *slog.Logger
 	// Registerer receives the relay's metrics; nil means no metrics.
 	Registerer prometheus.Registerer
+	// TracerProvider traces each round that publishes rows with a span
+	// "outbox relay". Each row's own trace goes on whatever the provider:
+	// its stored traceparent is put in the message's headers, where
+	// mqotel's publisher continues it. Default (nil) a noop provider.
+	TracerProvider trace.TracerProvider
 }
 
 func (c RelayConfig) withDefaults() RelayConfig {
@@ -104,6 +128,9 @@ func (c RelayConfig) withDefaults() RelayConfig {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
 	}
 	return c
 }
@@ -123,6 +150,7 @@ type Relay struct {
 	retention time.Duration
 	kick      chan struct{}
 	metrics   *relayMetrics
+	tracer    trace.Tracer // nil: tracing off
 }
 
 // NewRelay returns a relay of store's outbox onto pub; call Run.
@@ -131,7 +159,7 @@ func NewRelay(store *Store, pub mq.Publisher, cfg RelayConfig) *Relay {
 	r := &Relay{
 		store: store, pub: pub, log: cfg.Logger,
 		batch: cfg.BatchSize, interval: cfg.Interval, retention: cfg.Retention,
-		kick: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1), tracer: tracerOf(cfg.TracerProvider),
 	}
 	if cfg.Registerer != nil {
 		r.metrics = newRelayMetrics(cfg.Registerer, r.log)
@@ -191,9 +219,15 @@ func (r *Relay) Run(ctx context.Context) {
 
 // RelayOnce publishes up to one batch of unpublished rows, oldest first, and
 // marks them published. It returns how many it relayed.
+//
+// A row written in a traced span carries that trace into the message's
+// headers, so the message's producer span continues the trace of the order
+// (or payment, or cancel) that wrote it, not the relay's: the order's trace
+// goes on across the outbox. The round's own span, when traced, is linked
+// from each producer span.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	var relayed int
-	err := sqldb.Transaction(ctx, r.store.db, func(tx *gorm.DB) error {
+	err := sqldb.Transaction(ctx, r.store.db, func(tx *gorm.DB) (err error) {
 		relayed = 0
 		q := tx.Where("published_at IS NULL").Order("id").Limit(r.batch)
 		if tx.Dialector.Name() == "mysql" {
@@ -205,6 +239,17 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		}
 		if len(rows) == 0 {
 			return nil
+		}
+		pctx := ctx
+		if r.tracer != nil {
+			// Started once there is something to relay: an idle poll
+			// five times a second is not worth a trace.
+			var span trace.Span
+			pctx, span = r.tracer.Start(ctx, "outbox relay")
+			defer func() {
+				span.SetAttributes(RelayedKey.Int(relayed))
+				endSpan(span, err)
+			}()
 		}
 		// One Publish per topic, in id order within it: a topic's
 		// messages keep their order, and a round costs one call per topic
@@ -225,9 +270,12 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 				if row.DeliverAt != nil {
 					m.DeliverAt = *row.DeliverAt
 				}
+				if row.Traceparent != nil {
+					mqotel.Inject(contextOf(context.Background(), row.Traceparent), m)
+				}
 				msgs = append(msgs, m)
 			}
-			if err := r.pub.Publish(ctx, topic, msgs...); err != nil {
+			if err := r.pub.Publish(pctx, topic, msgs...); err != nil {
 				if len(ids) == 0 {
 					return fmt.Errorf("publish %d outbox messages to %s: %w", len(msgs), topic, err)
 				}
@@ -239,7 +287,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 			}
 		}
 		now := time.Now().UTC()
-		if err := tx.Model(&outboxRow{}).Where("id IN ?", ids).Update("published_at", now).Error; err != nil {
+		if err := tx.WithContext(pctx).Model(&outboxRow{}).Where("id IN ?", ids).Update("published_at", now).Error; err != nil {
 			return fmt.Errorf("mark %d outbox messages published: %w", len(ids), err)
 		}
 		relayed = len(ids)

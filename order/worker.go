@@ -10,9 +10,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"gorm.io/gorm"
 
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/mq/mqotel"
 	"github.com/flashsale/seckill/order/ordermsg"
 	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/platform/metrics"
@@ -101,6 +105,16 @@ type WorkerConfig struct {
 	// Committed is called after each batch that wrote rows (and so outbox
 	// messages): pass the in-process Relay's Kick. Nil: nothing.
 	Committed func()
+	// TracerProvider traces each batch: a span "orders write batch"
+	// linked to every message's producer span (and the child of the
+	// message's consumer span when the batch is that one message), the
+	// transaction's span "order batch tx" under it, and each order's
+	// trace stored with its outbox rows, so that its events and its
+	// pay-deadline message continue the order's trace. Handle must then
+	// run under mqotel's subscriber, which puts the consumer span in its
+	// context. Default (nil) a noop provider: tracing off, and the batch
+	// path allocates nothing for it.
+	TracerProvider trace.TracerProvider
 }
 
 func (c WorkerConfig) withDefaults() WorkerConfig {
@@ -115,6 +129,9 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 	}
 	if c.Committed == nil {
 		c.Committed = func() {}
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
 	}
 	return c
 }
@@ -150,6 +167,7 @@ type Worker struct {
 	linger    time.Duration
 	metrics   *workerMetrics
 	committed func()
+	tracer    trace.Tracer // nil: tracing off
 
 	reqs      chan *request // unbuffered: a send succeeds only while the batcher runs
 	quit      chan struct{}
@@ -163,6 +181,13 @@ type Worker struct {
 type request struct {
 	msg ordermsg.Message
 	res chan error // buffered: the batcher never blocks on a caller gone
+	tr  *tracedMsg // nil when tracing is off
+}
+
+// tracedMsg is what the batch needs of a message's trace.
+type tracedMsg struct {
+	consumer trace.SpanContext // the consumer span Handle ran in: the order's trace
+	producer trace.Link        // the message's producer span, for the batch's links
 }
 
 type cachedActivity struct {
@@ -182,6 +207,7 @@ func NewWorker(store *Store, claimer Claimer, cfg WorkerConfig) *Worker {
 		size:       cfg.BatchSize,
 		linger:     cfg.Linger,
 		committed:  cfg.Committed,
+		tracer:     tracerOf(cfg.TracerProvider),
 		reqs:       make(chan *request),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -216,6 +242,10 @@ func (w *Worker) handle(ctx context.Context, m *mq.Message) error {
 	default:
 	}
 	r := &request{msg: msg, res: make(chan error, 1)}
+	if w.tracer != nil {
+		// Read here, in parallel, rather than in the batcher.
+		r.tr = &tracedMsg{consumer: trace.SpanContextFromContext(ctx), producer: mqotel.Link(m)}
+	}
 	select {
 	case w.reqs <- r:
 	case <-w.quit:
@@ -312,6 +342,11 @@ type outcome struct {
 func (w *Worker) flush(batch []*request) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
+	var span trace.Span
+	var traces map[string]trace.SpanContext // by order id; nil when tracing is off
+	if w.tracer != nil {
+		ctx, span, traces = w.startBatch(ctx, batch)
+	}
 
 	// Concurrent redeliveries of one order may share a batch: write it
 	// once and give every copy the same answer.
@@ -325,8 +360,13 @@ func (w *Worker) flush(batch []*request) {
 	}
 
 	start := time.Now()
-	outcomes := w.write(ctx, msgs)
+	outcomes := w.write(ctx, msgs, traces)
 	w.metrics.observeBatch(len(batch), time.Since(start))
+	if span != nil {
+		// Ended before the callers are answered: their consumer spans
+		// end after it, as a parent should.
+		endBatch(span, batch, outcomes)
+	}
 
 	answered := make(map[string]bool, len(msgs))
 	var retried int
@@ -358,8 +398,95 @@ func (w *Worker) flush(batch []*request) {
 	}
 }
 
+// startBatch starts the span of a batch. Following the messaging
+// conventions for batch processing it links to the producer span of every
+// message, since one span cannot be the child of many; a batch of one
+// message is moreover that message's processing, and its child. It returns
+// the batch's context and each order's trace, which the order's outbox rows
+// carry on.
+func (w *Worker) startBatch(ctx context.Context, batch []*request) (context.Context, trace.Span, map[string]trace.SpanContext) {
+	links := make([]trace.Link, 0, len(batch))
+	traces := make(map[string]trace.SpanContext, len(batch))
+	for _, r := range batch {
+		if r.tr == nil {
+			continue
+		}
+		if r.tr.producer.SpanContext.IsValid() {
+			links = append(links, r.tr.producer)
+		}
+		if _, ok := traces[r.msg.OrderID]; !ok && r.tr.consumer.IsValid() {
+			traces[r.msg.OrderID] = r.tr.consumer
+		}
+	}
+	parent := ctx
+	if len(batch) == 1 && batch[0].tr != nil && batch[0].tr.consumer.IsValid() {
+		parent = trace.ContextWithSpanContext(ctx, batch[0].tr.consumer)
+	}
+	ctx, span := w.tracer.Start(parent, "orders write batch",
+		trace.WithLinks(links...),
+		trace.WithAttributes(semconv.MessagingBatchMessageCount(len(batch))))
+	return ctx, span, traces
+}
+
+// endBatch records on a batch's span what became of its messages and ends
+// it, in error when a message failed.
+func endBatch(span trace.Span, batch []*request, outcomes map[string]outcome) {
+	var created, cancelled, duplicate, failed int
+	var firstErr error
+	answered := make(map[string]bool, len(batch))
+	for _, r := range batch {
+		o := outcomes[r.msg.OrderID]
+		switch {
+		case o.err != nil:
+			failed++
+			if firstErr == nil {
+				firstErr = o.err
+			}
+		case answered[r.msg.OrderID], o.result == resultDuplicate:
+			duplicate++
+		case o.result == resultUnreserved:
+			cancelled++
+		default:
+			created++
+		}
+		answered[r.msg.OrderID] = true
+	}
+	span.SetAttributes(CreatedKey.Int(created), CancelledKey.Int(cancelled), DuplicateKey.Int(duplicate), FailedKey.Int(failed))
+	endSpan(span, firstErr)
+}
+
+// startTx starts the span of a transaction writing rows, a child of the
+// batch's, or returns ctx and a span that records nothing when tracing is
+// off.
+func (w *Worker) startTx(ctx context.Context, name string, rows []Order) (context.Context, trace.Span) {
+	if w.tracer == nil {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	var created, cancelled int
+	var activities []int64
+	for _, r := range rows {
+		if r.State == StateCreated {
+			created++
+		} else {
+			cancelled++
+		}
+		if !slices.Contains(activities, r.ActivityID) {
+			activities = append(activities, r.ActivityID)
+		}
+	}
+	activity := ActivityIDKey.Int64(activities[0]) // rows is never empty
+	if len(activities) > 1 {
+		slices.Sort(activities)
+		activity = ActivityIDsKey.Int64Slice(activities)
+	}
+	return w.tracer.Start(ctx, name, trace.WithAttributes(
+		BatchSizeKey.Int(len(rows)), activity, CreatedKey.Int(created), CancelledKey.Int(cancelled)))
+}
+
 // write stores msgs (distinct order ids) and returns each one's outcome.
-func (w *Worker) write(ctx context.Context, msgs []ordermsg.Message) map[string]outcome {
+// traces holds the trace of each order (nil with tracing off), which its
+// outbox rows keep.
+func (w *Worker) write(ctx context.Context, msgs []ordermsg.Message, traces map[string]trace.SpanContext) map[string]outcome {
 	out := make(map[string]outcome, len(msgs))
 	fail := func(m ordermsg.Message, err error) {
 		out[m.OrderID] = outcome{result: resultFailed, err: fmt.Errorf("order %s: %w", m.OrderID, err)}
@@ -436,6 +563,7 @@ func (w *Worker) write(ctx context.Context, msgs []ordermsg.Message) map[string]
 			} else {
 				outbox[o.ID] = []outboxRow{newEvent(&o, ordermsg.EventCancelled, ordermsg.ReasonReservationLost, a.Name, now)}
 			}
+			tracedRows(outbox[o.ID], traces[o.ID])
 		}
 	}
 	if len(rows) == 0 {
@@ -444,13 +572,15 @@ func (w *Worker) write(ctx context.Context, msgs []ordermsg.Message) map[string]
 
 	// c, d) One transaction for the whole batch; if it fails, one per
 	// order, so that one bad order cannot fail its neighbours.
-	err = w.store.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	txCtx, span := w.startTx(ctx, "order batch tx", rows)
+	err = w.store.db.WithContext(txCtx).Transaction(func(tx *gorm.DB) error {
 		var msgs []outboxRow
 		for _, r := range rows {
 			msgs = append(msgs, outbox[r.ID]...)
 		}
 		return insertOrders(tx, rows, msgs, now)
 	})
+	endSpan(span, err)
 	if err == nil {
 		w.committed()
 		for _, r := range rows {
@@ -462,8 +592,10 @@ func (w *Worker) write(ctx context.Context, msgs []ordermsg.Message) map[string]
 		w.log.Debug("batch write failed, writing orders one by one", "orders", len(rows), "err", err)
 	}
 	wrote := false
-	for _, r := range rows {
-		out[r.ID] = w.writeOne(ctx, r, outbox[r.ID], now)
+	for i, r := range rows {
+		oneCtx, span := w.startTx(ctx, "order tx", rows[i:i+1])
+		out[r.ID] = w.writeOne(oneCtx, r, outbox[r.ID], now)
+		endSpan(span, out[r.ID].err)
 		wrote = wrote || out[r.ID].err == nil
 	}
 	if wrote {

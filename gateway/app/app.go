@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/flashsale/seckill/gateway/auth"
@@ -25,12 +27,14 @@ import (
 	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/gateway/ratelimit"
 	"github.com/flashsale/seckill/inventory"
+	"github.com/flashsale/seckill/mq/mqotel"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/orderid"
 	"github.com/flashsale/seckill/order/ordermsg"
 	orderservice "github.com/flashsale/seckill/order/service"
 	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/platform/process"
+	"github.com/flashsale/seckill/platform/tracing"
 	"github.com/flashsale/seckill/static"
 
 	"github.com/flashsale/seckill/notifier"
@@ -58,6 +62,21 @@ func (r Role) String() string {
 // consumes reports whether the role runs the order side (order/service).
 func (r Role) consumes() bool { return r == AllInOne }
 
+// serviceName is the role's service.name on its spans.
+func (r Role) serviceName() string {
+	return [...]string{"seckill", "seckill-gateway"}[r]
+}
+
+// Options are what a process gets from its embedder rather than from its
+// environment.
+type Options struct {
+	// TracerProvider, when set, receives the process's spans instead of
+	// the exporter SECKILL_OTEL_ENDPOINT names, and turns tracing on
+	// unless it is a noop provider: tests record spans in memory with it.
+	// Its owner shuts it down; Shutdown only stops using it.
+	TracerProvider trace.TracerProvider
+}
+
 // App is one running process.
 type App struct {
 	cfg      config.Config
@@ -79,6 +98,7 @@ type App struct {
 	handler     http.Handler
 	limits      httpapi.Limits
 	ops         *process.Ops // the API on SECKILL_HTTP_ADDR, /metrics on SECKILL_METRICS_ADDR when set
+	tracing     *tracing.Tracing
 	bgCancel    context.CancelFunc
 	bg          sync.WaitGroup
 	shutdownOne sync.Once
@@ -87,7 +107,12 @@ type App struct {
 
 // New connects the backends, applies migrations, loads stock into Redis and
 // builds the HTTP handler. Nothing listens until Start.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_ *App, err error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (*App, error) {
+	return NewWithOptions(ctx, cfg, log, role, Options{})
+}
+
+// NewWithOptions is New with what the embedder provides (Options).
+func NewWithOptions(ctx context.Context, cfg config.Config, log *slog.Logger, role Role, opts Options) (_ *App, err error) {
 	if role == GatewayOnly && cfg.MQ == config.MQEmbedded {
 		return nil, fmt.Errorf("SECKILL_MQ=%s: the %s service runs apart from the others and needs SECKILL_MQ=nats or kafka (the embedded queue lives inside one process; use the all-in-one seckill binary for it)", cfg.MQ, role)
 	}
@@ -98,12 +123,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 		}
 	}()
 
+	if err := a.startTracing(ctx, opts); err != nil {
+		return nil, err
+	}
 	if err := a.openRedis(ctx); err != nil {
 		return nil, err
 	}
 	gdb, err := sqldb.Open(ctx, sqldb.Config{
 		DSN: cfg.DBDSN, DataDir: cfg.DataDir, Logger: log,
 		MaxOpenConns: cfg.DBMaxOpenConns, MaxIdleConns: cfg.DBMaxIdleConns, ConnMaxLifetime: cfg.DBConnMaxLifetime,
+		// gorm's tracing plugin, for statements under a traced span (the
+		// order side's batches and cancels here, a buy's naive insert).
+		TracerProvider: a.tracing.TracerProvider(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("database (SECKILL_DB_DSN): %w", err)
@@ -139,12 +170,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 	} else {
 		// Payments write the outbox; the relay of an order worker
 		// publishes them from the table.
-		a.payer = order.NewLifecycle(a.db, a.inv, order.LifecycleConfig{Publisher: a.queue, Logger: log, Registerer: a.registry})
+		a.payer = order.NewLifecycle(a.db, a.inv, order.LifecycleConfig{
+			Publisher: mqotel.NewPublisher(a.queue, a.tracing.MQ()), Logger: log, Registerer: a.registry,
+			TracerProvider: a.tracing.TracerProvider(),
+		})
 	}
 	// The all-in-one sends mail and SMS itself, in its own consumer group
 	// on the order events (the split deployment runs seckill-notifier).
 	if role == AllInOne && cfg.Notify.Enabled {
-		a.notifier, err = notifysvc.Start(ctx, cfg.Notify, notifysvc.Deps{DB: gdb, Subscriber: a.queue, Registerer: a.registry, Logger: log})
+		a.notifier, err = notifysvc.Start(ctx, cfg.Notify, notifysvc.Deps{
+			DB: gdb, Subscriber: a.queue, Registerer: a.registry, Logger: log,
+			TracerProvider: a.tracing.TracerProvider(), MQ: a.tracing.MQ(), // Start wraps the subscriber
+		})
 		if err != nil {
 			return nil, fmt.Errorf("notifier: %w", err)
 		}
@@ -193,7 +230,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (_
 	}
 	a.server, err = httpapi.New(httpapi.Config{
 		DeadLetters: deadLetters,
-		Inventory:   inventory.NewCoalescer(a.inv, inventory.CoalesceConfig{MaxBatch: cfg.RedisBatch, MaxWait: cfg.RedisBatchWait}), Store: a.db, Publisher: a.queue, Payer: a.payer, Restorer: a.restorer, IDs: ids, Naive: naive,
+		Inventory:   inventory.NewCoalescer(a.inv, inventory.CoalesceConfig{MaxBatch: cfg.RedisBatch, MaxWait: cfg.RedisBatchWait}), Store: a.db, Payer: a.payer, Restorer: a.restorer, IDs: ids, Naive: naive,
+		// The order message carries the buy's trace context (the queue
+		// itself when tracing is off).
+		Publisher: mqotel.NewPublisher(a.queue, a.tracing.MQ()), Tracing: a.tracing,
 		Tokens: auth.NewTokens(cfg.JWTSecret), AdminToken: auth.AdminToken(cfg.AdminToken),
 		BuyTokens: auth.NewBuyTokens(cfg.JWTSecret, cfg.BuyTokenTTL), RequireBuyToken: cfg.BuyToken == config.BuyTokenRequired,
 		Limits: a.limits, Demo: cfg.Demo, TrustedProxies: cfg.TrustedProxies,
@@ -241,7 +281,28 @@ func (a *App) serviceDeps() orderservice.Deps {
 	return orderservice.Deps{
 		DB: a.db, Inventory: a.inv, Queue: a.queue, QueueReader: a.queue.Reader(),
 		Registerer: a.registry, Logger: a.log,
+		// Start wraps the queue itself (mqotel): the order workers'
+		// consumer spans continue the buys' traces.
+		TracerProvider: a.tracing.TracerProvider(), MQ: a.tracing.MQ(),
 	}
+}
+
+// startTracing starts the process's tracing: the embedder's provider
+// (Options.TracerProvider) or the exporter cfg.Tracing names, off when
+// neither is set. Shutdown flushes it last.
+func (a *App) startTracing(ctx context.Context, opts Options) error {
+	if opts.TracerProvider != nil {
+		a.tracing = tracing.Provided(opts.TracerProvider)
+		return nil
+	}
+	tcfg := a.cfg.Tracing
+	tcfg.ServiceName = a.role.serviceName()
+	t, err := tracing.Start(ctx, tcfg)
+	if err != nil {
+		return fmt.Errorf("tracing (SECKILL_OTEL_ENDPOINT): %w", err)
+	}
+	a.tracing = t
+	return nil
 }
 
 func (a *App) openRedis(ctx context.Context) error {
@@ -251,17 +312,37 @@ func (a *App) openRedis(ctx context.Context) error {
 			return err
 		}
 		a.rdb, a.closeRedis = emb.Client, emb.Close
-		return nil
+		return a.traceRedis()
 	}
 	rdb, err := inventory.NewClient(a.cfg.RedisURL)
 	if err != nil {
 		return fmt.Errorf("redis (SECKILL_REDIS_URL): %w", err)
 	}
 	a.rdb, a.closeRedis = rdb, rdb.Close
+	if err := a.traceRedis(); err != nil {
+		return err
+	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		return fmt.Errorf("redis (SECKILL_REDIS_URL) unreachable: %w", err)
+	}
+	return nil
+}
+
+// traceRedis adds go-redis's tracing hook to the client when tracing is
+// on: a span per command or pipeline, under the span of the request or
+// batch that sent it, and none for the background loops' commands
+// (ChildrenOnly).
+func (a *App) traceRedis() error {
+	if !a.tracing.Enabled() {
+		return nil
+	}
+	// Without the statement: a reserve script's arguments are users and
+	// request ids, dozens per coalesced call.
+	if err := redisotel.InstrumentTracing(a.rdb, redisotel.WithTracerProvider(a.tracing.ChildrenOnly()),
+		redisotel.WithDBStatement(false)); err != nil {
+		return fmt.Errorf("redis tracing: %w", err)
 	}
 	return nil
 }
@@ -435,6 +516,12 @@ func (a *App) closeBackends() error {
 		if err := a.closeRedis(); err != nil {
 			errs = append(errs, fmt.Errorf("close redis: %w", err))
 		}
+	}
+	// Last, so the spans of the drain above are exported too.
+	tctx, cancel := context.WithTimeout(context.Background(), max(a.cfg.ShutdownTimeout, time.Second))
+	defer cancel()
+	if err := a.tracing.Shutdown(tctx); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -15,6 +15,7 @@ import (
 	notifyconfig "github.com/flashsale/seckill/notifier/config"
 	"github.com/flashsale/seckill/platform/env"
 	"github.com/flashsale/seckill/platform/process"
+	"github.com/flashsale/seckill/platform/tracing"
 )
 
 // Queue backends.
@@ -145,6 +146,12 @@ type Config struct {
 	// others (SECKILL_REDIS_BATCH_WAIT).
 	RedisBatchWait time.Duration
 
+	// Tracing is OpenTelemetry tracing (SECKILL_OTEL_ENDPOINT or
+	// OTEL_EXPORTER_OTLP_ENDPOINT, SECKILL_OTEL_SAMPLE_RATIO): off unless
+	// an endpoint is set. Its ServiceName is "seckill"; the app names the
+	// split gateway "seckill-gateway".
+	Tracing tracing.Config
+
 	// Notify is the notifier of the all-in-one process (SECKILL_SMTP_*,
 	// SECKILL_SMS_*, SECKILL_MAIL_*, SECKILL_NOTIFY_*, SECKILL_NOTIFIER_ENABLED).
 	Notify notifyconfig.Delivery
@@ -153,7 +160,7 @@ type Config struct {
 // Names lists every environment variable Load reads, so deploy files can be
 // checked against it (an unknown name in a manifest is a typo nobody sees).
 func Names() []string {
-	return append([]string{
+	names := append([]string{
 		"SECKILL_HTTP_ADDR", "SECKILL_REDIS_URL", "SECKILL_REDIS_PREFIX", "SECKILL_DB_DSN", "SECKILL_MQ", "SECKILL_NATS_URL",
 		"SECKILL_KAFKA_BROKERS", "SECKILL_KAFKA_PARTITIONS", "SECKILL_KAFKA_REPLICATION", "SECKILL_KAFKA_SESSION_TIMEOUT",
 		"SECKILL_DB_MAX_OPEN_CONNS", "SECKILL_DB_MAX_IDLE_CONNS", "SECKILL_DB_CONN_MAX_LIFETIME",
@@ -168,6 +175,7 @@ func Names() []string {
 		"SECKILL_RECONCILE_INTERVAL", "SECKILL_RECONCILE_AGE",
 		"SECKILL_REDIS_BATCH", "SECKILL_REDIS_BATCH_WAIT", "SECKILL_BUY_TOKEN", "SECKILL_BUY_TOKEN_TTL",
 	}, notifyconfig.Names()...)
+	return append(names, tracing.Names()...)
 }
 
 // Embedded reports whether every backend is the in-process default.
@@ -277,6 +285,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.BuyTokenTTL = r.Duration("SECKILL_BUY_TOKEN_TTL", DefaultBuyTokenTTL)
 	c.LogFormat = r.OneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Demo], "text", "json")
 	c.Notify = notifyconfig.ReadDelivery(r, c.Demo)
+	c.Tracing = tracing.FromEnv(r, "seckill")
 
 	if s := r.Raw("SECKILL_JWT_SECRET"); s != "" {
 		if len(s) < 16 {
@@ -311,6 +320,7 @@ func (c Config) Redacted() map[string]any {
 		"kafka_brokers": strings.Join(c.KafkaBrokers, ","), "demo": c.Demo,
 		"worker_concurrency": c.WorkerConcurrency, "worker_batch": c.WorkerBatch,
 		"buy_mode": c.BuyMode, "buy_token": c.BuyToken, "metrics_addr": c.MetricsAddr,
+		"tracing": c.Tracing.On(),
 	}
 }
 

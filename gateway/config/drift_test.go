@@ -33,7 +33,9 @@ func TestWorkerReadsTheSameSettings(t *testing.T) {
 			"SECKILL_LOG_LEVEL": "debug", "SECKILL_RESERVATION_TIMEOUT": "45s", "SECKILL_PUBLISH_TIMEOUT": "3s",
 			"SECKILL_SHUTDOWN_TIMEOUT": "20s", "SECKILL_WORKER_CONCURRENCY": "77", "SECKILL_WORKER_BATCH": "33",
 			"SECKILL_SWEEP_INTERVAL": "5s", "SECKILL_RECONCILE_INTERVAL": "11s", "SECKILL_RECONCILE_AGE": "2m",
+			"SECKILL_OTEL_ENDPOINT": "http://jaeger:4318", "SECKILL_OTEL_SAMPLE_RATIO": "0.25",
 		}},
+		{"the standard tracing endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}},
 		{"blank is unset, padding trimmed", map[string]string{
 			"SECKILL_HTTP_ADDR": " :9000 ", "SECKILL_REDIS_PREFIX": "  ", "SECKILL_DB_MAX_OPEN_CONNS": " 7 ",
 			"SECKILL_KAFKA_PARTITIONS": "\t", "SECKILL_LOG_LEVEL": " WARN ", "SECKILL_SHUTDOWN_TIMEOUT": " 20s ",
@@ -85,6 +87,8 @@ func TestWorkerReadsTheSameSettings(t *testing.T) {
 				{"SECKILL_SWEEP_INTERVAL", g.SweepInterval, w.Service.SweepInterval},
 				{"SECKILL_RECONCILE_INTERVAL", g.ReconcileInterval, w.Service.ReconcileInterval},
 				{"SECKILL_RECONCILE_AGE", g.ReconcileAge, w.Service.ReconcileAge},
+				{"SECKILL_OTEL_ENDPOINT", g.Tracing.Endpoint, w.Tracing.Endpoint},
+				{"SECKILL_OTEL_SAMPLE_RATIO", g.Tracing.SampleRatio, w.Tracing.SampleRatio},
 			} {
 				if !reflect.DeepEqual(c.gateway, c.work) {
 					t.Errorf("%s: the gateway reads %v, the order worker %v", c.name, c.gateway, c.work)

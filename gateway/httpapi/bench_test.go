@@ -10,11 +10,13 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order/ordermsg"
+	"github.com/flashsale/seckill/platform/tracing"
 	"github.com/flashsale/seckill/testkit"
 )
 
@@ -38,6 +40,19 @@ func BenchmarkHandler(b *testing.B) {
 		})
 	}
 	b.Run("buy-in-stock-miniredis", func(b *testing.B) { buyInStock(b, newBenchFixture(b, nil)) })
+	// Tracing off as the app wires it without SECKILL_OTEL_ENDPOINT must
+	// cost what the line above (no tracing field set) costs; on is what a
+	// recorded buy costs (spans to a discarding exporter).
+	b.Run("buy-in-stock-miniredis-tracing-off", func(b *testing.B) {
+		off, err := tracing.Start(b.Context(), tracing.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		buyInStock(b, newTracedBenchFixture(b, nil, off))
+	})
+	b.Run("buy-in-stock-miniredis-tracing-on", func(b *testing.B) {
+		buyInStock(b, newTracedBenchFixture(b, nil, recorder(b, tracetest.NewNoopExporter())))
+	})
 	b.Run("buy-in-stock-redis", func(b *testing.B) {
 		url := testkit.RedisURL(b)
 		rdb, err := inventory.NewClient(url)
@@ -63,9 +78,12 @@ func BenchmarkHandler(b *testing.B) {
 
 type benchFixture struct{ *fixture }
 
-func newBenchFixture(b *testing.B, rdb redis.UniversalClient) benchFixture {
+func newBenchFixture(b *testing.B, rdb redis.UniversalClient, tweaks ...func(*httpapi.Config)) benchFixture {
 	f := newFixture(b, fixtureOpts{queueCapacity: 1 << 30, rdb: rdb, tweak: func(o *httpapi.Config) {
 		o.Limits = httpapi.Limits{} // measure the path, not the limiters' rejections
+		for _, tw := range tweaks {
+			tw(o)
+		}
 	}})
 	// Consume order messages without a database, so the queue never fills
 	// and the benchmark measures the gateway alone.

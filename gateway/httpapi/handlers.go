@@ -220,6 +220,7 @@ func (s *Server) buy(c *gin.Context) {
 		s.respond(c, err)
 		return
 	}
+	s.traceOrder(c.Request.Context(), orderID)
 	c.JSON(http.StatusAccepted, gin.H{"order_id": orderID, "state": order.StateQueued})
 }
 
@@ -257,7 +258,9 @@ func (s *Server) placeOrder(ctx context.Context, p purchase) (string, error) {
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
 		// A hung Redis must give a fast 503, not hold the buyer.
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
+		rctx, span := s.startReserve(rctx, a.ID)
 		res, err := s.cfg.Inventory.Reserve(rctx, a.ID, user, requestID, orderID, now)
+		endReserve(span, orderID, res, err)
 		cancel()
 		if err != nil {
 			s.metrics.reserve.WithLabelValues("error").Inc()

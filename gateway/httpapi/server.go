@@ -20,12 +20,14 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flashsale/seckill/gateway/auth"
 	"github.com/flashsale/seckill/gateway/ratelimit"
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/platform/tracing"
 )
 
 // Inventory is the Redis side the gateway needs (inventory.Store).
@@ -157,6 +159,12 @@ type Config struct {
 	// Static, when set, is served at / (the flash-sale page).
 	Static http.FileSystem
 
+	// Tracing, when on, gives every route but the probes a server span
+	// (otelgin) and the buy its reserve span (tracing.go); Publisher must
+	// then be wrapped with mqotel by the caller for the order message to
+	// carry the buy's trace. Nil or off installs nothing.
+	Tracing *tracing.Tracing
+
 	Logger   *slog.Logger         // default slog.Default()
 	Registry *prometheus.Registry // /metrics; nil = a private registry
 	Now      func() time.Time     // default time.Now
@@ -206,7 +214,8 @@ type Server struct {
 	list    activityList  // the storefront's list (activities.go)
 	reqSeq  atomic.Uint64
 	reqPfx  string
-	dash    *dashboard // the live dashboard (dashboard.go)
+	dash    *dashboard   // the live dashboard (dashboard.go)
+	tracer  trace.Tracer // the buy path's own spans; nil when tracing is off (tracing.go)
 	// bodyBufs holds *[buyBodyMax]byte scratch for reading buy bodies.
 	bodyBufs sync.Pool
 }
@@ -238,6 +247,7 @@ func New(cfg Config) (*Server, error) {
 	s.dash = newDashboard(s)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
+	s.installTracing(e) // first: the server span covers every filter
 	// gin trusts every proxy unless told otherwise; a spoofed
 	// X-Forwarded-For must not pick the per-IP bucket.
 	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {

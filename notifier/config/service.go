@@ -7,7 +7,11 @@ import (
 
 	"github.com/flashsale/seckill/platform/env"
 	"github.com/flashsale/seckill/platform/process"
+	"github.com/flashsale/seckill/platform/tracing"
 )
+
+// ServiceName is the standalone notifier's service.name in its traces.
+const ServiceName = "seckill-notifier"
 
 // Service is the configuration of the seckill-notifier binary: Delivery
 // plus the settings every seckill service shares. The shared names mean
@@ -32,6 +36,10 @@ type Service struct {
 	LogLevel            string        // SECKILL_LOG_LEVEL
 	ShutdownTimeout     time.Duration // SECKILL_SHUTDOWN_TIMEOUT
 	Demo                bool          // SECKILL_DEMO: unconfigured channels log instead of staying off
+	// Tracing is where spans go (SECKILL_OTEL_ENDPOINT or
+	// OTEL_EXPORTER_OTLP_ENDPOINT; off when neither is set) and how many
+	// new traces are kept (SECKILL_OTEL_SAMPLE_RATIO).
+	Tracing tracing.Config
 }
 
 // ServiceNames lists every variable LoadService reads.
@@ -42,7 +50,7 @@ func ServiceNames() []string {
 		"SECKILL_MQ", "SECKILL_NATS_URL", "SECKILL_KAFKA_BROKERS", "SECKILL_KAFKA_PARTITIONS", "SECKILL_KAFKA_REPLICATION",
 		"SECKILL_KAFKA_SESSION_TIMEOUT", "SECKILL_LOG_FORMAT", "SECKILL_LOG_LEVEL", "SECKILL_SHUTDOWN_TIMEOUT",
 		"SECKILL_DEMO",
-	}, Names()...)
+	}, append(Names(), tracing.Names()...)...)
 }
 
 // LoadService reads the standalone notifier's configuration. The notifier
@@ -67,6 +75,7 @@ func LoadService(getenv func(string) string) (Service, error) {
 		LogLevel:            r.OneOf("SECKILL_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		ShutdownTimeout:     r.Duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second),
 		Demo:                r.Bool("SECKILL_DEMO", false),
+		Tracing:             tracing.FromEnv(r, ServiceName),
 	}
 	s.LogFormat = r.OneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[s.Demo], "text", "json")
 	if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {

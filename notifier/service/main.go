@@ -18,6 +18,7 @@ import (
 	"github.com/flashsale/seckill/order/ordermsg"
 	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/platform/process"
+	"github.com/flashsale/seckill/platform/tracing"
 )
 
 // Main is the whole of the seckill-notifier binary (platform/process.Main):
@@ -43,9 +44,23 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	log := process.NewLogger(cfg.LogFormat, cfg.LogLevel, stderr)
 	reg := process.NewRegistry()
 
+	// First started, last stopped: the spans of the shutdown are flushed.
+	tr, err := tracing.Start(ctx, cfg.Tracing)
+	if err != nil {
+		return fmt.Errorf("tracing (%s): %w", tracing.EndpointVar, err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			log.Warn("tracing: spans not flushed", "err", err)
+		}
+	}()
+
 	db, err := sqldb.Open(ctx, sqldb.Config{
 		DSN: cfg.DBDSN, DataDir: cfg.DataDir, Logger: log,
 		MaxOpenConns: cfg.DBMaxOpenConns, MaxIdleConns: cfg.DBMaxIdleConns, ConnMaxLifetime: cfg.DBConnMaxLifetime,
+		TracerProvider: tr.TracerProvider(),
 	})
 	if err != nil {
 		return fmt.Errorf("database (SECKILL_DB_DSN): %w", err)
@@ -70,7 +85,10 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	defer closeBroker()
 
-	n, err := Start(ctx, cfg.Delivery, Deps{DB: db, Subscriber: broker, Registerer: reg, Logger: log})
+	n, err := Start(ctx, cfg.Delivery, Deps{
+		DB: db, Subscriber: broker, Registerer: reg, Logger: log,
+		TracerProvider: tr.TracerProvider(), MQ: tr.MQ(),
+	})
 	if err != nil {
 		return err
 	}

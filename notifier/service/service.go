@@ -11,9 +11,12 @@ import (
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"gorm.io/gorm"
 
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/mq/mqotel"
 	"github.com/flashsale/seckill/notifier"
 	"github.com/flashsale/seckill/notifier/channel"
 	"github.com/flashsale/seckill/notifier/config"
@@ -46,10 +49,36 @@ type Deps struct {
 	// Tune adjusts the notifier's options after they are built from the
 	// configuration (tests shorten the poll interval).
 	Tune func(*notifier.Options)
+
+	// TracerProvider traces the sends ("notify mail", "notify sms") and
+	// the SMS webhook's requests. Nil: a noop provider, tracing off.
+	TracerProvider trace.TracerProvider
+	// MQ traces the subscription: Start wraps Subscriber with mqotel's
+	// subscriber, so each event is handled in a consumer span that
+	// continues the order's trace and the sends are its children. Pass
+	// Subscriber unwrapped. The zero value follows TracerProvider (off
+	// when it is); platform/tracing's MQ() gives the process's own.
+	MQ mqotel.Config
+}
+
+func (d Deps) withDefaults() Deps {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.TracerProvider == nil {
+		d.TracerProvider = noop.NewTracerProvider()
+	}
+	if d.MQ.TracerProvider == nil {
+		// Never otel's global provider, mqotel's own default: tracing
+		// is on only when the process says so.
+		d.MQ.TracerProvider = d.TracerProvider
+	}
+	return d
 }
 
 // Channels builds the senders cfg asks for; nil means the channel is off.
-func Channels(cfg config.Delivery, log *slog.Logger) (channel.Mailer, channel.Texter, error) {
+// tp, unless nil or noop, traces the SMS webhook's requests.
+func Channels(cfg config.Delivery, log *slog.Logger, tp trace.TracerProvider) (channel.Mailer, channel.Texter, error) {
 	var m channel.Mailer
 	var t channel.Texter
 	switch {
@@ -64,7 +93,9 @@ func Channels(cfg config.Delivery, log *slog.Logger) (channel.Mailer, channel.Te
 	}
 	switch {
 	case cfg.SMS != nil:
-		w, err := sms.NewWebhook(*cfg.SMS)
+		wcfg := *cfg.SMS
+		wcfg.TracerProvider = tp
+		w, err := sms.NewWebhook(wcfg)
 		if err != nil {
 			return nil, nil, fmt.Errorf("SECKILL_SMS_WEBHOOK_URL: %w", err)
 		}
@@ -80,11 +111,9 @@ func Channels(cfg config.Delivery, log *slog.Logger) (channel.Mailer, channel.Te
 // nil Notifier (and no error) when cfg turns every channel off. Shut down by
 // closing the subscriber first (its handlers finish), then the Notifier.
 func Start(ctx context.Context, cfg config.Delivery, deps Deps) (*notifier.Notifier, error) {
+	deps = deps.withDefaults()
 	log := deps.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	mailer, texter, err := Channels(cfg, log)
+	mailer, texter, err := Channels(cfg, log, deps.TracerProvider)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +148,7 @@ func Start(ctx context.Context, cfg config.Delivery, deps Deps) (*notifier.Notif
 		SMSLimit:    notifier.Limit{Rate: cfg.SMSRate, Burst: cfg.SMSBurst},
 		Concurrency: cfg.Concurrency, SendTimeout: cfg.SendTimeout,
 		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, RetryFor: cfg.RetryFor, Retention: cfg.Retention,
-		Registerer: deps.Registerer, Logger: log,
+		Registerer: deps.Registerer, Logger: log, TracerProvider: deps.TracerProvider,
 	}
 	if deps.Tune != nil {
 		deps.Tune(&opts)
@@ -129,7 +158,9 @@ func Start(ctx context.Context, cfg config.Delivery, deps Deps) (*notifier.Notif
 		return nil, err
 	}
 	n.Start(ctx)
-	if err := deps.Subscriber.Subscribe(ctx, ordermsg.TopicOrderEvents, notifier.SubscribeOptions(cfg.Concurrency), n.Handle); err != nil {
+	// Not closed here: the process closes its queue.
+	sub := mqotel.NewSubscriber(deps.Subscriber, deps.MQ)
+	if err := sub.Subscribe(ctx, ordermsg.TopicOrderEvents, notifier.SubscribeOptions(cfg.Concurrency), n.Handle); err != nil {
 		_ = n.Close()
 		return nil, fmt.Errorf("notifier: subscribe to %s: %w", ordermsg.TopicOrderEvents, err)
 	}

@@ -25,6 +25,13 @@ import (
 	"text/template"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/flashsale/seckill/notifier/channel"
 )
 
@@ -56,6 +63,12 @@ type WebhookConfig struct {
 	// Client overrides the HTTP client (tests); its Timeout is left alone.
 	// The webhook uses a copy of it that follows no redirect.
 	Client *http.Client
+	// TracerProvider, unless nil or noop, makes each request a client
+	// span (otelhttp) under the notifier's "notify sms" span. The span's
+	// url.full is the URL without its query (which may hold the
+	// provider's key), and no trace header goes to the provider: the
+	// trace is ours, the provider is not part of it. Default nil: no span.
+	TracerProvider trace.TracerProvider
 }
 
 // Webhook posts each message as JSON to a provider's URL. It never follows
@@ -149,7 +162,34 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 		client = &http.Client{Timeout: timeout}
 	}
 	client.CheckRedirect = noRedirects
-	return &Webhook{url: cfg.URL, authName: name, authValue: value, body: body, client: client, redactedTo: redactURL(u)}, nil
+	redacted := redactURL(u)
+	if tp := cfg.TracerProvider; tp != nil {
+		if _, off := tp.(noop.TracerProvider); !off {
+			client.Transport = otelhttp.NewTransport(redactedSpanURL{base: client.Transport, url: redacted},
+				otelhttp.WithTracerProvider(tp),
+				otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()), // nothing to the provider
+				otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),             // metrics are Prometheus's
+			)
+		}
+	}
+	return &Webhook{url: cfg.URL, authName: name, authValue: value, body: body, client: client, redactedTo: redacted}, nil
+}
+
+// redactedSpanURL is the transport under otelhttp's: it replaces the
+// url.full otelhttp gave the request's span, the whole URL with its query,
+// by the redacted one before the request goes out.
+type redactedSpanURL struct {
+	base http.RoundTripper // nil: http.DefaultTransport
+	url  string
+}
+
+func (t redactedSpanURL) RoundTrip(r *http.Request) (*http.Response, error) {
+	trace.SpanFromContext(r.Context()).SetAttributes(semconv.URLFull(t.url))
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return base.RoundTrip(r)
 }
 
 // noRedirects makes the client return a 3xx answer as it is, unfollowed.

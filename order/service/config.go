@@ -7,7 +7,11 @@ import (
 
 	"github.com/flashsale/seckill/platform/env"
 	"github.com/flashsale/seckill/platform/process"
+	"github.com/flashsale/seckill/platform/tracing"
 )
+
+// ServiceName is the order worker's service.name in its traces.
+const ServiceName = "seckill-order-worker"
 
 // ProcessConfig is the configuration of the seckill-order-worker binary,
 // read from the same variables, with the same defaults and checks, as the
@@ -40,6 +44,11 @@ type ProcessConfig struct {
 	PublishTimeout      time.Duration
 	ShutdownTimeout     time.Duration // SECKILL_SHUTDOWN_TIMEOUT
 
+	// Tracing is where spans go (SECKILL_OTEL_ENDPOINT or
+	// OTEL_EXPORTER_OTLP_ENDPOINT; off when neither is set) and how many
+	// new traces are kept (SECKILL_OTEL_SAMPLE_RATIO).
+	Tracing tracing.Config
+
 	// Service is the order service's tuning (SECKILL_WORKER_CONCURRENCY,
 	// SECKILL_WORKER_BATCH, SECKILL_SWEEP_INTERVAL, SECKILL_RECONCILE_*;
 	// the restore runs every third of SECKILL_RESERVATION_TIMEOUT).
@@ -48,7 +57,7 @@ type ProcessConfig struct {
 
 // Names lists the environment variables LoadProcessConfig reads.
 func Names() []string {
-	return []string{
+	return append([]string{
 		"SECKILL_HTTP_ADDR", "SECKILL_METRICS_ADDR", "SECKILL_REDIS_URL", "SECKILL_REDIS_PREFIX",
 		"SECKILL_DB_DSN", "SECKILL_DB_MAX_OPEN_CONNS", "SECKILL_DB_MAX_IDLE_CONNS", "SECKILL_DB_CONN_MAX_LIFETIME",
 		"SECKILL_DATA_DIR", "SECKILL_MQ", "SECKILL_NATS_URL", "SECKILL_QUEUE_CAPACITY",
@@ -60,7 +69,7 @@ func Names() []string {
 		// Not used by a worker (it verifies no tokens, and should not be
 		// handed them), but validated when present, as the gateway does.
 		"SECKILL_JWT_SECRET", "SECKILL_ADMIN_TOKEN",
-	}
+	}, tracing.Names()...)
 }
 
 // LoadProcessConfig reads the order worker's configuration through getenv.
@@ -88,6 +97,7 @@ func LoadProcessConfig(getenv func(string) string) (ProcessConfig, error) {
 		ReservationTTL:      r.Duration("SECKILL_RESERVATION_TIMEOUT", 30*time.Second),
 		QueueCapacity:       r.PositiveInt("SECKILL_QUEUE_CAPACITY", 100000),
 		ShutdownTimeout:     r.Duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second),
+		Tracing:             tracing.FromEnv(r, ServiceName),
 		Service: Config{
 			WorkerConcurrency: r.PositiveInt("SECKILL_WORKER_CONCURRENCY", DefaultWorkerConcurrency),
 			WorkerBatch:       r.PositiveInt("SECKILL_WORKER_BATCH", DefaultWorkerBatch),
@@ -160,6 +170,8 @@ func (c ProcessConfig) Redacted() map[string]any {
 		"kafka_brokers":      strings.Join(c.KafkaBrokers, ","),
 		"worker_concurrency": c.Service.WorkerConcurrency, "worker_batch": c.Service.WorkerBatch,
 		"metrics_addr": c.MetricsAddr,
+		// Whether, not where: a collector URL may carry credentials.
+		"tracing": c.Tracing.On(), "trace_sample_ratio": c.Tracing.SampleRatio,
 	}
 }
 

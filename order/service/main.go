@@ -12,6 +12,7 @@ import (
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/platform/process"
+	"github.com/flashsale/seckill/platform/tracing"
 )
 
 // Main is the whole of the seckill-order-worker binary (platform/process.Main):
@@ -60,6 +61,17 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	defer func() { _ = closeAll() }()
 
+	// First opened, last closed: the shutdown's own spans are flushed.
+	tr, err := tracing.Start(ctx, cfg.Tracing)
+	if err != nil {
+		return fmt.Errorf("tracing (%s): %w", tracing.EndpointVar, err)
+	}
+	closers = append(closers, func() error {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return tr.Shutdown(sctx)
+	})
+
 	rdb, err := inventory.NewClient(cfg.RedisURL)
 	if err != nil {
 		return fmt.Errorf("redis (SECKILL_REDIS_URL): %w", err)
@@ -80,6 +92,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	gdb, err := sqldb.Open(ctx, sqldb.Config{
 		DSN: cfg.DBDSN, DataDir: cfg.DataDir, Logger: log,
 		MaxOpenConns: cfg.DBMaxOpenConns, MaxIdleConns: cfg.DBMaxIdleConns, ConnMaxLifetime: cfg.DBConnMaxLifetime,
+		TracerProvider: tr.TracerProvider(),
 	})
 	if err != nil {
 		return fmt.Errorf("database (SECKILL_DB_DSN): %w", err)
@@ -124,6 +137,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 
 	svc, err = Start(ctx, cfg.Service, Deps{
 		DB: db, Inventory: inv, Queue: q, QueueReader: q.Reader(), Registerer: reg, Logger: log,
+		TracerProvider: tr.TracerProvider(), MQ: tr.MQ(),
 	})
 	if err != nil {
 		return err

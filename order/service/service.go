@@ -16,9 +16,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/mq/mqotel"
 	"github.com/flashsale/seckill/mq/natsjs"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/ordermsg"
@@ -127,11 +130,32 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Logger; nil uses slog.Default().
 	Logger *slog.Logger
+	// TracerProvider traces the order side: the workers' batches and
+	// their transactions, the relay's rounds, the cancels (see
+	// order.WorkerConfig, RelayConfig and LifecycleConfig). Nil: a noop
+	// provider, tracing off at no cost.
+	TracerProvider trace.TracerProvider
+	// MQ traces the queue: Start wraps Queue with mqotel's publisher and
+	// subscriber, so each message is handled in a consumer span that
+	// continues the trace of its publisher, and the relay's publishes
+	// continue the traces stored with the outbox rows. Pass Queue
+	// unwrapped. The zero value follows TracerProvider (W3C headers,
+	// off when TracerProvider is); platform/tracing's MQ() gives the
+	// process's own.
+	MQ mqotel.Config
 }
 
 func (d Deps) withDefaults() Deps {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
+	}
+	if d.TracerProvider == nil {
+		d.TracerProvider = noop.NewTracerProvider()
+	}
+	if d.MQ.TracerProvider == nil {
+		// Never otel's global provider, mqotel's own default: tracing
+		// is on only when the process says so.
+		d.MQ.TracerProvider = d.TracerProvider
 	}
 	return d
 }
@@ -163,21 +187,29 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 	cfg = cfg.withDefaults()
 	deps = deps.withDefaults()
 	s := &Service{Restorer: NewRestorer(deps), cfg: cfg, deps: deps}
+	// Everything the order side publishes and consumes goes through the
+	// tracing decorators (the queue itself when tracing is off). Neither
+	// is closed here: the process closes its queue.
+	pub, sub := mqotel.NewPublisher(deps.Queue, deps.MQ), mqotel.NewSubscriber(deps.Queue, deps.MQ)
 	// The outbox relay runs where the order workers run (the gateway's
 	// payments reach it through the table); in-process writers kick it.
-	s.relay = order.NewRelay(deps.DB, deps.Queue, order.RelayConfig{Logger: deps.Logger, Registerer: deps.Registerer})
+	s.relay = order.NewRelay(deps.DB, pub, order.RelayConfig{
+		Logger: deps.Logger, Registerer: deps.Registerer, TracerProvider: deps.TracerProvider,
+	})
 	s.life = order.NewLifecycle(deps.DB, deps.Inventory, order.LifecycleConfig{
-		Publisher: deps.Queue, Changed: s.relay.Kick, Logger: deps.Logger, Registerer: deps.Registerer,
+		Publisher: pub, Changed: s.relay.Kick, Logger: deps.Logger, Registerer: deps.Registerer,
+		TracerProvider: deps.TracerProvider,
 	})
 	s.worker = order.NewWorker(deps.DB, deps.Inventory, order.WorkerConfig{
 		BatchSize: cfg.WorkerBatch, Logger: deps.Logger, Registerer: deps.Registerer, Committed: s.relay.Kick,
+		TracerProvider: deps.TracerProvider,
 	})
 	defer func() {
 		if err != nil {
 			_ = s.worker.Close()
 		}
 	}()
-	err = deps.Queue.Subscribe(ctx, ordermsg.TopicOrders, mq.SubscribeOptions{
+	err = sub.Subscribe(ctx, ordermsg.TopicOrders, mq.SubscribeOptions{
 		Group: OrderGroup, Concurrency: cfg.WorkerConcurrency, MaxAttempts: 5,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 	}, s.worker.Handle)
@@ -192,7 +224,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 	// HandleTimeout marks those failures mq.Transient, so they are retried
 	// every MaxBackoff for as long as the outage lasts, and MaxAttempts
 	// bounds only a permanent failure.
-	err = deps.Queue.Subscribe(ctx, ordermsg.TopicOrderTimeouts, mq.SubscribeOptions{
+	err = sub.Subscribe(ctx, ordermsg.TopicOrderTimeouts, mq.SubscribeOptions{
 		Group: CancelGroup, Concurrency: 16, MaxAttempts: 10,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 	}, s.life.HandleTimeout)
@@ -202,7 +234,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	rec := order.NewReconciler(deps.DB, reconcileInventory{deps.Inventory}, deps.Queue, order.ReconcilerConfig{
+	rec := order.NewReconciler(deps.DB, reconcileInventory{deps.Inventory}, pub, order.ReconcilerConfig{
 		Interval: cfg.ReconcileInterval, Age: cfg.ReconcileAge,
 		Restorer: restorerAdapter{s.Restorer}, Backlog: s.orderBacklog,
 		Logger: deps.Logger, Registerer: deps.Registerer,

@@ -17,6 +17,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/libtnb/sqlite"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -72,6 +73,10 @@ type Config struct {
 	ConnMaxLifetime time.Duration
 	// Logger receives slow queries at warn level. Nil uses slog.Default().
 	Logger *slog.Logger
+	// TracerProvider, when set and not a noop provider, traces the
+	// statements that run inside a traced span (see Trace). Default nil:
+	// no statement is traced, and gorm runs without the plugin.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -109,10 +114,21 @@ func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
 		// backend means the same instant on the other.
 		NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	}
+	open := openMySQL
 	if cfg.DSN == "" {
-		return openSQLite(ctx, cfg, gcfg)
+		open = openSQLite
 	}
-	return openMySQL(ctx, cfg, gcfg)
+	db, err := open(ctx, cfg, gcfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := Trace(db, cfg.TracerProvider); err != nil {
+		if sqlDB, derr := db.DB(); derr == nil {
+			sqlDB.Close()
+		}
+		return nil, err
+	}
+	return db, nil
 }
 
 func openMySQL(ctx context.Context, cfg Config, gcfg *gorm.Config) (*gorm.DB, error) {

@@ -1,0 +1,185 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/flashsale/seckill/gateway/httpapi"
+	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/mq/mqotel"
+	"github.com/flashsale/seckill/order/ordermsg"
+	"github.com/flashsale/seckill/platform/tracing"
+)
+
+// traced wires tr into a fixture as the app does: the server gets it, the
+// publisher is wrapped with its mqotel configuration.
+func traced(tr *tracing.Tracing) func(*httpapi.Config) {
+	return func(o *httpapi.Config) {
+		o.Tracing = tr
+		o.Publisher = mqotel.NewPublisher(o.Publisher, tr.MQ())
+	}
+}
+
+func recorder(t testing.TB, exp sdktrace.SpanExporter) *tracing.Tracing {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return tracing.Provided(tp)
+}
+
+// With tracing on, the buy's server span carries the order id it answered
+// with, its reserve is a child with the outcome, and the order message
+// carries the server span's trace: the producer span is the server span's
+// child and the message's traceparent names the producer span.
+func TestBuyIsTraced(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	f := newFixture(t, fixtureOpts{tweak: traced(recorder(t, exp))})
+	got := make(chan *mq.Message, 1)
+	if err := f.broker.Subscribe(t.Context(), ordermsg.TopicOrders, mq.SubscribeOptions{Group: "t"},
+		func(_ context.Context, m *mq.Message) error { got <- m; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	act := openActivity(f, 5)
+	r := f.buy(act, "alice", "req-1")
+	if r.status != http.StatusAccepted {
+		t.Fatalf("buy: %d %s", r.status, r.raw)
+	}
+	orderID := r.body["order_id"].(string)
+	msg := <-got
+
+	var door, reserve, publish *tracetest.SpanStub
+	spans := exp.GetSpans()
+	for i := range spans {
+		s := &spans[i]
+		switch {
+		case s.SpanKind == trace.SpanKindServer && s.Name == "POST /api/v1/activities/:id/orders":
+			door = s
+		case s.Name == httpapi.SpanReserve:
+			reserve = s
+		case s.Name == ordermsg.TopicOrders+" publish":
+			publish = s
+		}
+	}
+	if door == nil || reserve == nil || publish == nil {
+		t.Fatalf("want the buy's server, reserve and publish spans; got %d spans: %v", len(spans), spans.Snapshots())
+	}
+	if v := attr(door.Attributes, httpapi.OrderIDKey); v != orderID {
+		t.Errorf("server span %s = %q, want the answered order %s", httpapi.OrderIDKey, v, orderID)
+	}
+	for _, s := range []*tracetest.SpanStub{reserve, publish} {
+		if s.Parent.SpanID() != door.SpanContext.SpanID() || s.SpanContext.TraceID() != door.SpanContext.TraceID() {
+			t.Errorf("%q is not a child of the buy's server span", s.Name)
+		}
+	}
+	if v := attr(reserve.Attributes, httpapi.ReserveOutcome); v != "reserved" {
+		t.Errorf("reserve %s = %q, want reserved", httpapi.ReserveOutcome, v)
+	}
+	if v := attr(reserve.Attributes, httpapi.OrderIDKey); v != orderID {
+		t.Errorf("reserve %s = %q, want %s", httpapi.OrderIDKey, v, orderID)
+	}
+	link := mqotel.Link(msg)
+	if link.SpanContext.SpanID() != publish.SpanContext.SpanID() || link.SpanContext.TraceID() != door.SpanContext.TraceID() {
+		t.Errorf("the order message's trace context is %v, want the producer span %v of the buy's trace",
+			link.SpanContext, publish.SpanContext)
+	}
+	if msg.Headers["request_id"] == "" {
+		t.Error("the request_id header was lost next to the trace headers")
+	}
+
+	// A retry with the same request_id is answered with the first order:
+	// its server span names that order too.
+	exp.Reset()
+	if again := f.buy(act, "alice", "req-1"); again.status != http.StatusAccepted || again.body["order_id"] != orderID {
+		t.Fatalf("retry: %d %s", again.status, again.raw)
+	}
+	servers := 0
+	for _, s := range exp.GetSpans() {
+		if s.SpanKind == trace.SpanKindServer {
+			servers++
+			if v := attr(s.Attributes, httpapi.OrderIDKey); v != orderID {
+				t.Errorf("retry's server span %s = %q, want %s", httpapi.OrderIDKey, v, orderID)
+			}
+		}
+	}
+	if servers != 1 {
+		t.Errorf("the retry made %d server spans, want 1", servers)
+	}
+}
+
+// Probes and scrapes get no span: they would bury the buys.
+func TestProbesAreNotTraced(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	f := newFixture(t, fixtureOpts{tweak: traced(recorder(t, exp))})
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if r := f.call("GET", path, "", nil); r.status != http.StatusOK {
+			t.Fatalf("%s: %d", path, r.status)
+		}
+	}
+	if n := len(exp.GetSpans()); n != 0 {
+		t.Errorf("probes made %d spans, want none: %v", n, exp.GetSpans().Snapshots())
+	}
+}
+
+func attr(kvs []attribute.KeyValue, key attribute.Key) string {
+	for _, kv := range kvs {
+		if kv.Key == key {
+			return kv.Value.Emit()
+		}
+	}
+	return ""
+}
+
+// newTracedBenchFixture is newBenchFixture with tr wired as the app wires
+// it (nil: no tracing field set at all, the code before tracing).
+func newTracedBenchFixture(b *testing.B, rdb redis.UniversalClient, tr *tracing.Tracing) benchFixture {
+	if tr == nil {
+		return newBenchFixture(b, rdb)
+	}
+	return newBenchFixture(b, rdb, traced(tr))
+}
+
+// With tracing off, as the app wires it without SECKILL_OTEL_ENDPOINT, a
+// buy allocates exactly what it allocates with no tracing field set at all
+// (the code before tracing). Measured on the sold-out buy, the path that
+// runs entirely in the gateway, so nothing but the gateway allocates; the
+// in-stock path is compared in BenchmarkHandler.
+func TestTracingOffAllocatesNothing(t *testing.T) {
+	off, err := tracing.Start(t.Context(), tracing.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noLimits := func(o *httpapi.Config) { o.Limits = httpapi.Limits{} }
+	allocs := func(tweak func(*httpapi.Config)) float64 {
+		f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { noLimits(o); tweak(o) }})
+		act := openActivity(f, 1)
+		f.buy(act, "winner", "")
+		f.buy(act, "loser", "") // sets the local sold-out flag
+		tok := f.token("late")
+		return testing.AllocsPerRun(500, func() {
+			r := httptest.NewRequest("POST", "/api/v1/activities/"+act+"/orders", nil)
+			r.Header.Set("Authorization", "Bearer "+tok)
+			w := httptest.NewRecorder()
+			f.srv.ServeHTTP(w, r)
+			if w.Code != http.StatusGone {
+				t.Fatalf("late buy: %d, want 410", w.Code)
+			}
+		})
+	}
+	unset := allocs(func(*httpapi.Config) {})
+	offAllocs := allocs(traced(off))
+	on := allocs(traced(recorder(t, tracetest.NewNoopExporter())))
+	t.Logf("allocs per sold-out buy: no tracing field %.0f, tracing off %.0f, tracing on %.0f", unset, offAllocs, on)
+	if offAllocs != unset {
+		t.Errorf("tracing off: %.0f allocs per buy, want %.0f as without tracing", offAllocs, unset)
+	}
+	if on <= unset {
+		t.Errorf("tracing on: %.0f allocs per buy, not more than off (%.0f): the measure does not see the spans", on, unset)
+	}
+}
