@@ -40,7 +40,7 @@ func component(scope string) string {
 		{"gateway/httpapi", "gateway"},
 		{"mqotel", "queue (mqotel)"},
 		{"redisotel", "Redis (go-redis)"},
-		{"gorm", "database (gorm)"},
+		{"order/sqldb", "database (SQL statements)"},
 		{"seckill/order", "order side"},
 		{"seckill/notifier", "notifier"},
 	} {
