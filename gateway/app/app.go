@@ -119,7 +119,9 @@ func NewWithOptions(ctx context.Context, cfg config.Config, log *slog.Logger, ro
 	a := &App{cfg: cfg, role: role, log: log, registry: process.NewRegistry()}
 	defer func() {
 		if err != nil {
-			a.closeBackends()
+			cctx, cancel := context.WithTimeout(context.Background(), max(cfg.ShutdownTimeout, time.Second))
+			defer cancel()
+			a.closeBackends(cctx)
 		}
 	}()
 
@@ -359,17 +361,11 @@ func leaseNode(ctx context.Context, rdb redis.UniversalClient, prefix string) (i
 }
 
 func (a *App) ready(ctx context.Context) error {
-	var errs []error
-	if err := a.rdb.Ping(ctx).Err(); err != nil {
-		errs = append(errs, fmt.Errorf("redis: %w", err))
-	}
-	if err := a.db.Ping(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("database: %w", err))
-	}
-	if err := a.queue.Ping(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("queue (%s): %w", a.cfg.MQ, err))
-	}
-	return errors.Join(errs...)
+	return process.Readiness(
+		process.Check{Name: "redis", Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }},
+		process.Check{Name: "database", Ping: a.db.Ping},
+		process.Check{Name: "queue", Ping: a.queue.Ping},
+	)(ctx)
 }
 
 // Store is the database side.
@@ -480,7 +476,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 			a.bgCancel()
 		}
 		a.bg.Wait()
-		errs = append(errs, a.closeBackends())
+		errs = append(errs, a.closeBackends(ctx))
 		a.shutdownErr = errors.Join(errs...)
 	})
 	return a.shutdownErr
@@ -489,7 +485,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 // closeBackends drains the queue first (its handlers write to the database
 // and Redis; on Kafka, only handled offsets are committed), then closes the
 // stores.
-func (a *App) closeBackends() error {
+func (a *App) closeBackends(ctx context.Context) error {
 	var errs []error
 	// The order workers write what waits in the queue first (on NATS; the
 	// queue is durable, so nothing is lost if this times out), and the
@@ -517,10 +513,10 @@ func (a *App) closeBackends() error {
 			errs = append(errs, fmt.Errorf("close redis: %w", err))
 		}
 	}
-	// Last, so the spans of the drain above are exported too.
-	tctx, cancel := context.WithTimeout(context.Background(), max(a.cfg.ShutdownTimeout, time.Second))
-	defer cancel()
-	if err := a.tracing.Shutdown(tctx); err != nil {
+	// Last, so the spans of the drain above are exported too, within
+	// what is left of Shutdown's deadline (spans are not worth a longer
+	// stop).
+	if err := a.tracing.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

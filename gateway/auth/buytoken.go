@@ -103,12 +103,18 @@ func (b *BuyTokens) Verify(token, userID string, activityID int64) error {
 	if !hmac.Equal(want, []byte(sig)) {
 		return ErrBuyTokenInvalid
 	}
+	// The activity and the expiry are digits; the user id between them may
+	// hold dots of its own.
 	act, rest, ok1 := strings.Cut(signed[:dot], ".")
-	user, exp, ok2 := strings.Cut(rest, ".")
+	i := strings.LastIndexByte(rest, '.')
+	if !ok1 || i < 0 {
+		return ErrBuyTokenInvalid // signed by us, so never: a format change without a version bump
+	}
+	user, exp := rest[:i], rest[i+1:]
 	a, err1 := strconv.ParseInt(act, 10, 64)
 	e, err2 := strconv.ParseInt(exp, 10, 64)
-	if !ok1 || !ok2 || err1 != nil || err2 != nil {
-		return ErrBuyTokenInvalid // signed by us, so never: a format change without a version bump
+	if err1 != nil || err2 != nil {
+		return ErrBuyTokenInvalid
 	}
 	switch {
 	case !b.now().Before(time.Unix(e, 0)):

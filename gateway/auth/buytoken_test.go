@@ -26,6 +26,10 @@ func TestBuyTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dotted, _, err := bt.Issue("john.doe.2", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
 	head, _, _ := strings.Cut(tok, ".")
 	sig := tok[strings.LastIndexByte(tok, '.')+1:]
 	cases := []struct {
@@ -37,6 +41,8 @@ func TestBuyTokens(t *testing.T) {
 		want     error
 	}{
 		{"valid", tok, "alice", 7, now, nil},
+		{"user id with dots", dotted, "john.doe.2", 7, now, nil},
+		{"user id with dots, another user's", dotted, "john.doe", 7, now, ErrBuyTokenUser},
 		{"valid just before expiry", tok, "alice", 7, exp.Add(-time.Nanosecond), nil},
 		{"missing", "", "alice", 7, now, ErrBuyTokenMissing},
 		{"expired", tok, "alice", 7, exp, ErrBuyTokenExpired},

@@ -30,6 +30,9 @@ func TestReadBuyBodyAgreesWithDecodeJSON(t *testing.T) {
 		"missing colon":       `{"request_id" "a"}`,
 		"unterminated":        `{"request_id":"a`,
 		"trailing data":       `{"request_id":"a"} {}`,
+		"trailing brace":      `{"request_id":"a"}}`,
+		"trailing bracket":    `{"request_id":"a"}]`,
+		"trailing space":      "{\"request_id\":\"a\"} \n",
 		"array":               `["a"]`,
 		"string":              `"a"`,
 		"nested":              `{"request_id":{"a":"b"}}`,
@@ -72,5 +75,22 @@ func TestValidRequestID(t *testing.T) {
 		if got := validRequestID(id); got != want {
 			t.Errorf("validRequestID(%q) = %v, want %v", id, got, want)
 		}
+	}
+}
+
+// A stray closing brace or bracket after the object is data after it:
+// json.Decoder.More does not see those, so decodeJSON reads what is left.
+func TestDecodeJSONRefusesTrailingData(t *testing.T) {
+	for _, body := range []string{`{"request_id":"a"}}`, `{"request_id":"a"}]`, `{"request_id":"a"} x`} {
+		var b buyBody
+		err := decodeJSON(strings.NewReader(body), &b, true)
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.code != codeBadJSON {
+			t.Errorf("decodeJSON(%q) = %v, want 400 BAD_JSON", body, err)
+		}
+	}
+	var b buyBody
+	if err := decodeJSON(strings.NewReader("{\"request_id\":\"a\"}\n\t "), &b, true); err != nil || b.RequestID != "a" {
+		t.Errorf("trailing whitespace: %+v, %v; want accepted", b, err)
 	}
 }

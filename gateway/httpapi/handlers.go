@@ -30,7 +30,8 @@ func decodeJSON(body io.Reader, v any, allowEmpty bool) error {
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
-	if err == nil && dec.More() {
+	if err == nil && !onlySpaceLeft(io.MultiReader(dec.Buffered(), body)) {
+		// dec.More is false for a stray '}' or ']', so read what is left.
 		err = errors.New("unexpected data after the JSON object")
 	}
 	var tooLarge *http.MaxBytesError
@@ -43,6 +44,26 @@ func decodeJSON(body io.Reader, v any, allowEmpty bool) error {
 		return errBadJSON("request body is empty; a JSON object is required")
 	default:
 		return errBadJSON("malformed JSON body: " + err.Error()) // the decoder's text points at the bad byte
+	}
+}
+
+// onlySpaceLeft reports whether r holds nothing but JSON whitespace. r is
+// bounded by the body limit; a read error counts as something left.
+func onlySpaceLeft(r io.Reader) bool {
+	var buf [512]byte
+	for {
+		n, err := r.Read(buf[:])
+		for _, c := range buf[:n] {
+			if !isJSONSpace(c) {
+				return false
+			}
+		}
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/platform/process"
 	"github.com/flashsale/seckill/platform/tracing"
 )
 
@@ -426,8 +427,9 @@ func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.cfg.Ready(ctx); err != nil {
-		// Config.Ready's text is for the caller: it names the backends down.
-		s.respond(c, errUnavailable("not ready: "+err.Error(), nil))
+		// The caller reads the names of the backends down; the causes
+		// (addresses, user names) go to the log.
+		s.respond(c, errUnavailable(process.ReadyMessage(err), err))
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flashsale/seckill/inventory"
@@ -52,7 +53,13 @@ func (s *Server) installTracing(e *gin.Engine) {
 	// should report.
 	e.Use(otelgin.Middleware("",
 		otelgin.WithTracerProvider(t.TracerProvider()),
-		otelgin.WithPropagators(t.Propagator()),
+		// The gateway is the public door: a client's traceparent is not
+		// believed. Sampling is parent-based, so a bot sending "sampled"
+		// would force every one of its requests into the collector past
+		// SECKILL_OTEL_SAMPLE_RATIO, and could pick trace ids to splice
+		// its requests into another buyer's trace. Every buy starts a
+		// trace of its own.
+		otelgin.WithPropagators(propagation.NewCompositeTextMapPropagator()),
 		// The gateway's HTTP metrics are its own (metrics.go); otelgin's
 		// would go to otel's global meter, nobody's.
 		otelgin.WithMeterProvider(metricnoop.NewMeterProvider()),

@@ -183,3 +183,40 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 		t.Errorf("tracing on: %.0f allocs per buy, not more than off (%.0f): the measure does not see the spans", on, unset)
 	}
 }
+
+// The door does not believe a client's traceparent: a buy that sends one
+// still starts a trace of its own, so a client can neither force sampling
+// nor put its requests into someone else's trace.
+func TestClientTraceparentIsIgnored(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	f := newFixture(t, fixtureOpts{tweak: traced(recorder(t, exp))})
+	act := openActivity(f, 5)
+	const foreignTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req, err := http.NewRequest("POST", f.ts.URL+"/api/v1/activities/"+act+"/orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+f.token("mallory"))
+	req.Header.Set("traceparent", "00-"+foreignTrace+"-00f067aa0ba902b7-01")
+	resp, err := f.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("buy: %d", resp.StatusCode)
+	}
+	var door *tracetest.SpanStub
+	spans := exp.GetSpans()
+	for i := range spans {
+		if spans[i].SpanKind == trace.SpanKindServer {
+			door = &spans[i]
+		}
+	}
+	if door == nil {
+		t.Fatal("no server span for the buy")
+	}
+	if door.SpanContext.TraceID().String() == foreignTrace || door.Parent.IsValid() {
+		t.Fatalf("the buy's server span joined the client's trace (trace %s, parent %v)", door.SpanContext.TraceID(), door.Parent)
+	}
+}

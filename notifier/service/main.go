@@ -94,17 +94,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	defer n.Close()
 
-	readyFn := func(ctx context.Context) error {
-		var errs []error
-		if err := sqlDB.PingContext(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("database: %w", err))
-		}
-		if err := broker.Ping(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("queue (%s): %w", cfg.MQ, err))
-		}
-		return errors.Join(errs...)
-	}
-	ops, err := serveOps(cfg, reg, readyFn)
+	readyFn := process.Readiness(
+		process.Check{Name: "database", Ping: sqlDB.PingContext},
+		process.Check{Name: "queue", Ping: broker.Ping},
+	)
+	ops, err := serveOps(cfg, reg, readyFn, log)
 	if err != nil {
 		return err
 	}
@@ -138,8 +132,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 
 // serveOps serves the notifier's /healthz, /readyz and /metrics on
 // cfg.HTTPAddr, /metrics on cfg.MetricsAddr instead when that is set.
-func serveOps(cfg config.Service, reg *prometheus.Registry, ready func(context.Context) error) (*process.Ops, error) {
-	return process.ServeOps(process.OpsConfig{Addr: cfg.HTTPAddr, MetricsAddr: cfg.MetricsAddr, Registry: reg, Ready: ready})
+func serveOps(cfg config.Service, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) (*process.Ops, error) {
+	return process.ServeOps(process.OpsConfig{Addr: cfg.HTTPAddr, MetricsAddr: cfg.MetricsAddr, Registry: reg, Ready: ready, Logger: log})
 }
 
 // queue is what the notifier needs of its queue backend.

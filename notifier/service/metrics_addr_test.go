@@ -34,7 +34,7 @@ func TestServeOpsHonoursMetricsAddr(t *testing.T) {
 		name, metricsAddr string
 	}{{"own listener", "127.0.0.1:0"}, {"on the ops port", ""}} {
 		t.Run(tc.name, func(t *testing.T) {
-			ops, err := serveOps(config.Service{HTTPAddr: "127.0.0.1:0", MetricsAddr: tc.metricsAddr}, reg, ready)
+			ops, err := serveOps(config.Service{HTTPAddr: "127.0.0.1:0", MetricsAddr: tc.metricsAddr}, reg, ready, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,12 +73,12 @@ func TestServeOpsHonoursMetricsAddr(t *testing.T) {
 // variable, and leaves nothing listening.
 func TestServeOpsMetricsAddrInUse(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	first, err := serveOps(config.Service{HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"}, reg, func(context.Context) error { return nil })
+	first, err := serveOps(config.Service{HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"}, reg, func(context.Context) error { return nil }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Shutdown(context.Background())
-	_, err = serveOps(config.Service{HTTPAddr: "127.0.0.1:0", MetricsAddr: first.MetricsAddr()}, reg, func(context.Context) error { return nil })
+	_, err = serveOps(config.Service{HTTPAddr: "127.0.0.1:0", MetricsAddr: first.MetricsAddr()}, reg, func(context.Context) error { return nil }, nil)
 	if err == nil || !strings.Contains(err.Error(), "SECKILL_METRICS_ADDR") {
 		t.Fatalf("serveOps on a taken metrics address: %v, want an error naming SECKILL_METRICS_ADDR", err)
 	}

@@ -146,21 +146,13 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		return err
 	}
 
-	readyFn := func(ctx context.Context) error {
-		var errs []error
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			errs = append(errs, fmt.Errorf("redis: %w", err))
-		}
-		if err := db.Ping(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("database: %w", err))
-		}
-		if err := q.Ping(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("queue (%s): %w", cfg.MQ, err))
-		}
-		return errors.Join(errs...)
-	}
+	readyFn := process.Readiness(
+		process.Check{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		process.Check{Name: "database", Ping: db.Ping},
+		process.Check{Name: "queue", Ping: q.Ping},
+	)
 	ops, err := process.ServeOps(process.OpsConfig{
-		Addr: cfg.HTTPAddr, MetricsAddr: cfg.MetricsAddr, Registry: reg, Ready: readyFn,
+		Addr: cfg.HTTPAddr, MetricsAddr: cfg.MetricsAddr, Registry: reg, Ready: readyFn, Logger: log,
 	})
 	if err != nil {
 		return err

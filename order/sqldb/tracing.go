@@ -1,6 +1,7 @@
 package sqldb
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -48,8 +49,12 @@ type statementTracer struct{ tracer trace.Tracer }
 
 func (p *statementTracer) Name() string { return tracingPlugin }
 
-// spanKey holds a statement's span between its before and after callbacks.
-const spanKey = "seckill:span"
+// spanKey holds a statement's span, and parentKey the context it ran in,
+// between its before and after callbacks.
+const (
+	spanKey   = "seckill:span"
+	parentKey = "seckill:span_parent"
+)
 
 func (p *statementTracer) Initialize(db *gorm.DB) error {
 	cb := db.Callback()
@@ -87,18 +92,25 @@ func (p *statementTracer) before(verb string) func(*gorm.DB) {
 		}
 		ctx, span := p.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("db.system.name", db.Dialector.Name())))
+		db.InstanceSet(parentKey, db.Statement.Context)
 		db.Statement.Context = ctx
 		db.InstanceSet(spanKey, span)
 	}
 }
 
 func (p *statementTracer) after(db *gorm.DB) {
-	v, ok := db.InstanceGet(spanKey)
+	v, _ := db.InstanceGet(spanKey)
+	span, ok := v.(trace.Span)
 	if !ok {
 		return
 	}
-	span := v.(trace.Span)
+	db.InstanceSet(spanKey, nil) // a reused statement must not end this span again
 	defer span.End()
+	// A statement reused for another operation (Save falling back to
+	// Create) must not become a child of this ended span.
+	if parent, ok := db.InstanceGet(parentKey); ok {
+		db.Statement.Context = parent.(context.Context)
+	}
 	span.SetAttributes(
 		attribute.String("db.query.text", db.Statement.SQL.String()), // placeholders, not the arguments
 		attribute.Int64("db.response.returned_rows", db.Statement.RowsAffected),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -25,8 +26,12 @@ type OpsConfig struct {
 	MetricsAddr string
 	// Registry is what /metrics exports.
 	Registry *prometheus.Registry
-	// Ready reports whether the backends are reachable, for /readyz.
+	// Ready reports whether the backends are reachable, for /readyz
+	// (Readiness builds one); its causes are logged to Logger, only the
+	// backends' names reach the caller.
 	Ready func(context.Context) error
+	// Logger gets what /readyz does not tell the caller. Default: discard.
+	Logger *slog.Logger
 	// Handler, when set, serves Addr instead of OpsHandler: the gateway's
 	// API, which answers /healthz, /readyz and (without MetricsAddr)
 	// /metrics itself. Ready is then unused.
@@ -70,7 +75,7 @@ func ServeOps(cfg OpsConfig) (*Ops, error) {
 		o.serve(o.metrics, o.metricsLn, "metrics server stopped")
 	}
 	if handler == nil {
-		handler = OpsHandler(opsReg, cfg.Ready)
+		handler = OpsHandler(opsReg, cfg.Ready, cfg.Logger)
 	}
 	o.http = &http.Server{
 		Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
@@ -134,7 +139,10 @@ func (o *Ops) Shutdown(ctx context.Context) error {
 // /healthz (the process runs), /readyz (ready reports the backends
 // reachable; 503 naming the failing one) and /metrics of reg. A nil reg
 // leaves /metrics out (404): it is served on SECKILL_METRICS_ADDR.
-func OpsHandler(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
+func OpsHandler(reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -145,8 +153,9 @@ func OpsHandler(reg *prometheus.Registry, ready func(context.Context) error) htt
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
 		if err := ready(ctx); err != nil {
+			log.Warn("not ready", "err", err) // the causes; the caller reads only the backends' names
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]string{"code": "UNAVAILABLE", "message": "not ready: " + err.Error()})
+			_ = json.NewEncoder(w).Encode(map[string]string{"code": "UNAVAILABLE", "message": ReadyMessage(err)})
 			return
 		}
 		_, _ = w.Write([]byte(`{"status":"ready"}`))

@@ -55,6 +55,13 @@ func Main(name string, args []string, getenv func(string) string, stderr io.Writ
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, a second one kills at once (Go's default),
+	// for an operator who will not wait for the drain. Nothing accepted is
+	// lost by that: the queue and the reconciler are built for a kill -9.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	if err := run(ctx); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1

@@ -95,15 +95,23 @@ func TestServeOpsHonoursMetricsAddr(t *testing.T) {
 	}
 }
 
-// /readyz answers 503 naming the failing backend.
+// /readyz answers 503 naming the failing backends, and only them.
 func TestReadyzNamesTheFailingBackend(t *testing.T) {
 	ops := serveOps(t, process.OpsConfig{
 		Addr: "127.0.0.1:0", Registry: testRegistry(t),
-		Ready: func(context.Context) error { return errors.New("redis: connection refused") },
+		Ready: process.Readiness(
+			process.Check{Name: "redis", Ping: func(context.Context) error { return errors.New("dial tcp 10.0.0.7:6379: connection refused") }},
+			process.Check{Name: "database", Ping: func(context.Context) error { return nil }},
+			process.Check{Name: "queue", Ping: func(context.Context) error { return errors.New("user seckill: access denied") }},
+		),
 	})
 	code, body := fetch(t, "http://"+ops.Addr()+"/readyz")
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"UNAVAILABLE"`) || !strings.Contains(body, "not ready: redis: connection refused") {
-		t.Fatalf("/readyz: %d %s, want 503 naming redis", code, body)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"UNAVAILABLE"`) || !strings.Contains(body, "not ready: redis, queue unreachable") {
+		t.Fatalf("/readyz: %d %s, want 503 naming redis and queue", code, body)
+	}
+	// The causes (addresses, user names) are for the log, not the caller.
+	if strings.Contains(body, "10.0.0.7") || strings.Contains(body, "seckill") || strings.Contains(body, "database") {
+		t.Fatalf("/readyz leaks a cause or names a healthy backend: %s", body)
 	}
 }
 
