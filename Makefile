@@ -43,8 +43,8 @@ deps: ## list each module's direct dependencies that have a newer release; see R
 spike: ## the load tester: a 100,000-user spike, audited, reports in spike-report/ (ARGS="--users 20000 --redis-url ..."; see docs/loadtest.md)
 	$(GO) run ./loadtest/cmd/spike $(ARGS)
 
-spike-compare: ## the same spike against the naive synchronous mode and the pipeline, side by side (spike-report/compare.html)
-	$(GO) run ./loadtest/cmd/spike --compare $(ARGS)
+spike-compare: ## the same spike against the naive synchronous mode and the pipeline, side by side (spike-report/compare.html); buy tokens off, as the design is the variable (ARGS="--buy-token required" puts the door in front of both)
+	$(GO) run ./loadtest/cmd/spike --compare --buy-token off $(ARGS)
 
 services-up: ## start Redis (127.0.0.1:6390) and MariaDB (127.0.0.1:3390) from the OS packages, state in .services/; ARGS=--install installs them
 	@scripts/services.sh up $(ARGS)

@@ -171,6 +171,14 @@ func (c *crowd) schedule(plan scenario.Plan) {
 			if u.NoRequestID {
 				reqID = ""
 			}
+			// The page open during the countdown asks for the buy token
+			// at its first clock tick after the start (4 a second), before
+			// its user clicks; a page opened later asks with the click.
+			if c.door != nil && len(u.PageViews) > 0 && u.PageViews[0] < 0 {
+				if at := time.Duration(rand.Int64N(int64(250 * time.Millisecond))); at < u.Arrive {
+					c.r.exec.at(c.t0.Add(at), func(intended time.Time) { c.door.prefetch(u.ID, intended) })
+				}
+			}
 			c.r.exec.at(c.t0.Add(u.Arrive), func(intended time.Time) { c.click(u, reqID, 0, intended) })
 			if u.DoubleClick > 0 {
 				c.r.exec.at(c.t0.Add(u.Arrive+u.DoubleClick), func(intended time.Time) { c.click(u, reqID, 0, intended) })
