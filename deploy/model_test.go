@@ -108,19 +108,17 @@ func loadConfig(env map[string]string, spec serviceSpec) (config.Config, error) 
 	get := func(k string) string { return env[k] }
 	if spec.binary == "seckill-order-worker" {
 		// The worker's own loader (order/service: the order module does
-		// not import the gateway); the checks read these fields of it.
+		// not import the gateway); the checks read its shared settings.
 		w, err := orderservice.LoadProcessConfig(get)
-		return config.Config{
-			HTTPAddr: w.HTTPAddr, MetricsAddr: w.MetricsAddr, RedisURL: w.RedisURL, DBDSN: w.DBDSN, MQ: w.MQ,
-			KafkaBrokers: w.KafkaBrokers, KafkaPartitions: w.KafkaPartitions, ShutdownTimeout: w.ShutdownTimeout,
-			WorkerConcurrency: w.Service.WorkerConcurrency, WorkerBatch: w.Service.WorkerBatch, Demo: w.Demo,
-		}, err
+		return config.Config{Shared: w.Shared, Demo: w.Demo}, err
 	}
 	if spec.binary == "seckill-notifier" {
 		// The notifier has its own loader (it does not import the
 		// gateway); the checks read these fields of it.
 		s, err := notifyconfig.LoadService(get)
-		return config.Config{HTTPAddr: s.HTTPAddr, ShutdownTimeout: s.ShutdownTimeout, KafkaPartitions: s.KafkaPartitions}, err
+		return config.Config{Shared: orderservice.Shared{
+			HTTPAddr: s.HTTPAddr, ShutdownTimeout: s.ShutdownTimeout, KafkaPartitions: s.KafkaPartitions,
+		}}, err
 	}
 	return config.Load(get)
 }

@@ -159,12 +159,7 @@ func NewWithOptions(ctx context.Context, cfg config.Config, log *slog.Logger, ro
 
 	a.restorer = orderservice.NewRestorer(a.serviceDeps())
 	if role.consumes() {
-		a.orders, err = orderservice.Start(ctx, orderservice.Config{
-			WorkerConcurrency: cfg.WorkerConcurrency, WorkerBatch: cfg.WorkerBatch,
-			SweepInterval: cfg.SweepInterval, ReconcileInterval: cfg.ReconcileInterval, ReconcileAge: cfg.ReconcileAge,
-			RestoreInterval: max(cfg.ReservationTTL/3, time.Second), RestoreWindow: cfg.ReservationTTL + time.Hour,
-			DrainTimeout: cfg.ShutdownTimeout,
-		}, a.serviceDeps())
+		a.orders, err = orderservice.Start(ctx, cfg.Service, a.serviceDeps())
 		if err != nil {
 			return nil, err
 		}

@@ -147,9 +147,9 @@ func TestSharedReadingRules(t *testing.T) {
 	if err != nil {
 		t.Fatalf("blank and padded values: %v", err)
 	}
-	if c.KafkaPartitions != 12 || c.SoldOutTTL != time.Second || !c.Demo || c.WorkerBatch != 50 || c.PublishTimeout != 3*time.Second {
+	if c.KafkaPartitions != 12 || c.SoldOutTTL != time.Second || !c.Demo || c.Service.WorkerBatch != 50 || c.PublishTimeout != 3*time.Second {
 		t.Fatalf("partitions %d, sold-out TTL %s, demo %v, batch %d, publish %s; want the defaults for blanks and the trimmed values",
-			c.KafkaPartitions, c.SoldOutTTL, c.Demo, c.WorkerBatch, c.PublishTimeout)
+			c.KafkaPartitions, c.SoldOutTTL, c.Demo, c.Service.WorkerBatch, c.PublishTimeout)
 	}
 
 	_, err = Load(vars(map[string]string{

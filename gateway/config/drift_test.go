@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/flashsale/seckill/gateway/config"
@@ -9,11 +10,11 @@ import (
 )
 
 // TestWorkerReadsTheSameSettings: the order worker binary loads its own
-// environment (order/service, which may not import the gateway). Both
-// loaders read through platform/env, so a value is parsed the same way in
-// both, but each writes its own defaults and checks for the names they
-// share: the two must agree on every one, defaults included. A default
-// changed in one place fails here.
+// environment (order/service, which may not import the gateway). The
+// settings both processes read are orderservice.Shared, read for both by
+// orderservice.ReadShared; this fails when either loader changes one of
+// them afterwards (a default or value of its own), so the two processes
+// disagree, or stops listing one of them in its Names.
 func TestWorkerReadsTheSameSettings(t *testing.T) {
 	base := map[string]string{
 		"SECKILL_MQ": "nats", "SECKILL_NATS_URL": "nats://n1:4222,nats://n2:4222",
@@ -59,41 +60,30 @@ func TestWorkerReadsTheSameSettings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, c := range []struct {
-				name          string
-				gateway, work any
-			}{
-				{"SECKILL_HTTP_ADDR", g.HTTPAddr, w.HTTPAddr},
-				{"SECKILL_METRICS_ADDR", g.MetricsAddr, w.MetricsAddr},
-				{"SECKILL_REDIS_URL", g.RedisURL, w.RedisURL},
-				{"SECKILL_REDIS_PREFIX", g.RedisPrefix, w.RedisPrefix},
-				{"SECKILL_DB_DSN", g.DBDSN, w.DBDSN},
-				{"SECKILL_DB_MAX_OPEN_CONNS", g.DBMaxOpenConns, w.DBMaxOpenConns},
-				{"SECKILL_DB_MAX_IDLE_CONNS", g.DBMaxIdleConns, w.DBMaxIdleConns},
-				{"SECKILL_DB_CONN_MAX_LIFETIME", g.DBConnMaxLifetime, w.DBConnMaxLifetime},
-				{"SECKILL_DATA_DIR", g.DataDir, w.DataDir},
-				{"SECKILL_MQ", g.MQ, w.MQ},
-				{"SECKILL_NATS_URL", g.NATSURL, w.NATSURL},
-				{"SECKILL_QUEUE_CAPACITY", g.QueueCapacity, w.QueueCapacity},
-				{"SECKILL_KAFKA_PARTITIONS", g.KafkaPartitions, w.KafkaPartitions},
-				{"SECKILL_KAFKA_REPLICATION", g.KafkaReplication, w.KafkaReplication},
-				{"SECKILL_KAFKA_SESSION_TIMEOUT", g.KafkaSessionTimeout, w.KafkaSessionTimeout},
-				{"SECKILL_LOG_LEVEL", g.LogLevel, w.LogLevel},
-				{"SECKILL_RESERVATION_TIMEOUT", g.ReservationTTL, w.ReservationTTL},
-				{"SECKILL_PUBLISH_TIMEOUT", g.PublishTimeout, w.PublishTimeout},
-				{"SECKILL_SHUTDOWN_TIMEOUT", g.ShutdownTimeout, w.ShutdownTimeout},
-				{"SECKILL_WORKER_CONCURRENCY", g.WorkerConcurrency, w.Service.WorkerConcurrency},
-				{"SECKILL_WORKER_BATCH", g.WorkerBatch, w.Service.WorkerBatch},
-				{"SECKILL_SWEEP_INTERVAL", g.SweepInterval, w.Service.SweepInterval},
-				{"SECKILL_RECONCILE_INTERVAL", g.ReconcileInterval, w.Service.ReconcileInterval},
-				{"SECKILL_RECONCILE_AGE", g.ReconcileAge, w.Service.ReconcileAge},
-				{"SECKILL_OTEL_ENDPOINT", g.Tracing.Endpoint, w.Tracing.Endpoint},
-				{"SECKILL_OTEL_SAMPLE_RATIO", g.Tracing.SampleRatio, w.Tracing.SampleRatio},
-			} {
-				if !reflect.DeepEqual(c.gateway, c.work) {
-					t.Errorf("%s: the gateway reads %v, the order worker %v", c.name, c.gateway, c.work)
+			// Each process names itself in its traces; everything else
+			// must be the same.
+			gs, ws := g.Shared, w.Shared
+			gs.Tracing.ServiceName, ws.Tracing.ServiceName = "", ""
+			gv, wv := reflect.ValueOf(gs), reflect.ValueOf(ws)
+			for i := range gv.NumField() {
+				if !reflect.DeepEqual(gv.Field(i).Interface(), wv.Field(i).Interface()) {
+					t.Errorf("%s: the gateway reads %+v, the order worker %+v", gv.Type().Field(i).Name, gv.Field(i), wv.Field(i))
 				}
 			}
 		})
+	}
+}
+
+// Both processes list every shared variable, so a manifest setting one is
+// checked for either (deploy checks manifests against Names).
+func TestBothListTheSharedNames(t *testing.T) {
+	gateway, worker := config.Names(), orderservice.Names()
+	for _, n := range orderservice.SharedNames() {
+		if !slices.Contains(gateway, n) {
+			t.Errorf("config.Names() does not list %s", n)
+		}
+		if !slices.Contains(worker, n) {
+			t.Errorf("orderservice.Names() does not list %s", n)
+		}
 	}
 }

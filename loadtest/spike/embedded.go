@@ -94,7 +94,7 @@ func startEmbedded(ctx context.Context, mode string, redisURL, dbDSN string, ext
 		fmt.Sprintf("SECKILL_BUY_TOKEN=%s (buy tokens), valid %s", cfg.BuyToken, cfg.BuyTokenTTL),
 		fmt.Sprintf("rate limits: global %s/s, per IP %s/s (lifted: one process sends for every user), per user %s/s burst %d (the product default)",
 			short(cfg.RateGlobal), short(cfg.RatePerIP), short(cfg.RatePerUser), cfg.RatePerUserBurst),
-		fmt.Sprintf("workers: concurrency %d, batch %d; queue capacity %d; sold-out flag TTL %s", cfg.WorkerConcurrency, cfg.WorkerBatch, cfg.QueueCapacity, cfg.SoldOutTTL),
+		fmt.Sprintf("workers: concurrency %d, batch %d; queue capacity %d; sold-out flag TTL %s", cfg.Service.WorkerConcurrency, cfg.Service.WorkerBatch, cfg.QueueCapacity, cfg.SoldOutTTL),
 	}
 	inst.cleanup = func() {
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+5*time.Second)
