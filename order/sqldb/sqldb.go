@@ -160,15 +160,7 @@ func openMySQL(ctx context.Context, cfg Config, gcfg *gorm.Config) (*gorm.DB, er
 	if err != nil {
 		return nil, fail(err)
 	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, fail(err)
-	}
-	sqlDB.SetMaxOpenConns(cfg.MaxOpenConns)
-	sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
-	sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
-	if err := sqlDB.PingContext(ctx); err != nil {
-		sqlDB.Close()
+	if err := pool(ctx, db, cfg); err != nil {
 		return nil, fail(err)
 	}
 	return db, nil
@@ -194,15 +186,7 @@ func openSQLite(ctx context.Context, cfg Config, gcfg *gorm.Config) (*gorm.DB, e
 	if err != nil {
 		return nil, fail(err)
 	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, fail(err)
-	}
-	sqlDB.SetMaxOpenConns(cfg.MaxOpenConns)
-	sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
-	sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
-	if err := sqlDB.PingContext(ctx); err != nil {
-		sqlDB.Close()
+	if err := pool(ctx, db, cfg); err != nil {
 		return nil, fail(err)
 	}
 	return db, nil
@@ -279,4 +263,21 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// pool sizes db's connection pool from cfg and checks that a connection
+// opens; on failure the pool is closed.
+func pool(ctx context.Context, db *gorm.DB, cfg Config) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	sqlDB.SetMaxOpenConns(cfg.MaxOpenConns)
+	sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
+	sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
+	if err := sqlDB.PingContext(ctx); err != nil {
+		sqlDB.Close()
+		return err
+	}
+	return nil
 }
