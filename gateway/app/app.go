@@ -383,9 +383,13 @@ func (a *App) Start(ctx context.Context) error {
 	a.ops = ops
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.bgCancel = cancel
-	a.bg.Go(func() { a.limits.PerIP.Run(bg, time.Minute) })
-	a.bg.Go(func() { a.limits.PerUser.Run(bg, time.Minute) })
-	a.bg.Go(func() { a.limits.BuyTokenPerUser.Run(bg, time.Minute) })
+	// Sweep at half the idle time (at least every minute, at most every
+	// second), so a key outlives its full bucket by at most 1.5 x
+	// SECKILL_RATE_LIMITER_IDLE.
+	sweep := min(max(a.cfg.RateLimiterIdle/2, time.Second), time.Minute)
+	a.bg.Go(func() { a.limits.PerIP.Run(bg, sweep) })
+	a.bg.Go(func() { a.limits.PerUser.Run(bg, sweep) })
+	a.bg.Go(func() { a.limits.BuyTokenPerUser.Run(bg, sweep) })
 	a.bg.Go(func() { a.followReleases(bg) })
 	a.bg.Go(func() { a.housekeeping(bg) })
 	return nil

@@ -44,6 +44,12 @@ const (
 	BuyTokenOff      = "off"
 )
 
+// DefaultRateLimiterIdle is how long a key's full bucket is kept before it
+// is dropped (SECKILL_RATE_LIMITER_IDLE). Dropping a full bucket changes no
+// decision (a new key starts full), so it is short: in a spike of a million
+// distinct buyers only the last few seconds' keys are held, not all of them.
+const DefaultRateLimiterIdle = 10 * time.Second
+
 // DefaultBuyTokenTTL matches auth.DefaultBuyTokenTTL.
 const DefaultBuyTokenTTL = 2 * time.Minute
 
@@ -155,7 +161,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RatePerIPBurst:   r.PositiveInt("SECKILL_RATE_PER_IP_BURST", 20000),
 		RatePerUser:      r.PositiveFloat("SECKILL_RATE_PER_USER", 2),
 		RatePerUserBurst: r.PositiveInt("SECKILL_RATE_PER_USER_BURST", 5),
-		RateLimiterIdle:  r.Duration("SECKILL_RATE_LIMITER_IDLE", 5*time.Minute),
+		RateLimiterIdle:  r.Duration("SECKILL_RATE_LIMITER_IDLE", DefaultRateLimiterIdle),
 		TrustedProxies:   r.List("SECKILL_TRUSTED_PROXIES"),
 		MaxBodyBytes:     int64(r.PositiveInt("SECKILL_MAX_BODY_BYTES", 64<<10)),
 		SoldOutTTL:       r.Duration("SECKILL_SOLDOUT_TTL", time.Second),
