@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -288,6 +289,29 @@ func TestBuyCarriesItsBuyToken(t *testing.T) {
 	} {
 		if got := tc.a.IsBuyTokenRefusal(); got != tc.want {
 			t.Errorf("%s.IsBuyTokenRefusal() = %v, want %v", tc.a.Outcome(), got, tc.want)
+		}
+	}
+}
+
+// The hand-built buy body decodes to what encoding/json would have sent.
+func TestBuyBodyIsJSON(t *testing.T) {
+	for _, tc := range [][2]string{
+		{"click-1", ""}, {"", "7.alice.1800000000.abc_-"}, {"r", "t"},
+		{`quote"back\slash`, "tab\tnew\nline\x01"}, {"café", "ü"},
+	} {
+		var got map[string]string
+		if err := json.Unmarshal(buyBody(tc[0], tc[1]), &got); err != nil {
+			t.Fatalf("buyBody(%q, %q) = %s: %v", tc[0], tc[1], buyBody(tc[0], tc[1]), err)
+		}
+		want := map[string]string{}
+		if tc[0] != "" {
+			want["request_id"] = tc[0]
+		}
+		if tc[1] != "" {
+			want["buy_token"] = tc[1]
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("buyBody(%q, %q) decodes to %v, want %v", tc[0], tc[1], got, want)
 		}
 	}
 }

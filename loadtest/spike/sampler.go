@@ -158,13 +158,29 @@ func timeline(r *runner, samples []sample, naive bool) []report.Second {
 	// byEdge[k] is the counters at the edge T0+k: the last sample read
 	// before it (within a sample period and the poll's latency).
 	byEdge := map[int]api.Metrics{}
+	first, last := math.MaxInt, math.MinInt
 	for _, smp := range samples { // in the order they were taken
 		if smp.Metrics != nil {
-			byEdge[r.rec.SecondOf(smp.Read)+1] = smp.Metrics
+			k := r.rec.SecondOf(smp.Read) + 1
+			byEdge[k] = smp.Metrics
+			first, last = min(first, k), max(last, k)
+		}
+	}
+	seconds := r.rec.Seconds()
+	if len(seconds) > 0 {
+		last = max(last, seconds[len(seconds)-1].T+1)
+	}
+	// An edge without a reading of its own (a poll that failed, or was
+	// answered a second late under load) takes the last one before it:
+	// the counters only grow, so growth is booked no earlier than it
+	// happened, and a second is not left without its writes.
+	for k := first + 1; first != math.MaxInt && k <= last; k++ {
+		if byEdge[k] == nil {
+			byEdge[k] = byEdge[k-1]
 		}
 	}
 	var out []report.Second
-	for _, s := range r.rec.Seconds() {
+	for _, s := range seconds {
 		sec := report.Second{T: s.T, Buys: s.Sent[epBuy], Answers: map[string]int{}, P50: s.P50, P99: s.P99,
 			Reserved: -1, Written: -1, DBTx: -1, QueueDepth: -1}
 		for _, n := range s.Sent {

@@ -62,7 +62,12 @@ func checkReport(t *testing.T, rep *report.Run, wantProbes int) {
 		t.Errorf("funnel: %v written, want at least the stock %d", got, rep.Scenario.Stock)
 	}
 	if len(rep.Timeline) == 0 || rep.Figures.PeakIngress == 0 || rep.Figures.PeakDBWrite == 0 || rep.Figures.SpikeBuyP99 == 0 {
-		t.Errorf("figures %+v from %d seconds of timeline; want ingress, DB writes and latency measured", rep.Figures, len(rep.Timeline))
+		written := make([]float64, len(rep.Timeline))
+		for i, sec := range rep.Timeline {
+			written[i] = sec.Written // -1: no /metrics reading at one of the second's edges
+		}
+		t.Errorf("figures %+v from %d seconds of timeline (written per second %v); want ingress, DB writes and latency measured",
+			rep.Figures, len(rep.Timeline), written)
 	}
 	if len(rep.Probes) != wantProbes {
 		t.Errorf("%d probes, want %d", len(rep.Probes), wantProbes)
