@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flashsale/seckill/gateway/auth"
+	"github.com/flashsale/seckill/gateway/httpapi"
+	"github.com/flashsale/seckill/inventory"
 	notifyconfig "github.com/flashsale/seckill/notifier/config"
 	orderservice "github.com/flashsale/seckill/order/service"
 	"github.com/flashsale/seckill/platform/env"
@@ -50,13 +53,13 @@ const (
 // distinct buyers only the last few seconds' keys are held, not all of them.
 const DefaultRateLimiterIdle = 10 * time.Second
 
-// DefaultBuyTokenTTL matches auth.DefaultBuyTokenTTL.
-const DefaultBuyTokenTTL = 2 * time.Minute
+// DefaultBuyTokenTTL is auth's.
+const DefaultBuyTokenTTL = auth.DefaultBuyTokenTTL
 
 // Admission control of the buy route (SECKILL_MAX_BUYS_IN_FLIGHT).
 const (
-	// DefaultMaxBuysInFlight matches httpapi.DefaultMaxBuysInFlight.
-	DefaultMaxBuysInFlight = 512
+	// DefaultMaxBuysInFlight is httpapi's, with its reasoning.
+	DefaultMaxBuysInFlight = httpapi.DefaultMaxBuysInFlight
 	// MaxMaxBuysInFlight is the largest bound accepted: beyond it the
 	// buys wait for one another for seconds again.
 	MaxMaxBuysInFlight = 100000
@@ -64,13 +67,13 @@ const (
 
 // Coalesced Redis calls (SECKILL_REDIS_BATCH, SECKILL_REDIS_BATCH_WAIT).
 const (
-	// DefaultRedisBatch matches inventory.DefaultCoalesceMaxBatch.
-	DefaultRedisBatch = 64
+	// DefaultRedisBatch is the inventory coalescer's.
+	DefaultRedisBatch = inventory.DefaultCoalesceMaxBatch
 	// MaxRedisBatch is the largest batch accepted: one script call blocks
 	// its Redis (or Cluster master) while it decides the whole batch.
 	MaxRedisBatch = 1000
-	// DefaultRedisBatchWait matches inventory.DefaultCoalesceMaxWait.
-	DefaultRedisBatchWait = 200 * time.Microsecond
+	// DefaultRedisBatchWait is the inventory coalescer's.
+	DefaultRedisBatchWait = inventory.DefaultCoalesceMaxWait
 	// MaxRedisBatchWait is the longest wait accepted: every buy may wait
 	// this long before its reserve is sent.
 	MaxRedisBatchWait = 10 * time.Millisecond
@@ -163,11 +166,11 @@ func Load(getenv func(string) string) (Config, error) {
 		RatePerUserBurst: r.PositiveInt("SECKILL_RATE_PER_USER_BURST", 5),
 		RateLimiterIdle:  r.Duration("SECKILL_RATE_LIMITER_IDLE", DefaultRateLimiterIdle),
 		TrustedProxies:   r.List("SECKILL_TRUSTED_PROXIES"),
-		MaxBodyBytes:     int64(r.PositiveInt("SECKILL_MAX_BODY_BYTES", 64<<10)),
-		SoldOutTTL:       r.Duration("SECKILL_SOLDOUT_TTL", time.Second),
+		MaxBodyBytes:     int64(r.PositiveInt("SECKILL_MAX_BODY_BYTES", httpapi.DefaultMaxBodyBytes)),
+		SoldOutTTL:       r.Duration("SECKILL_SOLDOUT_TTL", httpapi.DefaultSoldOutTTL),
 		BuyMode:          r.OneOf("SECKILL_BUY_MODE", BuyModePipeline, BuyModePipeline, BuyModeNaive),
 	}
-	c.DashboardStreamsPerIP = r.PositiveInt("SECKILL_DASHBOARD_STREAMS_PER_IP", 8)
+	c.DashboardStreamsPerIP = r.PositiveInt("SECKILL_DASHBOARD_STREAMS_PER_IP", httpapi.DefaultDashboardStreamsPerIP)
 	c.MaxBuysInFlight = r.PositiveInt("SECKILL_MAX_BUYS_IN_FLIGHT", DefaultMaxBuysInFlight)
 	if c.MaxBuysInFlight > MaxMaxBuysInFlight {
 		r.Fail("SECKILL_MAX_BUYS_IN_FLIGHT", "must be at most %d (a bound that large no longer bounds the wait), got %d", MaxMaxBuysInFlight, c.MaxBuysInFlight)
