@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
@@ -155,7 +156,13 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	noLimits := func(o *httpapi.Config) { o.Limits = httpapi.Limits{} }
+	noLimits := func(o *httpapi.Config) {
+		o.Limits = httpapi.Limits{}
+		// The local flag asks Redis again once per SoldOutTTL: under the
+		// race detector the 500 runs outlast the default second, and that
+		// one Redis call would be counted in one variant and not another.
+		o.SoldOutTTL = time.Hour
+	}
 	allocs := func(tweak func(*httpapi.Config)) float64 {
 		f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { noLimits(o); tweak(o) }})
 		act := openActivity(f, 1)
@@ -176,7 +183,13 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 	offAllocs := allocs(traced(off))
 	on := allocs(traced(recorder(t, tracetest.NewNoopExporter())))
 	t.Logf("allocs per sold-out buy: no tracing field %.0f, tracing off %.0f, tracing on %.0f", unset, offAllocs, on)
-	if offAllocs != unset {
+	// Exact without the race detector; with it, pooled buffers are
+	// dropped at random and either variant may round up by one.
+	slack := 0.0
+	if raceDetector {
+		slack = 1
+	}
+	if offAllocs > unset+slack {
 		t.Errorf("tracing off: %.0f allocs per buy, want %.0f as without tracing", offAllocs, unset)
 	}
 	if on <= unset {
