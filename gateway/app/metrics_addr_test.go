@@ -1,23 +1,12 @@
 package app
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
-)
 
-// fetchURL returns the status and body of GET url.
-func fetchURL(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+	"github.com/flashsale/seckill/testkit"
+)
 
 // With SECKILL_METRICS_ADDR, /metrics is served on its own listener and the
 // public port answers 404 for it (Prometheus series stay off the internet);
@@ -27,17 +16,17 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 	if a.MetricsAddr() == "" || a.MetricsAddr() == a.Addr() {
 		t.Fatalf("MetricsAddr() = %q (public %q), want a listener of its own", a.MetricsAddr(), a.Addr())
 	}
-	code, body := fetchURL(t, "http://"+a.MetricsAddr()+"/metrics")
+	code, body := testkit.Get(t, "http://"+a.MetricsAddr()+"/metrics")
 	if code != http.StatusOK || !strings.Contains(body, "seckill_queue_depth") || !strings.Contains(body, "seckill_rate_limited_total") {
 		t.Fatalf("GET /metrics on the metrics address: %d, want 200 with the seckill series:\n%.500s", code, body)
 	}
-	if code, body := fetchURL(t, c.base+"/metrics"); code != http.StatusNotFound || strings.Contains(body, "seckill_queue_depth") {
+	if code, body := testkit.Get(t, c.base+"/metrics"); code != http.StatusNotFound || strings.Contains(body, "seckill_queue_depth") {
 		t.Fatalf("GET /metrics on the public address: %d %.200s, want 404", code, body)
 	}
-	if code, _ := fetchURL(t, c.base+"/healthz"); code != http.StatusOK {
+	if code, _ := testkit.Get(t, c.base+"/healthz"); code != http.StatusOK {
 		t.Fatalf("GET /healthz on the public address: %d", code)
 	}
-	if code, _ := fetchURL(t, "http://"+a.MetricsAddr()+"/api/v1/activities"); code != http.StatusNotFound {
+	if code, _ := testkit.Get(t, "http://"+a.MetricsAddr()+"/api/v1/activities"); code != http.StatusNotFound {
 		t.Fatalf("the metrics listener serves the API: %d, want 404", code)
 	}
 }
@@ -48,7 +37,7 @@ func TestMetricsOnThePublicPortByDefault(t *testing.T) {
 	if a.MetricsAddr() != "" {
 		t.Fatalf("MetricsAddr() = %q without SECKILL_METRICS_ADDR, want empty", a.MetricsAddr())
 	}
-	if code, body := fetchURL(t, c.base+"/metrics"); code != http.StatusOK || !strings.Contains(body, "seckill_queue_depth") {
+	if code, body := testkit.Get(t, c.base+"/metrics"); code != http.StatusOK || !strings.Contains(body, "seckill_queue_depth") {
 		t.Fatalf("GET /metrics on the public address: %d, want 200 with the seckill series", code)
 	}
 }

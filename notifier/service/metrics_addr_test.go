@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,18 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flashsale/seckill/notifier/config"
-)
 
-func fetchURL(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+	"github.com/flashsale/seckill/testkit"
+)
 
 // With SECKILL_METRICS_ADDR the notifier's /metrics moves to its own
 // listener and the ops port answers 404 for it; without, it stays there.
@@ -46,10 +36,10 @@ func TestServeOpsHonoursMetricsAddr(t *testing.T) {
 				}
 			})
 			public := "http://" + ops.Addr()
-			if code, _ := fetchURL(t, public+"/healthz"); code != http.StatusOK {
+			if code, _ := testkit.Get(t, public+"/healthz"); code != http.StatusOK {
 				t.Fatalf("/healthz: %d", code)
 			}
-			code, body := fetchURL(t, public+"/metrics")
+			code, body := testkit.Get(t, public+"/metrics")
 			if tc.metricsAddr == "" {
 				if ops.MetricsAddr() != "" || code != http.StatusOK || !strings.Contains(body, "seckill_test_total") {
 					t.Fatalf("/metrics on the ops port: %d (metrics addr %q), want 200", code, ops.MetricsAddr())
@@ -62,7 +52,7 @@ func TestServeOpsHonoursMetricsAddr(t *testing.T) {
 			if ops.MetricsAddr() == "" || ops.MetricsAddr() == ops.Addr() {
 				t.Fatalf("metrics addr %q (ops %q), want a listener of its own", ops.MetricsAddr(), ops.Addr())
 			}
-			if code, body := fetchURL(t, "http://"+ops.MetricsAddr()+"/metrics"); code != http.StatusOK || !strings.Contains(body, "seckill_test_total") {
+			if code, body := testkit.Get(t, "http://"+ops.MetricsAddr()+"/metrics"); code != http.StatusOK || !strings.Contains(body, "seckill_test_total") {
 				t.Fatalf("/metrics on the metrics address: %d, want 200 with the series", code)
 			}
 		})

@@ -10,19 +10,9 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/twmb/franz-go/pkg/kfake"
-)
 
-// fetchURL returns the status and body of GET url.
-func fetchURL(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+	"github.com/flashsale/seckill/testkit"
+)
 
 // runWorker runs the seckill-order-worker's Run over env until the test
 // ends, and returns its addresses once it consumes.
@@ -66,16 +56,16 @@ func TestWorkerMetricsOnTheirOwnListener(t *testing.T) {
 		"SECKILL_KAFKA_PARTITIONS": "1", "SECKILL_METRICS_ADDR": "127.0.0.1:0", "SECKILL_HTTP_ADDR": "127.0.0.1:0",
 		"SECKILL_REDIS_URL": "redis://" + mr.Addr(), "SECKILL_DATA_DIR": t.TempDir(), "SECKILL_LOG_LEVEL": "warn",
 	})
-	if code, body := fetchURL(t, "http://"+a.Metrics+"/metrics"); code != http.StatusOK || !strings.Contains(body, "seckill_queue_depth") {
+	if code, body := testkit.Get(t, "http://"+a.Metrics+"/metrics"); code != http.StatusOK || !strings.Contains(body, "seckill_queue_depth") {
 		t.Fatalf("GET /metrics on the metrics address: %d, want 200 with the seckill series", code)
 	}
-	if code, _ := fetchURL(t, "http://"+a.HTTP+"/metrics"); code != http.StatusNotFound {
+	if code, _ := testkit.Get(t, "http://"+a.HTTP+"/metrics"); code != http.StatusNotFound {
 		t.Fatalf("GET /metrics on the worker's ops port: %d, want 404", code)
 	}
-	if code, _ := fetchURL(t, "http://"+a.HTTP+"/healthz"); code != http.StatusOK {
+	if code, _ := testkit.Get(t, "http://"+a.HTTP+"/healthz"); code != http.StatusOK {
 		t.Fatalf("GET /healthz on the worker's ops port: %d", code)
 	}
-	if code, body := fetchURL(t, "http://"+a.HTTP+"/readyz"); code != http.StatusOK {
+	if code, body := testkit.Get(t, "http://"+a.HTTP+"/readyz"); code != http.StatusOK {
 		t.Fatalf("GET /readyz on the worker's ops port: %d %s", code, body)
 	}
 }

@@ -16,18 +16,9 @@ import (
 
 	"github.com/flashsale/seckill/platform/env"
 	"github.com/flashsale/seckill/platform/process"
-)
 
-func fetch(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+	"github.com/flashsale/seckill/testkit"
+)
 
 func testRegistry(t *testing.T) *prometheus.Registry {
 	t.Helper()
@@ -66,13 +57,13 @@ func TestServeOpsHonoursMetricsAddr(t *testing.T) {
 				Ready: func(context.Context) error { return nil },
 			})
 			base := "http://" + ops.Addr()
-			if code, body := fetch(t, base+"/healthz"); code != http.StatusOK || body != `{"status":"ok"}` {
+			if code, body := testkit.Get(t, base+"/healthz"); code != http.StatusOK || body != `{"status":"ok"}` {
 				t.Fatalf("/healthz: %d %s", code, body)
 			}
-			if code, body := fetch(t, base+"/readyz"); code != http.StatusOK || body != `{"status":"ready"}` {
+			if code, body := testkit.Get(t, base+"/readyz"); code != http.StatusOK || body != `{"status":"ready"}` {
 				t.Fatalf("/readyz: %d %s", code, body)
 			}
-			code, body := fetch(t, base+"/metrics")
+			code, body := testkit.Get(t, base+"/metrics")
 			if tc.metricsAddr == "" {
 				if ops.MetricsAddr() != "" || code != http.StatusOK || !strings.Contains(body, "seckill_test_total") || !strings.Contains(body, "go_goroutines") {
 					t.Fatalf("/metrics on the HTTP port: %d (metrics addr %q), want 200 with the series", code, ops.MetricsAddr())
@@ -85,10 +76,10 @@ func TestServeOpsHonoursMetricsAddr(t *testing.T) {
 			if ops.MetricsAddr() == "" || ops.MetricsAddr() == ops.Addr() {
 				t.Fatalf("metrics addr %q (http %q), want a listener of its own", ops.MetricsAddr(), ops.Addr())
 			}
-			if code, body := fetch(t, "http://"+ops.MetricsAddr()+"/metrics"); code != http.StatusOK || !strings.Contains(body, "seckill_test_total") {
+			if code, body := testkit.Get(t, "http://"+ops.MetricsAddr()+"/metrics"); code != http.StatusOK || !strings.Contains(body, "seckill_test_total") {
 				t.Fatalf("/metrics on the metrics address: %d, want 200 with the series", code)
 			}
-			if code, _ := fetch(t, "http://"+ops.MetricsAddr()+"/healthz"); code != http.StatusNotFound {
+			if code, _ := testkit.Get(t, "http://"+ops.MetricsAddr()+"/healthz"); code != http.StatusNotFound {
 				t.Fatalf("/healthz on the metrics address: %d, want 404 (it serves /metrics only)", code)
 			}
 		})
@@ -105,7 +96,7 @@ func TestReadyzNamesTheFailingBackend(t *testing.T) {
 			process.Check{Name: "queue", Ping: func(context.Context) error { return errors.New("user seckill: access denied") }},
 		),
 	})
-	code, body := fetch(t, "http://"+ops.Addr()+"/readyz")
+	code, body := testkit.Get(t, "http://"+ops.Addr()+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"UNAVAILABLE"`) || !strings.Contains(body, "not ready: redis, queue unreachable") {
 		t.Fatalf("/readyz: %d %s, want 503 naming redis and queue", code, body)
 	}
@@ -128,13 +119,13 @@ func TestServeOpsWithAHandlerOfItsOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, body := fetch(t, "http://"+ops.Addr()+"/api"); code != http.StatusOK || body != "api" {
+	if code, body := testkit.Get(t, "http://"+ops.Addr()+"/api"); code != http.StatusOK || body != "api" {
 		t.Fatalf("/api: %d %q", code, body)
 	}
-	if code, _ := fetch(t, "http://"+ops.Addr()+"/healthz"); code != http.StatusNotFound {
+	if code, _ := testkit.Get(t, "http://"+ops.Addr()+"/healthz"); code != http.StatusNotFound {
 		t.Fatalf("/healthz: %d, want 404 (the handler given serves the port)", code)
 	}
-	if code, _ := fetch(t, "http://"+ops.MetricsAddr()+"/metrics"); code != http.StatusOK {
+	if code, _ := testkit.Get(t, "http://"+ops.MetricsAddr()+"/metrics"); code != http.StatusOK {
 		t.Fatalf("/metrics on the metrics address: %d", code)
 	}
 	if err := ops.Shutdown(context.Background()); err != nil {
