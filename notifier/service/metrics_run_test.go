@@ -1,14 +1,11 @@
 package service_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/flashsale/seckill/notifier/service"
 	"github.com/flashsale/seckill/notifier/smtptest"
 	"github.com/flashsale/seckill/testkit"
 )
@@ -27,23 +24,8 @@ func TestRunServesMetricsOnMetricsAddr(t *testing.T) {
 		"SECKILL_METRICS_ADDR": metricsAddr,
 		"SECKILL_SMTP_URL":     smtp.URL(), "SECKILL_SMTP_FROM": "shop@example.com", "SECKILL_SHUTDOWN_TIMEOUT": "10s",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr := make(chan string, 1)
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- service.Run(ctx, func(k string) string { return env[k] }, io.Discard, &stderr, func(a string) { addr <- a })
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("Run stopped at start: %v\n%s", err, stderr.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("Run did not become ready in 60s\n%s", stderr.String())
-	}
+	run := startRun(t, env)
+	base := run.base
 	for _, tc := range []struct {
 		url  string
 		code int
@@ -64,15 +46,7 @@ func TestRunServesMetricsOnMetricsAddr(t *testing.T) {
 			t.Errorf("GET %s: %d, want %d with %q", tc.url, resp.StatusCode, tc.code, tc.want)
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not stop within 30s of its context ending")
-	}
+	run.stop(t)
 	if _, err := http.Get("http://" + metricsAddr + "/metrics"); err == nil {
 		t.Error("the metrics listener still answers after Run returned")
 	}

@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -150,23 +149,8 @@ func runOnQueue(t *testing.T, backend string) {
 		t.Cleanup(func() { _ = np.Close() })
 		pub = np
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr := make(chan string, 1)
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- service.Run(ctx, func(k string) string { return env[k] }, io.Discard, &stderr, func(a string) { addr <- a })
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("Run stopped at start: %v\n%s", err, stderr.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("Run did not become ready in 60s\n%s", stderr.String())
-	}
+	run := startRun(t, env)
+	base, stderr := run.base, run.stderr
 
 	evs := events(users)
 	publishEvents(t, pub, append(evs, evs...))
@@ -190,15 +174,7 @@ func runOnQueue(t *testing.T, backend string) {
 	if strings.Contains(stderr.String(), "CHANGE_ME") {
 		t.Error("secrets in the log")
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not stop within 30s of its context ending")
-	}
+	run.stop(t)
 }
 
 // The binary refuses a bad configuration at start, naming each variable,
