@@ -43,6 +43,10 @@ type Recorder struct {
 	lagHist *hdr.Histogram
 	first   time.Time
 	last    time.Time
+	// timedFrom and timedTo are the timed endpoint's first scheduled send
+	// and last answer: its span to the instant, not to whole seconds.
+	timedFrom time.Time
+	timedTo   time.Time
 }
 
 type second struct {
@@ -98,6 +102,12 @@ func (r *Recorder) Record(endpoint, outcome string, status int, intended, sent, 
 	d.answers[endpoint+" "+statusLabel(status)]++
 	if endpoint == r.timed {
 		_ = d.lat.RecordValue(us)
+		if r.timedFrom.IsZero() || intended.Before(r.timedFrom) {
+			r.timedFrom = intended
+		}
+		if done.After(r.timedTo) {
+			r.timedTo = done
+		}
 	}
 	if r.first.IsZero() || sent.Before(r.first) {
 		r.first = sent
@@ -253,6 +263,15 @@ func (r *Recorder) Lag() Lag {
 		P99: float64(r.lagHist.ValueAtQuantile(99)) / 1000,
 		Max: float64(r.lagMax.Microseconds()) / 1000,
 	}
+}
+
+// TimedSpan is the timed endpoint's span: from its first scheduled send
+// to its last answer (0 before any). The timeline's whole seconds would
+// round a 9.2 s spike up to 10.
+func (r *Recorder) TimedSpan() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.timedTo.Sub(r.timedFrom)
 }
 
 // Span is the time from the first send to the last answer.

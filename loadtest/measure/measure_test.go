@@ -68,6 +68,11 @@ func TestRecorderLatencyFromTheIntendedTime(t *testing.T) {
 	if span := r.Span(); span != 3600*time.Millisecond { // first send at T0-2.5s, last answer at T0+1.1s
 		t.Errorf("span %s", span)
 	}
+	// The buys were scheduled at T0+100ms; the slow one left 40ms late
+	// (i=99 is odd: on time) and was answered 1s later, at T0+1.1s.
+	if span := r.TimedSpan(); span != time.Second {
+		t.Errorf("buy span %s, want 1s (first scheduled at T0+100ms, last answered at T0+1.1s)", span)
+	}
 }
 
 func TestRecorderTransportErrors(t *testing.T) {

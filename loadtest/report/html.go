@@ -186,7 +186,7 @@ started {{.StartedAt.Format "2006-01-02 15:04:05 MST"}} &middot; activity {{.Act
 <h2>Figures</h2>
 <table>
 <tr><th class="l">buy latency under the spike (p50 / p99)</th><td>{{f1 .Figures.SpikeBuyP50}} ms / {{f1 .Figures.SpikeBuyP99}} ms</td></tr>
-<tr><th class="l">spike answered in (first buy sent to last buy answered)</th><td>{{f1 .Figures.SpikeSeconds}} s ({{.Figures.PhysicalLimit.Short}})</td></tr>
+<tr><th class="l">spike answered in (first buy scheduled to last buy answered)</th><td>{{f1 .Figures.SpikeSeconds}} s ({{.Figures.PhysicalLimit.Short}})</td></tr>
 <tr><th class="l">physical limit (every request of the spike / the /healthz ceiling of this run)</th><td>{{.Figures.PhysicalLimit.Breakdown}}</td></tr>
 <tr><th class="l">the crowd arrives over (the scenario's schedule)</th><td>{{f1 .Figures.PhysicalLimit.ArrivalSeconds}} s</td></tr>
 <tr><th class="l">peak ingress / peak database write rate</th><td>{{f0 .Figures.PeakIngress}}/s / {{f0 .Figures.PeakDBWrite}}/s = {{f1 .Figures.PeakShaving}}x</td></tr>

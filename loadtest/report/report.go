@@ -182,7 +182,8 @@ type Probe struct {
 type Figures struct {
 	SpikeBuyP50 float64 `json:"spike_buy_p50_ms"`
 	SpikeBuyP99 float64 `json:"spike_buy_p99_ms"`
-	// SpikeSeconds is from the first buy sent to the last buy answered.
+	// SpikeSeconds is from the first buy's scheduled send to the last
+	// buy's answer, to the instant.
 	SpikeSeconds float64 `json:"spike_seconds"`
 	PeakIngress  float64 `json:"peak_ingress_per_s"`
 	PeakDBWrite  float64 `json:"peak_db_write_per_s"`
