@@ -243,6 +243,7 @@ created {{.Final.OrdersCreated}}, paid {{.Final.OrdersPaid}}, cancelled {{.Final
 <tr><th class="l">late users: share / window</th><td class="l">{{.Scenario.LateShare}} / {{.Scenario.LateWindow}}</td></tr>
 <tr><th class="l">pay: prompt share / at-deadline share / timeout</th><td class="l">{{.Scenario.PayShare}} / {{.Scenario.RaceShare}} / {{.Scenario.PayTimeout}}</td></tr>
 <tr><th class="l">seed</th><td class="l">{{.Scenario.Seed}}</td></tr>
+{{if .Generator}}<tr><th class="l">generator</th><td class="l">{{.Generator}}</td></tr>{{end}}
 {{range .Settings}}<tr><th class="l">gateway</th><td class="l">{{.}}</td></tr>{{end}}
 </table>
 {{range .Notes}}<p class="muted">note: {{.}}</p>{{end}}

@@ -35,7 +35,10 @@ type Run struct {
 	Scenario   scenario.Config `json:"scenario"`
 	Crowd      map[string]int  `json:"crowd"`    // users by kind
 	Settings   []string        `json:"settings"` // gateway settings that shape the numbers
-	BuyToken   BuyTokenDoor    `json:"buy_token"`
+	// Generator is how the load was offered: connections and requests in
+	// flight at most, which shape the latencies as much as the gateway.
+	Generator string       `json:"generator"`
+	BuyToken  BuyTokenDoor `json:"buy_token"`
 	// BuyAnswersByKind is the spike's buy answers by kind of user (human,
 	// bot, late) and outcome: which layer turned whom away.
 	BuyAnswersByKind map[string]map[string]int64 `json:"buy_answers_by_kind"`
@@ -472,6 +475,9 @@ func (r *Run) WriteSummary(w io.Writer) {
 	p("")
 	p("== %s: %s mode, %d users for %d units, target %s (%s)", r.Name, r.Mode, r.Scenario.Users, r.Scenario.Stock, r.Target, r.Backends)
 	p("   machine: %d CPUs (%s), %s; %s", r.Machine.CPUs, r.Machine.CPU, r.Machine.OS, r.Machine.Shared)
+	if r.Generator != "" {
+		p("   generator: %s", r.Generator)
+	}
 	p("   buy tokens: %s", r.BuyToken.Summary())
 	p("")
 	p("latency from the scheduled send (ms)   count      p50      p90      p99    p99.9      max")

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -23,6 +24,14 @@ import (
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/sqldb"
 )
+
+// DefaultConnsPerCPU is the generator's connections to the gateway per CPU
+// of the machine it runs on, unless Options.Conns says otherwise. Past
+// what the CPUs can keep busy, more connections only add goroutines and
+// buffers on both ends: on 2 CPUs shared with an in-process gateway, the
+// default spike's sold-out seconds ran at about 18,000 answers/s over 512
+// connections against about 25,000/s over 128 (docs/loadtest.md).
+const DefaultConnsPerCPU = 64
 
 // Options configure one run.
 type Options struct {
@@ -104,7 +113,7 @@ func (o *Options) defaults() error {
 		return errors.New("--admin-token and --jwt-secret only apply with --url: the in-process gateway makes up its own")
 	}
 	if o.Conns <= 0 {
-		o.Conns = 512
+		o.Conns = DefaultConnsPerCPU * runtime.NumCPU()
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = o.Conns
@@ -152,7 +161,8 @@ func Run(ctx context.Context, o Options) (*report.Run, error) {
 	rep := &report.Run{
 		Name: o.Name, Mode: o.Mode, BuyToken: report.BuyTokenDoor{Setting: string(o.BuyToken)},
 		StartedAt: time.Now().UTC(), Scenario: o.Scenario,
-		Machine: report.ThisMachine("the generator, gateway, workers, Redis and database share these CPUs"),
+		Machine:   report.ThisMachine("the generator, gateway, workers, Redis and database share these CPUs"),
+		Generator: fmt.Sprintf("%d connections, %d requests in flight at most (--conns, --max-inflight)", o.Conns, o.MaxInFlight),
 	}
 	base, secret, admin := o.URL, o.JWTSecret, o.AdminToken
 	var store *order.Store

@@ -2,9 +2,11 @@ package spike
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +93,11 @@ func TestRunEmbedded(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkReport(t, rep, 4)
+			// Unset, the caps are DefaultConnsPerCPU per CPU, in flight too.
+			n := DefaultConnsPerCPU * runtime.NumCPU()
+			if want := fmt.Sprintf("%d connections, %d requests in flight at most", n, n); !strings.HasPrefix(rep.Generator, want) {
+				t.Errorf("generator %q, want it to start with %q", rep.Generator, want)
+			}
 			// Orders timed out, so the lifecycle was exercised.
 			if rep.Final.OrdersPaid != rep.Scenario.Stock || rep.Final.OrdersCancelled == 0 {
 				t.Errorf("final %+v; want every unit paid in the end and some orders timed out", rep.Final)
