@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +15,7 @@ import (
 type plainInventory struct{ httpapi.Inventory }
 
 // The sold-out phase of a spike in which every buy carries a request_id,
+// and (no-body) one in which none does, so the local flag alone answers,
 // against /healthz in the same run: with the holder snapshot a non-holder
 // is answered from memory; without it (no-snapshot) every such buy runs the
 // reserve script on miniredis.
@@ -22,7 +24,7 @@ func BenchmarkSoldOutWithRequestID(b *testing.B) {
 		f := newBenchFixture(b, nil)
 		serve(b, f, func(int64) *http.Request { return httptest.NewRequest("GET", "/healthz", nil) })
 	})
-	soldOut := func(b *testing.B, f benchFixture, snapshot bool) {
+	soldOut := func(b *testing.B, f benchFixture, snapshot bool, body string) {
 		act := openActivity(f.fixture, 1)
 		f.buy(act, "winner", "w-1")
 		f.buy(act, "loser", "l-1") // sets the flag and starts the holder snapshot
@@ -31,20 +33,28 @@ func BenchmarkSoldOutWithRequestID(b *testing.B) {
 		}
 		tok := f.token("late")
 		serve(b, f, func(int64) *http.Request {
-			r := httptest.NewRequest("POST", "/api/v1/activities/"+act+"/orders", strings.NewReader(`{"request_id":"late-1"}`))
+			var rd io.Reader
+			if body != "" {
+				rd = strings.NewReader(body)
+			}
+			r := httptest.NewRequest("POST", "/api/v1/activities/"+act+"/orders", rd)
 			r.Header.Set("Authorization", "Bearer "+tok)
 			return r
 		})
 	}
+	b.Run("buy-sold-out-no-body", func(b *testing.B) {
+		f := newBenchFixture(b, nil)
+		soldOut(b, f, false, "")
+	})
 	b.Run("buy-sold-out-request-id", func(b *testing.B) {
 		f := newBenchFixture(b, nil)
-		soldOut(b, f, true)
+		soldOut(b, f, true, `{"request_id":"late-1"}`)
 	})
 	b.Run("buy-sold-out-request-id-no-snapshot", func(b *testing.B) {
 		f := benchFixture{newFixture(b, fixtureOpts{queueCapacity: 1 << 30, tweak: func(o *httpapi.Config) {
 			o.Limits = httpapi.Limits{}
 			o.Inventory = plainInventory{o.Inventory}
 		}})}
-		soldOut(b, f, false)
+		soldOut(b, f, false, `{"request_id":"late-1"}`)
 	})
 }
