@@ -25,13 +25,20 @@ import (
 	"github.com/flashsale/seckill/order/sqldb"
 )
 
-// DefaultConnsPerCPU is the generator's connections to the gateway per CPU
-// of the machine it runs on, unless Options.Conns says otherwise. Past
-// what the CPUs can keep busy, more connections only add goroutines and
-// buffers on both ends: on 2 CPUs shared with an in-process gateway, the
-// default spike's sold-out seconds ran at about 18,000 answers/s over 512
-// connections against about 25,000/s over 128 (docs/loadtest.md).
-const DefaultConnsPerCPU = 64
+// The generator's default connections to the gateway: DefaultConnsPerCPU
+// per CPU of the machine it runs on, at most DefaultMaxConns, unless
+// Options.Conns says otherwise. Past what the CPUs can keep busy, more
+// connections only add goroutines and buffers on both ends: on 2 CPUs
+// shared with an in-process gateway, the default spike's sold-out seconds
+// ran at about 18,000 answers/s over 512 connections against about
+// 25,000/s over 128 (docs/loadtest.md).
+const (
+	DefaultConnsPerCPU = 64
+	DefaultMaxConns    = 512
+)
+
+// DefaultConns is the default of Options.Conns on this machine.
+func DefaultConns() int { return min(DefaultConnsPerCPU*runtime.NumCPU(), DefaultMaxConns) }
 
 // Options configure one run.
 type Options struct {
@@ -113,7 +120,7 @@ func (o *Options) defaults() error {
 		return errors.New("--admin-token and --jwt-secret only apply with --url: the in-process gateway makes up its own")
 	}
 	if o.Conns <= 0 {
-		o.Conns = DefaultConnsPerCPU * runtime.NumCPU()
+		o.Conns = DefaultConns()
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = o.Conns

@@ -93,8 +93,9 @@ func TestRunEmbedded(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkReport(t, rep, 4)
-			// Unset, the caps are DefaultConnsPerCPU per CPU, in flight too.
-			n := DefaultConnsPerCPU * runtime.NumCPU()
+			// Unset, the caps are DefaultConnsPerCPU per CPU (at most
+			// DefaultMaxConns), in flight too.
+			n := min(DefaultConnsPerCPU*runtime.NumCPU(), DefaultMaxConns)
 			if want := fmt.Sprintf("%d connections, %d requests in flight at most", n, n); !strings.HasPrefix(rep.Generator, want) {
 				t.Errorf("generator %q, want it to start with %q", rep.Generator, want)
 			}

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -96,7 +95,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&o.RedisURL, "redis-url", "", "in-process gateway: a real Redis (redis://...) instead of miniredis")
 	fs.StringVar(&o.DBDSN, "db-dsn", "", "in-process gateway: a MySQL/MariaDB DSN instead of SQLite; with --url: read by the audit")
 	fs.Var(sets, "set", "in-process gateway: SECKILL_NAME=value, repeatable (e.g. --set SECKILL_WORKER_BATCH=200)")
-	fs.IntVar(&o.Conns, "conns", 0, fmt.Sprintf("connections to the gateway at most; 0 means %d per CPU of this machine (%d here)", spike.DefaultConnsPerCPU, spike.DefaultConnsPerCPU*runtime.NumCPU()))
+	fs.IntVar(&o.Conns, "conns", 0, fmt.Sprintf("connections to the gateway at most; 0 means %d per CPU of this machine, at most %d (%d here)", spike.DefaultConnsPerCPU, spike.DefaultMaxConns, spike.DefaultConns()))
 	fs.IntVar(&o.MaxInFlight, "max-inflight", 0, "requests in flight at most; 0 means --conns, since more would only wait inside the HTTP client for a connection (beyond, sends leave late and the lateness is measured)")
 	fs.DurationVar(&o.ProbeDuration, "probe-duration", 3*time.Second, "each saturation probe (healthz, buy sold out, buy in stock); 0 skips them")
 	fs.IntVar(&o.ProbeClients, "probe-clients", 64, "closed-loop clients of a probe")
