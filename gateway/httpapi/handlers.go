@@ -269,12 +269,15 @@ func (s *Server) placeOrder(ctx context.Context, p purchase) (string, error) {
 	// Until the snapshot is loaded every request_id buy goes to Redis.
 	if requestID == "" && s.soldOut.shouldReject(a.ID, now) ||
 		requestID != "" && s.soldOut.shouldRejectNonHolder(a.ID, user, now) {
+		if requestID != "" && s.soldOut.holdersAging(a.ID, now) {
+			s.snapshotHolders(a, false) // the next snapshot, read while this one answers
+		}
 		s.metrics.soldOutLocal.Inc()
 		return "", errSoldOut
 	}
 
 	orderID := s.cfg.IDs.Next(a.ID)
-	deadline := now.Add(s.cfg.PublishTimeout)
+	deadline := time.Now().Add(s.cfg.PublishTimeout) // the wait below is real time, whatever clock the sale reads
 	loadedOnce := false
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
 		// A hung Redis must give a fast 503, not hold the buyer.
@@ -330,15 +333,16 @@ func (s *Server) placeOrder(ctx context.Context, p purchase) (string, error) {
 }
 
 // snapshotHolders refreshes, in the background, the holder snapshot of a
-// just sold-out activity, so the request_id buys that follow are answered
+// sold-out activity, so the request_id buys that follow are answered
 // from memory unless their user holds a unit. It is called after Redis
-// answered SoldOut: whoever reserved before is in the snapshot, and nobody
-// can reserve after without a release, which clears it. Only buys with a
-// request_id use a snapshot, so one is first read for such a buy
+// answered SoldOut, and while the flag holds that answer once the snapshot
+// is half its ttl old: whoever reserved before is in the snapshot, and
+// nobody can reserve after without a release, which clears it. Only buys
+// with a request_id use a snapshot, so one is first read for such a buy
 // (withRequestID) and then refreshed by any SoldOut answer, such as the
-// flag's TTL probe; a sale without request_ids never reads one. An
-// Inventory that cannot list holders, or an activity too large for a
-// snapshot, keeps sending request_id buys to Redis.
+// flag's TTL probe, or by an aging snapshot; a sale without request_ids
+// never reads one. An Inventory that cannot list holders, or an activity
+// too large for a snapshot, keeps sending request_id buys to Redis.
 func (s *Server) snapshotHolders(a *order.Activity, withRequestID bool) {
 	hl, ok := s.cfg.Inventory.(HolderLister)
 	if !ok || a.Stock > maxHolderSnapshot {

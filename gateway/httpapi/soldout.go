@@ -22,18 +22,23 @@ import (
 // memory, and only a holder goes to Redis. Why this cannot be wrong in a
 // way that matters:
 //
-//   - The snapshot is read after a SoldOut answer. Everyone who reserved
-//     before it is in the snapshot; nobody can reserve after it without a
-//     unit coming back first (a release, a meta rebuild), and every such
-//     return is announced and clears the flag and the snapshot (clear).
+//   - The snapshot is read while the flag holds Redis's SoldOut answer:
+//     first right after that answer, then again whenever it is half its
+//     ttl old and buys with a request_id keep coming (holdersAging).
+//     Everyone who reserved before a read is in that snapshot; nobody can
+//     reserve after it without a unit coming back first (a release, a
+//     meta rebuild), and every such return is announced and clears the
+//     flag and the snapshot (clear). A later read only adds what an
+//     earlier one could have missed.
 //   - clear bumps a generation the snapshot carries, so a fetch that was in
 //     flight across a clear is never used, whichever finishes first.
 //   - An announcement can be lost (Redis pub/sub during an outage): then a
 //     user who bought the returned unit is outside the snapshot and their
-//     retry gets 410 instead of their order, for at most ttl after the
-//     snapshot was read, because a snapshot is only used for ttl after it
-//     was read (the flag's own TTL bounds the same loss for buys without a
-//     request_id). The order stands; a retry after that finds it.
+//     retry gets 410 instead of their order until the next read, at most
+//     ttl after the snapshot was read, because a snapshot is only used for
+//     ttl after it was read (the flag's own TTL bounds the same loss for
+//     buys without a request_id). The order stands; a retry after that
+//     finds it.
 //   - Every gateway keeps its own flags and snapshots. A unit is only ever
 //     taken by the Redis script, so whatever a stale local answer is, it is
 //     a 410 (to a user who could have bought a returned unit within ttl),
@@ -102,27 +107,49 @@ func (f *soldOutFlags) shouldReject(id int64, now time.Time) bool {
 
 // shouldRejectNonHolder reports whether a buy with a request_id by user can
 // be answered 410 locally: the flag is set, this generation's snapshot is
-// loaded and younger than ttl, and user holds nothing in it. It never
-// probes: a request_id buy that gets false goes to Redis, whose SoldOut
-// answer sets the flag and refreshes the snapshot.
+// loaded and younger than ttl, and user holds nothing in it. When the flag
+// has just expired, the one caller that wins the swap goes to Redis (the
+// probe, as in shouldReject) and the others keep the local answer; a
+// SoldOut answer sets the flag and refreshes the snapshot.
 func (f *soldOutFlags) shouldRejectNonHolder(id int64, user string, now time.Time) bool {
 	v, ok := f.flags.Load(id)
 	if !ok {
 		return false
 	}
 	st := v.(*soldOutState)
-	n := now.UnixNano()
-	if n >= st.until.Load() {
+	until := st.until.Load()
+	if until == 0 {
 		return false
 	}
+	n := now.UnixNano()
 	snap := st.holders.Load()
 	// Read gen after the snapshot: a clear that bumped it meanwhile makes
 	// the snapshot unusable, whichever order the clear stored things in.
 	if snap == nil || snap.gen != st.gen.Load() || n >= snap.until {
 		return false
 	}
-	_, holds := snap.users[user]
-	return !holds
+	if _, holds := snap.users[user]; holds {
+		return false
+	}
+	if n < until {
+		return true
+	}
+	return !st.until.CompareAndSwap(until, now.Add(f.ttl).UnixNano())
+}
+
+// holdersAging reports whether id's snapshot is usable but half its ttl
+// old, with no read running: the time to read the next one in the
+// background while this one still answers, so that the request_id buys of
+// a long sold-out spike never find the snapshot expired and all go to
+// Redis at once until a new one is read.
+func (f *soldOutFlags) holdersAging(id int64, now time.Time) bool {
+	v, ok := f.flags.Load(id)
+	if !ok {
+		return false
+	}
+	st := v.(*soldOutState)
+	snap := st.holders.Load()
+	return snap != nil && snap.gen == st.gen.Load() && now.UnixNano()-snap.read >= int64(f.ttl/2) && !st.fetching.Load()
 }
 
 // isSet reports the flag without probing (for reads such as GET activity).
@@ -147,13 +174,13 @@ func (f *soldOutFlags) clear(id int64) {
 }
 
 // refreshHolders starts, in the background, a read of the holders of id
-// after Redis answered SoldOut at seen (a time taken after that answer),
-// unless a read is already running or the current snapshot was read after
-// seen. onlyIfHeld refreshes only a snapshot this generation already has
-// (a SoldOut answer to a buy without a request_id: nobody asked for one
-// yet). In a sold-out spike this is one read when the first request_id buy
-// is told sold out and one per TTL probe after that, never one per
-// request. now gives the snapshot's clock (the server's, as for the flag);
+// after Redis answered SoldOut at seen (a time taken after that answer, or
+// now while the flag holds it), unless a read is already running or the
+// current snapshot was read after seen. onlyIfHeld refreshes only a
+// snapshot this generation already has (a SoldOut answer to a buy without
+// a request_id: nobody asked for one yet; an aging snapshot). In a sold-out
+// spike this is one read when the first request_id buy is told sold out
+// and about one per half ttl after that, never one per request. now gives the snapshot's clock (the server's, as for the flag);
 // log reports a failed read, after which buys with a request_id keep going
 // to Redis until the next SoldOut answer tries again.
 func (f *soldOutFlags) refreshHolders(id int64, seen time.Time, onlyIfHeld bool, hl HolderLister, timeout time.Duration,

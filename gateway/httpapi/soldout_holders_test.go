@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -402,4 +403,60 @@ func soldOutLocalTotal(t *testing.T, f *fixture) float64 {
 	}
 	t.Fatalf("/metrics lacks %s", name)
 	return 0
+}
+
+// A unit released and sold again behind this gateway's back (its
+// announcement lost) leaves the new holder outside the snapshot: their
+// retry is answered 410 from memory, the documented cost. Once the snapshot
+// is half its TTL old, a request_id buy starts the next read while the old
+// snapshot still answers, so the holder's retry finds its order well within
+// the TTL, with no buy sent to Redis for want of a snapshot meanwhile.
+func TestSoldOutSnapshotIsReadAgainAtHalfItsTTL(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = 10 * time.Second; o.Now = now }})
+	act := openActivity(f, 1)
+	actID := mustID(t, act)
+	won := f.buy(act, "winner", "w-1")
+	if won.status != http.StatusAccepted {
+		t.Fatalf("buy: %d %s", won.status, won.raw)
+	}
+	waitHolderSnapshot(t, f, act)
+
+	ctx := context.Background()
+	if r, err := f.inv.Release(ctx, actID, won.body["order_id"].(string)); err != nil || r != inventory.Released {
+		t.Fatalf("release behind the gateway's back: %v %v", r, err)
+	}
+	sneaky := "0000000000000000077-" + act
+	if res, err := f.inv.Reserve(ctx, actID, "sneaky", "s-1", sneaky, now()); err != nil || res.Outcome != inventory.Reserved {
+		t.Fatalf("reserve behind the gateway's back: %+v %v", res, err)
+	}
+	if ok, err := f.inv.Confirm(ctx, actID, sneaky); err != nil || !ok {
+		t.Fatalf("confirm behind the gateway's back (its order is in the queue): %v %v", ok, err)
+	}
+	if r := f.buy(act, "sneaky", "s-1"); r.status != http.StatusGone {
+		t.Fatalf("the new holder's retry before the next read: %d %s, want 410 from the snapshot", r.status, r.raw)
+	}
+
+	clock.Add(int64(6 * time.Second)) // past half the TTL, within the flag's and the snapshot's
+	localBefore := soldOutLocalTotal(t, f)
+	for i, deadline := 0, time.Now().Add(5*time.Second); ; i++ {
+		r := f.buy(act, "sneaky", "s-1")
+		if r.status == http.StatusAccepted {
+			if r.body["order_id"] != sneaky {
+				t.Fatalf("the holder's retry: %s, want its order %s", r.raw, sneaky)
+			}
+			// Every retry before the new snapshot was answered from
+			// memory, and the one after it went to Redis.
+			if got := soldOutLocalTotal(t, f) - localBefore; got != float64(i) {
+				t.Errorf("%v of the %d retries before the new snapshot were answered from memory, want all", got, i)
+			}
+			break
+		}
+		if r.status != http.StatusGone || time.Now().After(deadline) {
+			t.Fatalf("the holder's retry past half the TTL: %d %s; the snapshot was never read again", r.status, r.raw)
+		}
+		time.Sleep(20 * time.Millisecond) // within the per-user limit
+	}
 }

@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -98,5 +100,71 @@ func TestHolderSnapshotExpiresAfterTTL(t *testing.T) {
 	f.set(id, clock.Add(30*time.Minute)) // the flag holds on, the snapshot does not
 	if f.shouldRejectNonHolder(id, "u", clock.Add(time.Hour)) {
 		t.Fatal("snapshot used past its ttl")
+	}
+}
+
+// When the flag expires under a crowd of request_id buys, exactly one of
+// them probes Redis, as for buys without a request_id; the others keep the
+// local answer while the snapshot is young enough.
+func TestNonHolderBuysSendOneProbeWhenTheFlagExpires(t *testing.T) {
+	const id = 9
+	f := &soldOutFlags{ttl: time.Second}
+	clock := time.Now()
+	hl := &gatedLister{gate: make(chan struct{}), users: map[string]string{"holder": "o1"}}
+	close(hl.gate)
+	f.set(id, clock.Add(-500*time.Millisecond)) // the flag expires at clock+500ms
+	f.refreshHolders(id, clock, false, hl, time.Second, func() time.Time { return clock }, func(err error) { t.Error(err) })
+	waitFetchDone(t, f, id) // the snapshot answers until clock+1s
+
+	at := clock.Add(600 * time.Millisecond)
+	var probes atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Go(func() {
+			if !f.shouldRejectNonHolder(id, fmt.Sprint("late-", i), at) {
+				probes.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := probes.Load(); n != 1 {
+		t.Fatalf("%d of 32 non-holders went to Redis when the flag expired, want exactly one probe", n)
+	}
+	if f.shouldRejectNonHolder(id, "holder", at) {
+		t.Fatal("a holder was answered from memory")
+	}
+	if f.shouldRejectNonHolder(id, "late", clock.Add(time.Second)) {
+		t.Fatal("an expired snapshot answered a buy")
+	}
+}
+
+// A snapshot is due for its next read once half its ttl old, not before,
+// and not while a read runs.
+func TestHolderSnapshotAgesAtHalfItsTTL(t *testing.T) {
+	const id = 10
+	f := &soldOutFlags{ttl: 10 * time.Second}
+	clock := time.Now()
+	hl := &gatedLister{gate: make(chan struct{}), users: map[string]string{}}
+	if f.holdersAging(id, clock) {
+		t.Fatal("aging without any snapshot")
+	}
+	f.set(id, clock)
+	f.refreshHolders(id, clock, false, hl, time.Second, func() time.Time { return clock }, func(err error) { t.Error(err) })
+	if f.holdersAging(id, clock.Add(time.Hour)) {
+		t.Fatal("aging while the first read runs")
+	}
+	close(hl.gate)
+	waitFetchDone(t, f, id)
+	for _, c := range []struct {
+		after time.Duration
+		want  bool
+	}{{0, false}, {5*time.Second - time.Nanosecond, false}, {5 * time.Second, true}, {9 * time.Second, true}} {
+		if got := f.holdersAging(id, clock.Add(c.after)); got != c.want {
+			t.Errorf("aging %s after the read = %v, want %v", c.after, got, c.want)
+		}
+	}
+	f.clear(id)
+	if f.holdersAging(id, clock.Add(6*time.Second)) {
+		t.Fatal("a cleared snapshot is aging")
 	}
 }
