@@ -115,6 +115,20 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Following is how a service that takes a TracerProvider and a Config
+// settles both: tp, or a noop provider (tracing off) when nil; and cfg
+// with its TracerProvider set to that one when unset, never otel's global
+// provider, so the queue is traced only when the process says so.
+func Following(tp trace.TracerProvider, cfg Config) (trace.TracerProvider, Config) {
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = tp
+	}
+	return tp, cfg
+}
+
 // off reports whether tracing is off: the decorators then step aside.
 func (c Config) off() bool {
 	if c.Disabled {

@@ -411,3 +411,26 @@ func TestMemoryBackendRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// Following settles a service's provider and its queue's: nil means off
+// (noop), never otel's global provider; an unset queue provider follows
+// the service's; a queue provider of its own is kept.
+func TestFollowing(t *testing.T) {
+	own := sdktrace.NewTracerProvider()
+	other := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { _ = own.Shutdown(context.Background()); _ = other.Shutdown(context.Background()) })
+
+	tp, cfg := mqotel.Following(nil, mqotel.Config{})
+	if _, ok := tp.(noop.TracerProvider); !ok {
+		t.Errorf("nil provider became %T, want noop", tp)
+	}
+	if cfg.TracerProvider != tp {
+		t.Errorf("the queue's provider %T does not follow the service's", cfg.TracerProvider)
+	}
+	if tp, cfg = mqotel.Following(own, mqotel.Config{}); tp != own || cfg.TracerProvider != own {
+		t.Errorf("Following(own, zero) = %v, %v; want own for both", tp, cfg.TracerProvider)
+	}
+	if tp, cfg = mqotel.Following(own, mqotel.Config{TracerProvider: other, System: "x"}); tp != own || cfg.TracerProvider != other || cfg.System != "x" {
+		t.Errorf("Following(own, other) = %v, %+v; want own, and the queue's config kept", tp, cfg)
+	}
+}

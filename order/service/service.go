@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
@@ -149,14 +148,7 @@ func (d Deps) withDefaults() Deps {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	if d.TracerProvider == nil {
-		d.TracerProvider = noop.NewTracerProvider()
-	}
-	if d.MQ.TracerProvider == nil {
-		// Never otel's global provider, mqotel's own default: tracing
-		// is on only when the process says so.
-		d.MQ.TracerProvider = d.TracerProvider
-	}
+	d.TracerProvider, d.MQ = mqotel.Following(d.TracerProvider, d.MQ)
 	return d
 }
 
