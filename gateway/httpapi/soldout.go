@@ -78,9 +78,18 @@ type HolderLister interface {
 	Holders(ctx context.Context, activityID int64, limit int) (map[string]string, bool, error)
 }
 
-func (f *soldOutFlags) state(id int64) *soldOutState {
+// lookup is id's state, nil if no flag was ever set for it.
+func (f *soldOutFlags) lookup(id int64) *soldOutState {
 	if v, ok := f.flags.Load(id); ok {
 		return v.(*soldOutState)
+	}
+	return nil
+}
+
+// state is id's state, created on first use.
+func (f *soldOutFlags) state(id int64) *soldOutState {
+	if st := f.lookup(id); st != nil {
+		return st
 	}
 	v, _ := f.flags.LoadOrStore(id, new(soldOutState))
 	return v.(*soldOutState)
@@ -90,11 +99,10 @@ func (f *soldOutFlags) state(id int64) *soldOutState {
 // the flag has just expired, the one caller that wins the swap is told to go
 // to Redis (false) and the flag is extended for everybody else.
 func (f *soldOutFlags) shouldReject(id int64, now time.Time) bool {
-	v, ok := f.flags.Load(id)
-	if !ok {
+	st := f.lookup(id)
+	if st == nil {
 		return false
 	}
-	st := v.(*soldOutState)
 	until := st.until.Load()
 	if until == 0 {
 		return false
@@ -112,11 +120,10 @@ func (f *soldOutFlags) shouldReject(id int64, now time.Time) bool {
 // probe, as in shouldReject) and the others keep the local answer; a
 // SoldOut answer sets the flag and refreshes the snapshot.
 func (f *soldOutFlags) shouldRejectNonHolder(id int64, user string, now time.Time) bool {
-	v, ok := f.flags.Load(id)
-	if !ok {
+	st := f.lookup(id)
+	if st == nil {
 		return false
 	}
-	st := v.(*soldOutState)
 	until := st.until.Load()
 	if until == 0 {
 		return false
@@ -143,19 +150,18 @@ func (f *soldOutFlags) shouldRejectNonHolder(id int64, user string, now time.Tim
 // a long sold-out spike never find the snapshot expired and all go to
 // Redis at once until a new one is read.
 func (f *soldOutFlags) holdersAging(id int64, now time.Time) bool {
-	v, ok := f.flags.Load(id)
-	if !ok {
+	st := f.lookup(id)
+	if st == nil {
 		return false
 	}
-	st := v.(*soldOutState)
 	snap := st.holders.Load()
 	return snap != nil && snap.gen == st.gen.Load() && now.UnixNano()-snap.read >= int64(f.ttl/2) && !st.fetching.Load()
 }
 
 // isSet reports the flag without probing (for reads such as GET activity).
 func (f *soldOutFlags) isSet(id int64, now time.Time) bool {
-	v, ok := f.flags.Load(id)
-	return ok && now.UnixNano() < v.(*soldOutState).until.Load()
+	st := f.lookup(id)
+	return st != nil && now.UnixNano() < st.until.Load()
 }
 
 func (f *soldOutFlags) set(id int64, now time.Time) {
@@ -165,8 +171,7 @@ func (f *soldOutFlags) set(id int64, now time.Time) {
 // clear drops the flag and the holder snapshot, and makes any snapshot
 // still being fetched unusable: units came back, so the holders may change.
 func (f *soldOutFlags) clear(id int64) {
-	if v, ok := f.flags.Load(id); ok {
-		st := v.(*soldOutState)
+	if st := f.lookup(id); st != nil {
 		st.gen.Add(1)
 		st.until.Store(0)
 		st.holders.Store(nil)
