@@ -26,6 +26,7 @@ import (
 	"github.com/flashsale/seckill/gateway/config"
 	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/gateway/ratelimit"
+	"github.com/flashsale/seckill/gateway/sale"
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq/mqotel"
 	"github.com/flashsale/seckill/order"
@@ -92,7 +93,8 @@ type App struct {
 	queue       *orderservice.OpenedQueue
 	restorer    *orderservice.Restorer // puts activities Redis lost back
 	orders      *orderservice.Service  // the order side; nil where it runs elsewhere
-	payer       httpapi.Payer
+	payer       sale.Payer
+	sale        *sale.Service
 	notifier    *notifier.Notifier // the all-in-one's mail and SMS; nil when off
 	server      *httpapi.Server
 	handler     http.Handler
@@ -208,13 +210,9 @@ func NewWithOptions(ctx context.Context, cfg config.Config, log *slog.Logger, ro
 	if err != nil {
 		return nil, fmt.Errorf("static pages: %w", err)
 	}
-	var naive httpapi.NaiveStore // nil: the pipeline
-	if cfg.BuyMode == config.BuyModeNaive {
-		naive = a.db // the teaching anti-pattern (SECKILL_BUY_MODE=naive)
-	}
 	// Demo logins get a made-up contact, so the notifier (here or in
 	// seckill-notifier) has somewhere to write.
-	var demoContacts httpapi.DemoContacts
+	var demoContacts sale.DemoContacts
 	if cfg.Demo {
 		if err := schema.Migrate(ctx, gdb); err != nil {
 			return nil, fmt.Errorf("database migrations: %w", err)
@@ -225,18 +223,37 @@ func NewWithOptions(ctx context.Context, cfg config.Config, log *slog.Logger, ro
 	if a.queue.NATS != nil {
 		deadLetters = natsDeadLetters{a.queue.NATS}
 	}
-	a.server, err = httpapi.New(httpapi.Config{
-		DeadLetters: deadLetters,
-		Inventory:   inventory.NewCoalescer(a.inv, inventory.CoalesceConfig{MaxBatch: cfg.RedisBatch, MaxWait: cfg.RedisBatchWait}), Store: a.db, Payer: a.payer, Restorer: a.restorer, IDs: ids, Naive: naive,
+	tokens := auth.NewTokens(cfg.JWTSecret)
+	var tracer trace.Tracer // nil: no reserve spans
+	if a.tracing.Enabled() {
+		tracer = a.tracing.TracerProvider().Tracer(sale.ScopeName)
+	}
+	a.sale, err = sale.New(sale.Deps{
+		Inventory: inventory.NewCoalescer(a.inv, inventory.CoalesceConfig{MaxBatch: cfg.RedisBatch, MaxWait: cfg.RedisBatchWait}),
+		Store:     a.db, Payer: a.payer, Restorer: a.restorer, IDs: ids,
 		// The order message carries the buy's trace context (the queue
 		// itself when tracing is off).
-		Publisher: mqotel.NewPublisher(a.queue, a.tracing.MQ()), Tracing: a.tracing,
-		Tokens: auth.NewTokens(cfg.JWTSecret), AdminToken: auth.AdminToken(cfg.AdminToken),
-		BuyTokens: auth.NewBuyTokens(cfg.JWTSecret, cfg.BuyTokenTTL), RequireBuyToken: cfg.BuyToken == config.BuyTokenRequired,
-		Limits: a.limits, Demo: cfg.Demo, TrustedProxies: cfg.TrustedProxies,
-		MaxBodyBytes: cfg.MaxBodyBytes, SoldOutTTL: cfg.SoldOutTTL, PublishTimeout: cfg.PublishTimeout,
-		Ready: a.ready, Static: http.FS(pages), Logger: log, Registry: a.registry,
-		DemoContacts: demoContacts, DashboardStreamsPerIP: cfg.DashboardStreamsPerIP, MaxBuysInFlight: cfg.MaxBuysInFlight,
+		Publisher: mqotel.NewPublisher(a.queue, a.tracing.MQ()), Tracer: tracer,
+		Tokens: tokens, BuyTokens: auth.NewBuyTokens(cfg.JWTSecret, cfg.BuyTokenTTL), DemoContacts: demoContacts,
+		Registerer: a.registry, Logger: log,
+	}, sale.Config{
+		SoldOutTTL: cfg.SoldOutTTL, PublishTimeout: cfg.PublishTimeout, MaxBuysInFlight: cfg.MaxBuysInFlight,
+		RequireBuyToken: cfg.BuyToken == config.BuyTokenRequired,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var buy sale.Placer = a.sale
+	if cfg.BuyMode == config.BuyModeNaive {
+		buy = sale.NewNaive(a.sale, a.db, a.registry, log) // the teaching anti-pattern (SECKILL_BUY_MODE=naive)
+	}
+	a.server, err = httpapi.New(httpapi.Deps{
+		Sale: a.sale, Buy: buy, Tokens: tokens, Limits: a.limits, DeadLetters: deadLetters,
+		Ready: a.ready, QueueDepth: a.queueDepth, Static: http.FS(pages), Tracing: a.tracing,
+		Logger: log, Registry: a.registry,
+	}, httpapi.Config{
+		AdminToken: auth.AdminToken(cfg.AdminToken), Demo: cfg.Demo, TrustedProxies: cfg.TrustedProxies,
+		MaxBodyBytes: cfg.MaxBodyBytes, DashboardStreamsPerIP: cfg.DashboardStreamsPerIP,
 		MetricsElsewhere: cfg.MetricsAddr != "", // SECKILL_METRICS_ADDR: its own listener (Start)
 	})
 	if err != nil {
@@ -363,6 +380,12 @@ func (a *App) ready(ctx context.Context) error {
 	)(ctx)
 }
 
+// queueDepth is the order messages not yet written, for the dashboard.
+func (a *App) queueDepth() (int, bool) {
+	d := a.queue.Depth()
+	return d, d >= 0
+}
+
 // Store is the database side.
 func (a *App) Store() *order.Store { return a.db }
 
@@ -401,7 +424,7 @@ func (a *App) Start(ctx context.Context) error {
 // every gateway. It subscribes again until ctx is done if Redis is away.
 func (a *App) followReleases(ctx context.Context) {
 	for {
-		err := a.inv.SubscribeReleases(ctx, a.server.ClearSoldOut)
+		err := a.inv.SubscribeReleases(ctx, a.sale.ClearSoldOut)
 		if err == nil {
 			return // the subscription lives until ctx is done
 		}
@@ -451,7 +474,7 @@ func (a *App) housekeeping(ctx context.Context) {
 				continue
 			}
 			if len(ids) > 0 {
-				a.server.ClearSoldOut(act.ID)
+				a.sale.ClearSoldOut(act.ID)
 				a.log.Warn("reaper released unpublished reservations", "activity_id", act.ID, "count", len(ids))
 			}
 		}

@@ -24,7 +24,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/flashsale/seckill/gateway/httpapi"
+	"github.com/flashsale/seckill/gateway/sale"
 	"github.com/flashsale/seckill/testkit"
 )
 
@@ -148,7 +148,7 @@ func fromOTLP(s *tracepb.Span, service, scope string) span {
 // the search by order id a trace viewer offers.
 func doorOf(spans []span, orderID string) (span, bool) {
 	for _, s := range spans {
-		if s.Kind == trace.SpanKindServer && s.Attrs[string(httpapi.OrderIDKey)] == orderID {
+		if s.Kind == trace.SpanKindServer && s.Attrs[string(sale.OrderIDKey)] == orderID {
 			return s, true
 		}
 	}
@@ -196,15 +196,15 @@ func checkDoor(t *testing.T, spans []span, orderID string) (door, publish span) 
 	t.Helper()
 	door, ok := doorOf(spans, orderID)
 	if !ok {
-		t.Fatalf("no server span carries %s=%s", httpapi.OrderIDKey, orderID)
+		t.Fatalf("no server span carries %s=%s", sale.OrderIDKey, orderID)
 	}
 	if door.Name != spanBuy {
 		t.Errorf("the buy's server span is %q, want %q", door.Name, spanBuy)
 	}
-	reserve, ok := find(spans, door.TraceID, httpapi.SpanReserve, door.SpanID)
+	reserve, ok := find(spans, door.TraceID, sale.SpanReserve, door.SpanID)
 	if !ok {
-		t.Errorf("no %q span under the buy's server span", httpapi.SpanReserve)
-	} else if got := reserve.Attrs[string(httpapi.ReserveOutcome)]; got != "reserved" {
+		t.Errorf("no %q span under the buy's server span", sale.SpanReserve)
+	} else if got := reserve.Attrs[string(sale.ReserveOutcome)]; got != "reserved" {
 		t.Errorf("reserve outcome %q, want reserved", got)
 	}
 	publish, ok = find(spans, door.TraceID, spanPublish, door.SpanID)

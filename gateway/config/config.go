@@ -14,6 +14,7 @@ import (
 
 	"github.com/flashsale/seckill/gateway/auth"
 	"github.com/flashsale/seckill/gateway/httpapi"
+	"github.com/flashsale/seckill/gateway/sale"
 	"github.com/flashsale/seckill/inventory"
 	notifyconfig "github.com/flashsale/seckill/notifier/config"
 	orderservice "github.com/flashsale/seckill/order/service"
@@ -58,8 +59,8 @@ const DefaultBuyTokenTTL = auth.DefaultBuyTokenTTL
 
 // Admission control of the buy route (SECKILL_MAX_BUYS_IN_FLIGHT).
 const (
-	// DefaultMaxBuysInFlight is httpapi's, with its reasoning.
-	DefaultMaxBuysInFlight = httpapi.DefaultMaxBuysInFlight
+	// DefaultMaxBuysInFlight is sale's, with its reasoning.
+	DefaultMaxBuysInFlight = sale.DefaultMaxBuysInFlight
 	// MaxMaxBuysInFlight is the largest bound accepted: beyond it the
 	// buys wait for one another for seconds again.
 	MaxMaxBuysInFlight = 100000
@@ -167,7 +168,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RateLimiterIdle:  r.Duration("SECKILL_RATE_LIMITER_IDLE", DefaultRateLimiterIdle),
 		TrustedProxies:   r.List("SECKILL_TRUSTED_PROXIES"),
 		MaxBodyBytes:     int64(r.PositiveInt("SECKILL_MAX_BODY_BYTES", httpapi.DefaultMaxBodyBytes)),
-		SoldOutTTL:       r.Duration("SECKILL_SOLDOUT_TTL", httpapi.DefaultSoldOutTTL),
+		SoldOutTTL:       r.Duration("SECKILL_SOLDOUT_TTL", sale.DefaultSoldOutTTL),
 		BuyMode:          r.OneOf("SECKILL_BUY_MODE", BuyModePipeline, BuyModePipeline, BuyModeNaive),
 	}
 	c.DashboardStreamsPerIP = r.PositiveInt("SECKILL_DASHBOARD_STREAMS_PER_IP", httpapi.DefaultDashboardStreamsPerIP)

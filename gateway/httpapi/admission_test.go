@@ -1,7 +1,11 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
 )
@@ -75,7 +78,7 @@ func TestAdmissionRefusesPastTheLimit(t *testing.T) {
 			var once sync.Once
 			openGate := func() { once.Do(func() { close(g.open) }) }
 			t.Cleanup(openGate) // never leave a handler blocked
-			f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
+			f := newFixture(t, fixtureOpts{tweak: func(o *options) {
 				o.MaxBuysInFlight = limit
 				o.PublishTimeout = 30 * time.Second // the held publish must not time out
 				if slow == "inventory" {
@@ -153,7 +156,7 @@ func TestAdmissionRefusesPastTheLimit(t *testing.T) {
 // Refused requests before admission (auth, rate limits) take no slot, and
 // buys answered without Redis (not started) give theirs back.
 func TestAdmissionSlotsComeBack(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.MaxBuysInFlight = 1 }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.MaxBuysInFlight = 1 }})
 	act := openActivity(f, 5)
 	later := f.createActivity(5, time.Now().Add(time.Hour), time.Now().Add(2*time.Hour))
 	for i := range 5 {
@@ -174,5 +177,91 @@ func TestAdmissionSlotsComeBack(t *testing.T) {
 	}
 	if v := metricValue(t, f, "seckill_buys_in_flight"); v != "0" {
 		t.Fatalf("seckill_buys_in_flight = %s, want 0", v)
+	}
+}
+
+// signalBody tells, on its first Read, that a handler started reading a
+// buy's body: by then everything in front of the body read has run.
+type signalBody struct {
+	io.ReadCloser
+	once  sync.Once
+	first chan<- struct{}
+}
+
+func (b *signalBody) Read(p []byte) (int, error) {
+	b.once.Do(func() { b.first <- struct{}{} })
+	return b.ReadCloser.Read(p)
+}
+
+// slowBuy sends a buy's headers and the first bytes of its body on a raw
+// connection, and holds the rest back until the connection closes.
+func slowBuy(t *testing.T, f *fixture, act, user string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", f.ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	body := `{"request_id":"slow-` + user + `"}`
+	fmt.Fprintf(conn, "POST /api/v1/activities/%s/orders HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", act, f.token(user), len(body), body[:3])
+	return conn
+}
+
+// Buys that send their bodies a byte at a time hold no slot of the bound on
+// buys in flight: with MaxBuysInFlight slow bodies being read, an honest
+// buy is still answered 202 (the bodies are read before the buy takes any
+// of the gateway's capacity).
+func TestSlowBodiesDoNotBlockAnHonestBuy(t *testing.T) {
+	const limit = 2
+	first := make(chan struct{}, limit)
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) {
+		o.MaxBuysInFlight = limit
+		o.BuyBodyTimeout = time.Minute // the slow bodies stay in flight for the whole test
+	}})
+	inner := f.ts.Config.Handler
+	f.ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/orders") && r.ContentLength > 0 {
+			r.Body = &signalBody{ReadCloser: r.Body, first: first}
+		}
+		inner.ServeHTTP(w, r)
+	})
+	act := openActivity(f, 5)
+	for i := range limit {
+		slowBuy(t, f, act, "slow-"+strconv.Itoa(i))
+	}
+	for range limit {
+		select {
+		case <-first:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the slow buys never reached their body read")
+		}
+	}
+	if r := f.buy(act, "honest", ""); r.status != http.StatusAccepted {
+		t.Fatalf("honest buy while %d slow bodies are read: %d %s, want 202", limit, r.status, r.raw)
+	}
+	if v := metricValue(t, f, "seckill_admission_refused_total"); v != "0" {
+		t.Fatalf("seckill_admission_refused_total = %s, want 0", v)
+	}
+}
+
+// A buy whose body does not arrive within BuyBodyTimeout is answered 408
+// and nothing is reserved for it.
+func TestSlowBodyIsCutOff(t *testing.T) {
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.BuyBodyTimeout = 50 * time.Millisecond }})
+	act := openActivity(f, 5)
+	conn := slowBuy(t, f, act, "slow")
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(raw), "did not arrive within") {
+		t.Fatalf("stalled body: %d %s, want 408 naming the deadline", resp.StatusCode, raw)
+	}
+	if s := f.stats(act); num(s, "reserved") != 0 || num(s, "remaining") != 5 {
+		t.Fatalf("stats %v after a stalled body, want nothing reserved", s)
 	}
 }

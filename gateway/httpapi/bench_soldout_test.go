@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/flashsale/seckill/gateway/httpapi"
+	"github.com/flashsale/seckill/gateway/sale"
 )
 
 // plainInventory hides inventory.Store's Holders: the gateway then takes no
 // holder snapshot, as before snapshots existed.
-type plainInventory struct{ httpapi.Inventory }
+type plainInventory struct{ sale.Inventory }
 
 // The sold-out phase of a spike in which every buy carries a request_id,
 // and (no-body) one in which none does, so the local flag alone answers,
@@ -51,7 +52,7 @@ func BenchmarkSoldOutWithRequestID(b *testing.B) {
 		soldOut(b, f, true, `{"request_id":"late-1"}`)
 	})
 	b.Run("buy-sold-out-request-id-no-snapshot", func(b *testing.B) {
-		f := benchFixture{newFixture(b, fixtureOpts{queueCapacity: 1 << 30, tweak: func(o *httpapi.Config) {
+		f := benchFixture{newFixture(b, fixtureOpts{queueCapacity: 1 << 30, tweak: func(o *options) {
 			o.Limits = httpapi.Limits{}
 			o.Inventory = plainInventory{o.Inventory}
 		}})}

@@ -78,8 +78,8 @@ func BenchmarkHandler(b *testing.B) {
 
 type benchFixture struct{ *fixture }
 
-func newBenchFixture(b *testing.B, rdb redis.UniversalClient, tweaks ...func(*httpapi.Config)) benchFixture {
-	f := newFixture(b, fixtureOpts{queueCapacity: 1 << 30, rdb: rdb, tweak: func(o *httpapi.Config) {
+func newBenchFixture(b *testing.B, rdb redis.UniversalClient, tweaks ...func(*options)) benchFixture {
+	f := newFixture(b, fixtureOpts{queueCapacity: 1 << 30, rdb: rdb, tweak: func(o *options) {
 		o.Limits = httpapi.Limits{} // measure the path, not the limiters' rejections
 		for _, tw := range tweaks {
 			tw(o)

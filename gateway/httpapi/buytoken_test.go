@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/flashsale/seckill/gateway/auth"
-	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/gateway/ratelimit"
 	"github.com/flashsale/seckill/order"
 )
@@ -38,7 +37,7 @@ func expiredBuyToken(t *testing.T, activity, user string) string {
 	return tok
 }
 
-func requireBuyToken(o *httpapi.Config) { o.RequireBuyToken = true }
+func requireBuyToken(o *options) { o.RequireBuyToken = true }
 
 // buyToken fetches a buy token as user; it fails the test unless 200.
 func (f *fixture) buyToken(activity, user string) string {
@@ -95,7 +94,7 @@ func TestBuyTokenRoute(t *testing.T) {
 
 // The route is limited per user in buckets of its own.
 func TestBuyTokenRouteIsRateLimitedPerUser(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) {
 		o.Limits.BuyTokenPerUser = ratelimit.NewKeyed(ratelimit.Config{Rate: 0.001, Burst: 2})
 		o.Limits.PerUser = ratelimit.NewKeyed(ratelimit.Config{Rate: 0.001, Burst: 1})
 	}})
@@ -184,7 +183,7 @@ func TestBuyTokenOff(t *testing.T) {
 
 // The naive mode sits behind the same door.
 func TestBuyTokenNaiveMode(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) {
 		o.RequireBuyToken = true
 		o.Naive = o.Store.(*order.Store)
 	}})

@@ -23,15 +23,19 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flashsale/seckill/gateway/sale"
 )
 
-// buyRoute is the route template of the buy endpoint.
-const buyRoute = "/api/v1/activities/:id/orders"
+// outcome is how a buy request ended, as the dashboard counts it: the sale's
+// answer (sale.Kind, and the reason of a refused buy token) or the door's
+// own refusal (a rate limit, a bad token or body), set where the answer is
+// made (apiError.outcome), never read back from the status code.
+type outcome uint8
 
-// Outcomes of a buy request as the dashboard counts them.
+// Outcomes of a buy request.
 const (
-	outAccepted = iota
+	outAccepted outcome = iota
 	outSoldOut
 	outAlreadyPurchased
 	outNotOpen
@@ -64,39 +68,20 @@ var outcomeNames = [numOutcomes]string{
 	outError:              "error",
 }
 
-// buyOutcome maps a buy answer's status code to its outcome; tokenRefused,
-// the reason of a buy-token refusal, tells a 403 at the door from one
-// outside the sale window.
-func buyOutcome(code int, tokenRefused string) int {
-	switch {
-	case code == http.StatusForbidden && tokenRefused != "":
-		switch tokenRefused {
-		case "missing":
-			return outTokenMissing
-		case "invalid":
-			return outTokenInvalid
-		case "expired":
-			return outTokenExpired
-		case "wrong_user":
-			return outTokenWrongUser
-		}
-		return outTokenWrongActivity
-	case code == http.StatusAccepted:
-		return outAccepted
-	case code == http.StatusGone:
-		return outSoldOut
-	case code == http.StatusConflict:
-		return outAlreadyPurchased
-	case code == http.StatusForbidden:
-		return outNotOpen
-	case code == http.StatusTooManyRequests:
-		return outRateLimited
-	case code == http.StatusServiceUnavailable:
-		return outBusy
-	case code >= 500:
-		return outError
+// tokenOutcome is the outcome of a buy whose token was refused for reason
+// (sale.Error.Reason).
+func tokenOutcome(reason string) outcome {
+	switch reason {
+	case "missing":
+		return outTokenMissing
+	case "invalid":
+		return outTokenInvalid
+	case "expired":
+		return outTokenExpired
+	case "wrong_user":
+		return outTokenWrongUser
 	}
-	return outRejected
+	return outTokenWrongActivity
 }
 
 // Dashboard bounds (its settings are Config.DashboardInterval and
@@ -138,8 +123,9 @@ type DashboardSample struct {
 	// DBWritesPerS is orders written to the database per second (rows of
 	// this activity that appeared over the last interval).
 	DBWritesPerS float64 `json:"db_writes_per_s"`
-	// QueueDepth is this process's seckill_queue_depth (all activities:
-	// embedded queue depth or Kafka consumer lag); nil when not exported.
+	// QueueDepth is this process's queue depth (all activities: the order
+	// messages not yet written, or the Kafka consumer lag); nil when
+	// unknown.
 	QueueDepth *float64 `json:"queue_depth"`
 	// Error says which backend could not be read for this sample; the
 	// numbers it could not refresh are the previous sample's.
@@ -220,12 +206,11 @@ func (d *dashboard) releaseStream(ip string) {
 // record counts a buy answer for its activity. Counters exist only for
 // activities that are known to exist (an answer that needed the activity,
 // or a dashboard watching it), so random ids cannot grow the map.
-func (d *dashboard) record(idParam string, code int, tokenRefused string) {
+func (d *dashboard) record(idParam string, out outcome) {
 	id, err := strconv.ParseInt(idParam, 10, 64)
 	if err != nil || id <= 0 {
 		return
 	}
-	out := buyOutcome(code, tokenRefused)
 	v, ok := d.counters.Load(id)
 	if !ok {
 		switch out {
@@ -341,13 +326,13 @@ func (d *dashboard) take(sp *sampler) DashboardSample {
 	var problems []string
 	var errs []error
 
-	snap, err := s.cfg.Store.Snapshot(ctx, sp.id)
+	snap, err := s.sale.Snapshot(ctx, sp.id)
 	dbOK := err == nil
 	if dbOK {
 		a := &snap.Activity
 		smp.Name, smp.Stock, smp.DBAvailable = a.Name, a.Stock, a.Available
 		smp.Created, smp.Paid, smp.Cancelled = snap.Created, snap.Paid, snap.Cancelled
-		inv, found, ierr := s.cfg.Inventory.Stats(ctx, sp.id)
+		inv, found, ierr := s.sale.StockStats(ctx, sp.id)
 		switch {
 		case ierr != nil:
 			problems = append(problems, "redis: could not read the stock")
@@ -358,7 +343,7 @@ func (d *dashboard) take(sp *sampler) DashboardSample {
 			smp.Remaining = inv.Remaining
 			smp.Queued = max(0, inv.Reserved-snap.Created-snap.Paid)
 		}
-		smp.State = activityView(a, smp.Remaining, now).State
+		smp.State = sale.View(a, smp.Remaining, now).State
 	} else {
 		problems = append(problems, "database: could not read the activity and its orders")
 		errs = append(errs, err)
@@ -381,7 +366,13 @@ func (d *dashboard) take(sp *sampler) DashboardSample {
 	if sp.havePrev && dt > 0 && dbOK && sp.lastDBRead {
 		smp.DBWritesPerS = float64(max(0, rows-sp.prevRows)) / dt
 	}
-	smp.QueueDepth = gatherGauge(s.cfg.Registry, "seckill_queue_depth")
+	smp.QueueDepth = nil
+	if s.deps.QueueDepth != nil {
+		if depth, ok := s.deps.QueueDepth(); ok {
+			f := float64(depth)
+			smp.QueueDepth = &f
+		}
+	}
 	if len(problems) > 0 {
 		smp.Error = fmt.Sprint(problems)
 		// Once per outage, not once per interval.
@@ -397,29 +388,6 @@ func (d *dashboard) take(sp *sampler) DashboardSample {
 	sp.lastDBRead = dbOK
 	sp.last = smp
 	return smp
-}
-
-// gatherGauge reads the gauge name from g (summed over its label values),
-// or nil when g does not export it.
-func gatherGauge(g prometheus.Gatherer, name string) *float64 {
-	if g == nil {
-		return nil
-	}
-	mfs, err := g.Gather()
-	if err != nil && len(mfs) == 0 {
-		return nil
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		var sum float64
-		for _, m := range mf.GetMetric() {
-			sum += m.GetGauge().GetValue()
-		}
-		return &sum
-	}
-	return nil
 }
 
 // close ends every stream and sampler and waits for the samplers.
@@ -440,11 +408,11 @@ func (s *Server) CloseStreams() { s.dash.close() }
 
 // dashboardPage serves the dashboard's HTML.
 func (s *Server) dashboardPage(c *gin.Context) {
-	if s.cfg.Static == nil {
+	if s.deps.Static == nil {
 		s.respond(c, errNotFound("this process serves no web pages"))
 		return
 	}
-	c.FileFromFS("/dashboard.html", s.cfg.Static)
+	c.FileFromFS("/dashboard.html", s.deps.Static)
 }
 
 // dashboardAccess lets anyone watch in demo mode, and only the admin
@@ -463,7 +431,12 @@ func (s *Server) dashboardAccess(c *gin.Context) {
 // and one client IP at most Config.DashboardStreamsPerIP of them; past
 // either cap the answer is 503 BUSY with Retry-After.
 func (s *Server) dashboardStream(c *gin.Context) {
-	a, err := s.activity(c.Request.Context(), c.Param("id"))
+	id, err := activityID(c)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	a, err := s.sale.CachedActivity(c.Request.Context(), id)
 	if err != nil {
 		s.respond(c, err)
 		return

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/flashsale/seckill/gateway/httpapi"
 )
 
 // defaultDashboardStreamsPerIP is the documented default of
@@ -57,7 +55,7 @@ func wantPerIPRefusal(t *testing.T, status int, body map[string]any, limit int) 
 // N streams from one client IP are served, the N+1st is refused, and another
 // client IP still gets one: one address cannot take every dashboard slot.
 func TestDashboardStreamsCappedPerClientIP(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) {
 		fastDashboard(o)
 		o.TrustedProxies = []string{"127.0.0.1"}
 	}})
@@ -79,7 +77,7 @@ func TestDashboardStreamsCappedPerClientIP(t *testing.T) {
 // without a trusted proxy a spoofed X-Forwarded-For does not pick the key.
 func TestDashboardStreamsPerIPOption(t *testing.T) {
 	t.Run("configured, and released", func(t *testing.T) {
-		f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
+		f := newFixture(t, fixtureOpts{tweak: func(o *options) {
 			fastDashboard(o)
 			o.TrustedProxies = []string{"127.0.0.1"}
 			o.DashboardStreamsPerIP = 2
@@ -113,7 +111,7 @@ func TestDashboardStreamsPerIPOption(t *testing.T) {
 		}
 	})
 	t.Run("spoofed X-Forwarded-For from an untrusted peer", func(t *testing.T) {
-		f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
+		f := newFixture(t, fixtureOpts{tweak: func(o *options) {
 			fastDashboard(o)
 			o.DashboardStreamsPerIP = 2
 		}})

@@ -11,8 +11,6 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/flashsale/seckill/gateway/httpapi"
 )
 
@@ -93,7 +91,7 @@ func nextSample(t *testing.T, events <-chan sseEvent, within time.Duration) (htt
 	}
 }
 
-func fastDashboard(o *httpapi.Config) { o.DashboardInterval = 20 * time.Millisecond }
+func fastDashboard(o *options) { o.DashboardInterval = 20 * time.Millisecond }
 
 func TestDashboardStreamAccess(t *testing.T) {
 	tests := []struct {
@@ -112,7 +110,7 @@ func TestDashboardStreamAccess(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { fastDashboard(o); o.Demo = tt.demo }})
+			f := newFixture(t, fixtureOpts{tweak: func(o *options) { fastDashboard(o); o.Demo = tt.demo }})
 			t.Cleanup(f.srv.CloseStreams)
 			act := openActivity(f, 3)
 			if tt.activity != "" {
@@ -183,22 +181,34 @@ func TestDashboardCountsBuys(t *testing.T) {
 		t.Fatalf("sample %+v: want 0 left, 3 queued, 0 created, sold_out", s)
 	}
 	if s.QueueDepth != nil {
-		t.Fatalf("queue depth %v from a registry without seckill_queue_depth", *s.QueueDepth)
+		t.Fatalf("queue depth %v without a queue depth reader", *s.QueueDepth)
 	}
 }
 
-// A registry that exports seckill_queue_depth shows it in every sample.
+// The queue's depth, as its reader gives it, shows in every sample; an
+// unknown depth (the queue unreadable) shows none.
 func TestDashboardReadsQueueDepth(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seckill_queue_depth", Help: "test"}, func() float64 { return 42 }))
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { fastDashboard(o); o.Registry = reg }})
-	t.Cleanup(f.srv.CloseStreams)
-	_, events := openStream(t, f.ts.URL, openActivity(f, 1), "")
-	s, ok := nextSample(t, events, 5*time.Second)
-	if !ok || s.QueueDepth == nil || *s.QueueDepth != 42 {
-		t.Fatalf("sample %+v, want queue depth 42", s)
+	for _, tc := range []struct {
+		name  string
+		depth func() (int, bool)
+		want  *float64
+	}{
+		{"known", func() (int, bool) { return 42, true }, ptr(42.0)},
+		{"unknown", func() (int, bool) { return -1, false }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{tweak: func(o *options) { fastDashboard(o); o.QueueDepth = tc.depth }})
+			t.Cleanup(f.srv.CloseStreams)
+			_, events := openStream(t, f.ts.URL, openActivity(f, 1), "")
+			s, ok := nextSample(t, events, 5*time.Second)
+			if !ok || (s.QueueDepth == nil) != (tc.want == nil) || s.QueueDepth != nil && *s.QueueDepth != *tc.want {
+				t.Fatalf("sample %+v, want queue depth %v", s, tc.want)
+			}
+		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // The server's WriteTimeout (30 s in the app) would cut a stream; every
 // write moves the deadline, so the stream outlives it by far.
@@ -295,7 +305,7 @@ func TestListActivities(t *testing.T) {
 
 func TestDashboardPageIsServed(t *testing.T) {
 	pages := map[string]string{"dashboard.html": "<title>dash</title>", "index.html": "<title>sale</title>"}
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.Static = http.FS(mapFS(pages)) }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.Static = http.FS(mapFS(pages)) }})
 	for path, want := range map[string]string{"/dashboard": "dash", "/": "sale"} {
 		r := f.call("GET", path, "", nil)
 		if r.status != http.StatusOK || !strings.Contains(r.raw, want) {

@@ -78,7 +78,7 @@ func parseLimit(v string) (int, error) {
 
 // deadLetters lists up to limit dead letters of topic, and how many it holds.
 func (s *Server) deadLetters(ctx context.Context, topic string, limit int) ([]DeadLetter, int, error) {
-	msgs, total, err := s.cfg.DeadLetters.List(ctx, topic, limit)
+	msgs, total, err := s.deps.DeadLetters.List(ctx, topic, limit)
 	if err != nil {
 		return nil, 0, errUnavailable("the queue could not be read; see the process log", fmt.Errorf("list dead letters of %s: %w", topic, err))
 	}
@@ -118,7 +118,7 @@ func (s *Server) replayDeadLetters(c *gin.Context) {
 
 // replay replays the dead letters seqs (all when empty) of topic.
 func (s *Server) replay(ctx context.Context, topic string, seqs []uint64) (int, error) {
-	n, err := s.cfg.DeadLetters.Replay(ctx, topic, seqs)
+	n, err := s.deps.DeadLetters.Replay(ctx, topic, seqs)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return n, errUnavailable("replay stopped after "+strconv.Itoa(n)+" messages; see the process log",
 			fmt.Errorf("replay dead letters of %s (%d replayed): %w", topic, n, err))
@@ -156,7 +156,7 @@ func (s *Server) discardDeadLetters(c *gin.Context) {
 
 // discard deletes the dead letters seqs of topic for good.
 func (s *Server) discard(ctx context.Context, topic string, seqs []uint64) error {
-	if err := s.cfg.DeadLetters.Discard(ctx, topic, seqs); err != nil {
+	if err := s.deps.DeadLetters.Discard(ctx, topic, seqs); err != nil {
 		return errUnavailable("the dead letters could not be deleted; see the process log",
 			fmt.Errorf("discard dead letters %v of %s: %w", seqs, topic, err))
 	}
@@ -166,11 +166,11 @@ func (s *Server) discard(ctx context.Context, topic string, seqs []uint64) error
 
 // deadLetterTopic checks the :topic of a dead-letter route.
 func (s *Server) deadLetterTopic(topic string) (string, error) {
-	if s.cfg.DeadLetters == nil {
+	if s.deps.DeadLetters == nil {
 		return "", errNotImplemented("dead letters can be read here only on the NATS queue (SECKILL_MQ=embedded or nats); on Kafka read the <topic>.dlq topics with Kafka's tools")
 	}
-	if !slices.Contains(s.cfg.DeadLetters.Topics(), topic) {
-		return "", errNotFound("no dead-letter topic for %q; known topics: %s", topic, joinQuoted(s.cfg.DeadLetters.Topics()))
+	if !slices.Contains(s.deps.DeadLetters.Topics(), topic) {
+		return "", errNotFound("no dead-letter topic for %q; known topics: %s", topic, joinQuoted(s.deps.DeadLetters.Topics()))
 	}
 	return topic, nil
 }

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"sync"
 	"testing"
-
-	"github.com/flashsale/seckill/gateway/httpapi"
 )
 
 // recordedContacts is a DemoContacts that remembers the users, or fails.
@@ -42,7 +40,7 @@ func TestDemoLoginRecordsTheDemoContact(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recordedContacts{err: tt.storeErr}
-			f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.DemoContacts = rec }})
+			f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.DemoContacts = rec }})
 			r := f.call("POST", "/api/v1/auth/demo-token", "", jsonBody(map[string]string{"user_id": tt.user}))
 			if r.status != tt.status {
 				t.Fatalf("demo-token answered %d, want %d", r.status, tt.status)

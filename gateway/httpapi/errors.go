@@ -2,28 +2,25 @@ package httpapi
 
 // Every answer that is not a success goes through respond: a handler (or
 // middleware) returns an error, and respond maps it, once, to the status,
-// code and message of the v1 contract. The error is either an *apiError
-// (made by the constructors below, with the handler's wording) or an error
-// of the packages the gateway calls, matched by its sentinel in classify;
-// anything else is an internal failure, answered 500 with a generic message
-// and logged. The text of an internal error never reaches the client: it is
-// logged with the request id the client got, so an operator can find it.
+// code and message of the v1 contract. The error is either an *apiError of
+// the door itself (a body, a token, a rate limit: the constructors below)
+// or whatever a use case returned, which sale.Classify turns into a
+// *sale.Error whose Kind picks the status; anything else is an internal
+// failure, answered 500 with a generic message and logged. The text of an
+// internal error never reaches the client: it is logged with the request id
+// the client got, so an operator can find it.
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/flashsale/seckill/inventory"
-	"github.com/flashsale/seckill/mq"
-	"github.com/flashsale/seckill/order"
+	"github.com/flashsale/seckill/gateway/sale"
 )
 
 // Error codes of the v1 contract.
@@ -31,6 +28,7 @@ const (
 	codeValidation       = "VALIDATION"
 	codeBadJSON          = "BAD_JSON"
 	codeBodyTooLarge     = "BODY_TOO_LARGE"
+	codeRequestTimeout   = "REQUEST_TIMEOUT"
 	codeUnauthorized     = "UNAUTHORIZED"
 	codeNotFound         = "NOT_FOUND"
 	codeAlreadyPurchased = "ALREADY_PURCHASED"
@@ -39,8 +37,7 @@ const (
 	codeEnded            = "ENDED"
 	codeRateLimited      = "RATE_LIMITED"
 	codeBusy             = "BUSY"
-	codeOrderCancelled   = "ORDER_CANCELLED"
-	codeNotPayable       = "NOT_PAYABLE"
+	codeConflict         = "CONFLICT"
 	codeUnavailable      = "UNAVAILABLE"
 	codeInternal         = "INTERNAL"
 	codeNotImplemented   = "NOT_IMPLEMENTED"
@@ -63,6 +60,8 @@ type apiError struct {
 	retryAfter time.Duration
 	// cause is the internal failure behind the answer, for the log only.
 	cause error
+	// outcome is how a buy answered with it counts on the dashboard.
+	outcome outcome
 	// body is the answer's JSON, rendered once for the answers the hot
 	// path gives over and over (prerendered); nil renders per answer.
 	body []byte
@@ -89,124 +88,123 @@ func (e *apiError) Error() string {
 
 func (e *apiError) Unwrap() error { return e.cause }
 
-// The answers of the contract, one constructor per status and code.
+// The door's own answers, one constructor per status and code.
 
 func errValidation(message string) *apiError {
-	return &apiError{status: http.StatusBadRequest, code: codeValidation, message: message}
+	return &apiError{status: http.StatusBadRequest, code: codeValidation, message: message, outcome: outRejected}
 }
 
 func errBadJSON(message string) *apiError {
-	return &apiError{status: http.StatusBadRequest, code: codeBadJSON, message: message}
+	return &apiError{status: http.StatusBadRequest, code: codeBadJSON, message: message, outcome: outRejected}
 }
 
 func errBodyTooLarge(limit int64) *apiError {
 	return &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge,
-		message: fmt.Sprintf("request body is larger than %d bytes", limit)}
+		message: fmt.Sprintf("request body is larger than %d bytes", limit), outcome: outRejected}
 }
 
 func errUnauthorized(message string) *apiError {
-	return &apiError{status: http.StatusUnauthorized, code: codeUnauthorized, message: message}
+	return &apiError{status: http.StatusUnauthorized, code: codeUnauthorized, message: message, outcome: outRejected}
 }
 
 func errNotFound(format string, args ...any) *apiError {
-	return &apiError{status: http.StatusNotFound, code: codeNotFound, message: fmt.Sprintf(format, args...)}
-}
-
-func errNotStarted(message string) *apiError {
-	return &apiError{status: http.StatusForbidden, code: codeNotStarted, message: message}
-}
-
-func errEnded(message string) *apiError {
-	return &apiError{status: http.StatusForbidden, code: codeEnded, message: message}
-}
-
-// errConflict is a 409: the request is valid but the resource's state
-// refuses it (codeAlreadyPurchased, codeOrderCancelled, codeNotPayable).
-func errConflict(code, message string) *apiError {
-	return &apiError{status: http.StatusConflict, code: code, message: message}
+	return &apiError{status: http.StatusNotFound, code: codeNotFound, message: fmt.Sprintf(format, args...), outcome: outRejected}
 }
 
 func errRateLimited(limiter string, retryAfter time.Duration) *apiError {
 	return &apiError{status: http.StatusTooManyRequests, code: codeRateLimited,
-		message: "too many requests (" + limiter + " limit); retry later", retryAfter: retryAfter}
+		message: "too many requests (" + limiter + " limit); retry later", retryAfter: retryAfter, outcome: outRateLimited}
 }
 
-// errBusy is a 503 the client should retry after a second: a backend is
-// away or the gateway is saturated. cause, if any, is logged.
+// errBusy is a 503 the client should retry after a second: the door is
+// saturated. cause, if any, is logged.
 func errBusy(message string, cause error) *apiError {
 	return &apiError{status: http.StatusServiceUnavailable, code: codeBusy, message: message,
-		retryAfter: time.Second, cause: cause}
+		retryAfter: time.Second, cause: cause, outcome: outBusy}
 }
 
 // errUnavailable is a 503 without Retry-After: an operation (readiness, an
 // admin action) that failed and that nothing will retry by itself.
 func errUnavailable(message string, cause error) *apiError {
-	return &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, message: message, cause: cause}
+	return &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, message: message, cause: cause, outcome: outError}
 }
 
 func errNotImplemented(message string) *apiError {
-	return &apiError{status: http.StatusNotImplemented, code: codeNotImplemented, message: message}
+	return &apiError{status: http.StatusNotImplemented, code: codeNotImplemented, message: message, outcome: outError}
 }
 
 // errInternal is a 500: a bug or a broken invariant. The client reads a
 // generic message; cause is logged.
 func errInternal(cause error) *apiError {
-	return &apiError{status: http.StatusInternalServerError, code: codeInternal, message: "internal error", cause: cause}
+	return &apiError{status: http.StatusInternalServerError, code: codeInternal, message: "internal error", cause: cause, outcome: outError}
 }
 
-// The answers of the buy route that Redis (inventory.Outcome) and the naive
-// mode (order's sentinels) share.
-var (
-	errAlreadyPurchased = prerendered(errConflict(codeAlreadyPurchased, "this user already holds an order for this activity"))
-	errSoldOut          = prerendered(&apiError{status: http.StatusGone, code: codeSoldOut, message: "sold out"})
-	errSaleNotStarted   = prerendered(errNotStarted("the sale has not started"))
-	errSaleEnded        = prerendered(errEnded("the sale has ended"))
-)
+// fromSale is the answer the contract gives a use case's error: its Kind
+// picks the status, its Code (when set) the code.
+func fromSale(e *sale.Error) *apiError {
+	a := &apiError{message: e.Message, cause: e.Cause, retryAfter: e.RetryAfter}
+	switch e.Kind {
+	case sale.KindInvalid:
+		a.status, a.code, a.outcome = http.StatusBadRequest, codeValidation, outRejected
+	case sale.KindNotFound:
+		a.status, a.code, a.outcome = http.StatusNotFound, codeNotFound, outRejected
+	case sale.KindNotStarted:
+		a.status, a.code, a.outcome = http.StatusForbidden, codeNotStarted, outNotOpen
+	case sale.KindEnded:
+		a.status, a.code, a.outcome = http.StatusForbidden, codeEnded, outNotOpen
+	case sale.KindSoldOut:
+		a.status, a.code, a.outcome = http.StatusGone, codeSoldOut, outSoldOut
+	case sale.KindAlreadyPurchased:
+		a.status, a.code, a.outcome = http.StatusConflict, codeAlreadyPurchased, outAlreadyPurchased
+	case sale.KindConflict:
+		a.status, a.code, a.outcome = http.StatusConflict, codeConflict, outRejected
+	case sale.KindTokenRefused:
+		a.status, a.code, a.outcome = http.StatusForbidden, codeNotStarted, tokenOutcome(e.Reason)
+	case sale.KindBusy:
+		a.status, a.code, a.outcome = http.StatusServiceUnavailable, codeBusy, outBusy
+	case sale.KindUnavailable:
+		a.status, a.code, a.outcome = http.StatusServiceUnavailable, codeUnavailable, outError
+	default:
+		a.status, a.code, a.message, a.outcome = http.StatusInternalServerError, codeInternal, "internal error", outError
+	}
+	if e.Code != "" {
+		a.code = e.Code
+	}
+	return a
+}
 
-// classify maps err to its answer: an *apiError as it is, a sentinel of the
-// packages the gateway calls to the answer the contract gives it, anything
-// else to 500.
+// shared are the answers a spike gives over and over, each rendered once:
+// the sale's shared errors map to these without an allocation.
+var shared = func() map[*sale.Error]*apiError {
+	m := map[*sale.Error]*apiError{}
+	for _, e := range append([]*sale.Error{sale.ErrSoldOut, sale.ErrAlreadyPurchased, sale.ErrNotStarted, sale.ErrEnded},
+		sale.TokenRefusals()...) {
+		m[e] = prerendered(fromSale(e))
+	}
+	return m
+}()
+
+// classify maps err to its answer.
 func classify(err error) *apiError {
-	if ae, ok := err.(*apiError); ok { // the common case, without errors.As's allocation
+	if ae, ok := err.(*apiError); ok { // the door's own, without errors.As's allocation
 		return ae
 	}
-	var ae *apiError
-	if errors.As(err, &ae) {
+	se := sale.Classify(err)
+	if ae, ok := shared[se]; ok {
 		return ae
 	}
-	switch {
-	case errors.Is(err, order.ErrInvalidActivity):
-		// The store's checks name the field; the sentinel's own text is
-		// noise to the client.
-		msg := strings.TrimPrefix(err.Error(), order.ErrInvalidActivity.Error()+": ")
-		return errValidation(msg)
-	case errors.Is(err, order.ErrUserHasOrder):
-		return errAlreadyPurchased
-	case errors.Is(err, order.ErrSoldOut):
-		return errSoldOut
-	case errors.Is(err, order.ErrNotStarted):
-		return errSaleNotStarted
-	case errors.Is(err, order.ErrEnded):
-		return errSaleEnded
-	case errors.Is(err, order.ErrOrderCancelled):
-		return errConflict(codeOrderCancelled, "the order was cancelled: its pay deadline passed and the unit went back on sale")
-	case errors.Is(err, order.ErrNotFound):
-		return errNotFound("not found")
-	case errors.Is(err, mq.ErrQueueFull):
-		return errBusy("order queue is full; nothing was reserved, try again", err)
-	case errors.Is(err, inventory.ErrNotLoaded):
-		return errBusy("activity stock is not loaded in redis; try again", err)
-	case errors.Is(err, inventory.ErrUnavailable):
-		return errBusy("inventory unavailable; try again", err)
-	}
-	return errInternal(err)
+	return fromSale(se)
 }
 
 // respond answers err and logs the server-side failures: a BUSY at warn
 // (transient, expected under load or during an outage), any other 5xx at
-// error. It aborts the gin chain.
+// error. It aborts the gin chain. On the buy route it also counts the
+// answer's outcome on the dashboard.
 func (s *Server) respond(c *gin.Context, err error) {
 	e := classify(err)
+	if c.FullPath() == buyRoute {
+		s.dash.record(c.Param("id"), e.outcome)
+	}
 	if e.status >= http.StatusInternalServerError && e.cause != nil {
 		level := slog.LevelError
 		if e.code == codeBusy {

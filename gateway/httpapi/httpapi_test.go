@@ -18,12 +18,15 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/flashsale/seckill/gateway/auth"
 	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/gateway/ratelimit"
+	"github.com/flashsale/seckill/gateway/sale"
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/mq/memory"
@@ -33,6 +36,7 @@ import (
 	orderservice "github.com/flashsale/seckill/order/service"
 	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/platform/process"
+	"github.com/flashsale/seckill/platform/tracing"
 	"github.com/flashsale/seckill/testkit"
 )
 
@@ -48,6 +52,7 @@ type fixture struct {
 	t      testing.TB
 	ts     *httptest.Server
 	srv    *httpapi.Server
+	sale   *sale.Service
 	redis  *miniredis.Miniredis
 	inv    *inventory.Store
 	store  *order.Store
@@ -59,7 +64,81 @@ type fixtureOpts struct {
 	queueCapacity int
 	rdb           redis.UniversalClient // a real Redis instead of miniredis
 	publisher     mq.Publisher          // overrides the broker for publishing
-	tweak         func(*httpapi.Config)
+	tweak         func(*options)
+}
+
+// options are a gateway's backends and settings in one flat struct, as the
+// tests tweak them; build splits them into the sale's and the door's.
+type options struct {
+	// the sale's backends
+	Inventory    sale.Inventory
+	Store        sale.Store
+	Publisher    mq.Publisher
+	Payer        sale.Payer
+	Restorer     sale.Restorer
+	IDs          sale.IDGenerator
+	Tokens       *auth.Tokens
+	BuyTokens    *auth.BuyTokens
+	DemoContacts sale.DemoContacts
+	Naive        sale.NaiveStore // set: the buy route runs the naive mode
+	// the sale's settings
+	SoldOutTTL, PublishTimeout, RedisTimeout time.Duration
+	MaxBuysInFlight                          int
+	RequireBuyToken                          bool
+	// the door's
+	Limits                httpapi.Limits
+	DeadLetters           httpapi.DeadLetters
+	Ready                 func(ctx context.Context) error
+	QueueDepth            func() (int, bool)
+	Static                http.FileSystem
+	Tracing               *tracing.Tracing
+	AdminToken            auth.AdminToken
+	Demo                  bool
+	TrustedProxies        []string
+	MaxBodyBytes          int64
+	BuyBodyTimeout        time.Duration
+	DashboardInterval     time.Duration
+	DashboardStreamsPerIP int
+	MetricsElsewhere      bool
+	// both
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	Now      func() time.Time
+}
+
+// build makes the sale and the server o describes.
+func (o options) build() (*httpapi.Server, *sale.Service, error) {
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	var tracer trace.Tracer
+	if o.Tracing.Enabled() {
+		tracer = o.Tracing.TracerProvider().Tracer(sale.ScopeName)
+	}
+	sl, err := sale.New(sale.Deps{
+		Inventory: o.Inventory, Store: o.Store, Publisher: o.Publisher, Payer: o.Payer, Restorer: o.Restorer,
+		IDs: o.IDs, Tokens: o.Tokens, BuyTokens: o.BuyTokens, DemoContacts: o.DemoContacts,
+		Tracer: tracer, Registerer: o.Registry, Logger: o.Logger, Now: o.Now,
+	}, sale.Config{
+		SoldOutTTL: o.SoldOutTTL, PublishTimeout: o.PublishTimeout, RedisTimeout: o.RedisTimeout,
+		MaxBuysInFlight: o.MaxBuysInFlight, RequireBuyToken: o.RequireBuyToken,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var buy sale.Placer = sl
+	if o.Naive != nil {
+		buy = sale.NewNaive(sl, o.Naive, o.Registry, o.Logger)
+	}
+	srv, err := httpapi.New(httpapi.Deps{
+		Sale: sl, Buy: buy, Tokens: o.Tokens, Limits: o.Limits, DeadLetters: o.DeadLetters, Ready: o.Ready,
+		QueueDepth: o.QueueDepth, Static: o.Static, Tracing: o.Tracing, Logger: o.Logger, Registry: o.Registry, Now: o.Now,
+	}, httpapi.Config{
+		AdminToken: o.AdminToken, Demo: o.Demo, TrustedProxies: o.TrustedProxies, MaxBodyBytes: o.MaxBodyBytes,
+		BuyBodyTimeout: o.BuyBodyTimeout, DashboardInterval: o.DashboardInterval,
+		DashboardStreamsPerIP: o.DashboardStreamsPerIP, MetricsElsewhere: o.MetricsElsewhere,
+	})
+	return srv, sl, err
 }
 
 func newFixture(t testing.TB, fo fixtureOpts) *fixture {
@@ -87,7 +166,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 		t: t, redis: mr, inv: inventory.New(rdb, inventory.Options{Prefix: prefix}),
 		store: order.NewStore(gdb), broker: broker, tokens: auth.NewTokens([]byte(secret)),
 	}
-	opts := httpapi.Config{
+	opts := options{
 		Inventory: f.inv, Store: f.store, Publisher: broker, IDs: ids, Tokens: f.tokens,
 		BuyTokens:  auth.NewBuyTokens([]byte(secret), 0),
 		Payer:      order.NewLifecycle(f.store, f.inv, order.LifecycleConfig{Logger: quiet()}),
@@ -105,7 +184,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	if fo.tweak != nil {
 		fo.tweak(&opts)
 	}
-	f.srv, err = httpapi.New(opts)
+	f.srv, f.sale, err = opts.build()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +334,7 @@ func TestActivityStates(t *testing.T) {
 }
 
 func TestSoldOutFlagSkipsRedisAndClears(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.SoldOutTTL = time.Hour }})
 	act := openActivity(f, 1)
 	first := f.buy(act, "winner", "")
 	if first.status != http.StatusAccepted {
@@ -282,14 +361,14 @@ func TestSoldOutFlagSkipsRedisAndClears(t *testing.T) {
 	if r := f.buy(act, "late", ""); r.status != http.StatusGone {
 		t.Fatalf("before clearing, the flag answers locally: got %d", r.status)
 	}
-	f.srv.ClearSoldOut(actID)
+	f.sale.ClearSoldOut(actID)
 	if r := f.buy(act, "late", ""); r.status != http.StatusAccepted {
 		t.Fatalf("after clearing: %d %s, want 202", r.status, r.raw)
 	}
 }
 
 func TestSoldOutFlagExpiresAndTheUnitSellsAgain(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = 20 * time.Millisecond }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.SoldOutTTL = 20 * time.Millisecond }})
 	act := openActivity(f, 1)
 	first := f.buy(act, "winner", "")
 	if r := f.buy(act, "loser", ""); r.status != http.StatusGone {
@@ -312,7 +391,7 @@ func TestSoldOutFlagExpiresAndTheUnitSellsAgain(t *testing.T) {
 }
 
 func TestRequestIDRetryBypassesSoldOutFlag(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.SoldOutTTL = time.Hour }})
 	act := openActivity(f, 1)
 	first := f.buy(act, "winner", "click-1")
 	if r := f.buy(act, "loser", ""); r.status != http.StatusGone {
@@ -391,7 +470,7 @@ func TestPublishFailureReleasesReservation(t *testing.T) {
 		{"queue never answers", stuckPublisher{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, fixtureOpts{publisher: tc.pub, tweak: func(o *httpapi.Config) {
+			f := newFixture(t, fixtureOpts{publisher: tc.pub, tweak: func(o *options) {
 				o.PublishTimeout = 50 * time.Millisecond
 			}})
 			act := openActivity(f, 3)
@@ -422,7 +501,7 @@ func TestRedisDownAnswersBusyFast(t *testing.T) {
 }
 
 func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.MaxBodyBytes = 1 << 20 }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.MaxBodyBytes = 1 << 20 }})
 	act := openActivity(f, 5)
 	alice := f.token("alice")
 	// An order of alice's, for the "another user's order" case.
@@ -507,14 +586,14 @@ func TestDemoTokenOnlyInDemoMode(t *testing.T) {
 	if user, err := on.tokens.Verify(r.body["token"].(string)); err != nil || user != "carol" {
 		t.Fatalf("demo token verifies as %q, %v", user, err)
 	}
-	off := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.Demo = false }})
+	off := newFixture(t, fixtureOpts{tweak: func(o *options) { o.Demo = false }})
 	if r := off.call("POST", "/api/v1/auth/demo-token", "", jsonBody(map[string]string{"user_id": "carol"})); r.status != http.StatusNotFound {
 		t.Fatalf("demo token outside demo mode: %d, want 404", r.status)
 	}
 }
 
 func TestRateLimitsAnswer429WithRetryAfter(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) {
 		o.Limits.PerUser = ratelimit.NewKeyed(ratelimit.Config{Rate: 0.1, Burst: 2})
 		o.Limits.PerIP = ratelimit.NewKeyed(ratelimit.Config{Rate: 0.1, Burst: 6})
 	}})
@@ -549,7 +628,7 @@ func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 		{"trusted loopback proxy: one bucket per client", []string{"127.0.0.1"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
+			f := newFixture(t, fixtureOpts{tweak: func(o *options) {
 				o.TrustedProxies = tc.trusted
 				o.Limits.PerIP = ratelimit.NewKeyed(ratelimit.Config{Rate: 0.1, Burst: 1})
 			}})
@@ -572,7 +651,7 @@ func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 }
 
 func TestHealthAndMetrics(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) {
 		o.Ready = process.Readiness(process.Check{Name: "redis", Ping: func(context.Context) error {
 			return errors.New("dial tcp 10.1.2.3:6379: connection refused")
 		}})
@@ -605,7 +684,7 @@ func mustID(t *testing.T, s string) int64 {
 }
 
 func TestServesStaticPages(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) {
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) {
 		o.Static = http.FS(fstest.MapFS{"index.html": {Data: []byte("<h1>sale</h1>")}})
 	}})
 	if r := f.call("GET", "/", "", nil); r.status != http.StatusOK || !strings.Contains(r.raw, "<h1>sale</h1>") {

@@ -5,14 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/gateway/ratelimit"
 )
 
 // Each filter of the buy path shows in /metrics under its own series, by
 // route template (never the raw path, which would explode the series).
 func TestMetricsCoverEveryFilter(t *testing.T) {
-	f := newFixture(t, fixtureOpts{queueCapacity: 2, tweak: func(o *httpapi.Config) {
+	f := newFixture(t, fixtureOpts{queueCapacity: 2, tweak: func(o *options) {
 		o.Limits.PerUser = ratelimit.NewKeyed(ratelimit.Config{Rate: 0.001, Burst: 1})
 	}})
 	act := openActivity(f, 3)

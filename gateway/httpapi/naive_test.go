@@ -9,14 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/ordermsg"
 )
 
 func naiveFixture(t *testing.T) *fixture {
 	t.Helper()
-	return newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.Naive = o.Store.(*order.Store) }})
+	return newFixture(t, fixtureOpts{tweak: func(o *options) { o.Naive = o.Store.(*order.Store) }})
 }
 
 func metricsText(t *testing.T, f *fixture) string {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order/ordermsg"
@@ -65,7 +64,7 @@ func TestFailedPublishKeepsAClaimedReservation(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			pub := &claimingPublisher{}
 			logs := &syncBuffer{}
-			f := newFixture(t, fixtureOpts{rdb: b.rdb(t), publisher: pub, tweak: func(o *httpapi.Config) {
+			f := newFixture(t, fixtureOpts{rdb: b.rdb(t), publisher: pub, tweak: func(o *options) {
 				o.Logger = slog.New(slog.NewTextHandler(logs, nil))
 			}})
 			pub.inv = f.inv

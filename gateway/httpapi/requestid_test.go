@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order/ordermsg"
 )
@@ -118,7 +117,7 @@ func TestRequestIDReachesTheOrderMessage(t *testing.T) {
 func TestFailuresAreLoggedWithTheRequestID(t *testing.T) {
 	var buf syncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.Logger = log }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.Logger = log }})
 	act := openActivity(f, 5)
 	f.redis.Close() // the buy gets 503
 	r := f.buy(act, "bob", "")

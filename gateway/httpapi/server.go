@@ -1,7 +1,3 @@
-// Package httpapi is the gateway's HTTP contract (v1) on gin: the filters a
-// buy passes layer by layer (body limit, auth, rate limits, activity window,
-// local sold-out flag, the Redis reserve script, the queue) and the read and
-// admin routes around it.
 package httpapi
 
 import (
@@ -20,52 +16,30 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flashsale/seckill/gateway/auth"
 	"github.com/flashsale/seckill/gateway/ratelimit"
+	"github.com/flashsale/seckill/gateway/sale"
 	"github.com/flashsale/seckill/inventory"
-	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/platform/process"
 	"github.com/flashsale/seckill/platform/tracing"
 )
 
-// Inventory is the Redis side the gateway needs (inventory.Store).
-type Inventory interface {
-	Reserve(ctx context.Context, activityID int64, userID, requestID, orderID string, now time.Time) (inventory.ReserveResult, error)
-	Confirm(ctx context.Context, activityID int64, orderID string) (bool, error)
-	Release(ctx context.Context, activityID int64, orderID string) (inventory.ReleaseResult, error)
-	Lookup(ctx context.Context, activityID int64, orderID string) (inventory.Reservation, bool, error)
-	Remaining(ctx context.Context, activityID int64) (int64, bool, error)
-	Stats(ctx context.Context, activityID int64) (inventory.Stats, bool, error)
-}
-
-// Store is the database side the gateway needs (order.Store).
-type Store interface {
-	CreateActivity(ctx context.Context, a *order.Activity) error
-	GetActivity(ctx context.Context, id int64) (*order.Activity, error)
-	GetOrder(ctx context.Context, id string) (*order.Order, error)
-	Snapshot(ctx context.Context, activityID int64) (*order.Snapshot, error)
-	// ListActivities feeds the storefront's list (GET /api/v1/activities).
-	ListActivities(ctx context.Context) ([]order.Activity, error)
-}
-
-// Restorer puts an activity that Redis lost back from the database and the
-// queue (order/service's Restorer); the gateway calls it when it finds an
-// activity missing, and preloads each new activity with it.
-type Restorer interface {
-	Restore(ctx context.Context, a *order.Activity) error
-}
-
-// Payer records payments (order.Lifecycle).
-type Payer interface {
-	Pay(ctx context.Context, orderID, userID string) (*order.Order, error)
-}
-
-// IDGenerator makes order ids (orderid.Generator).
-type IDGenerator interface {
-	Next(activityID int64) string
+// Sale is the use cases the routes call (*sale.Service).
+type Sale interface {
+	Activity(ctx context.Context, id int64) (sale.ActivityView, error)
+	CachedActivity(ctx context.Context, id int64) (*order.Activity, error)
+	Storefront(ctx context.Context) ([]sale.ActivityView, time.Time, error)
+	IssueBuyToken(ctx context.Context, id int64, user string) (sale.BuyToken, error)
+	Order(ctx context.Context, user, id string) (sale.OrderView, error)
+	Pay(ctx context.Context, user, id string) (*order.Order, error)
+	DemoLogin(ctx context.Context, userID string) (string, error)
+	CreateActivity(ctx context.Context, req sale.NewActivity) (sale.ActivityView, error)
+	Stats(ctx context.Context, id int64) (sale.Stats, error)
+	// Snapshot and StockStats feed the live dashboard's sampler.
+	Snapshot(ctx context.Context, id int64) (*order.Snapshot, error)
+	StockStats(ctx context.Context, id int64) (inventory.Stats, bool, error)
 }
 
 // Limits are the rate limiters, applied in this order: global and per IP on
@@ -80,59 +54,56 @@ type Limits struct {
 	BuyTokenPerUser *ratelimit.Keyed
 }
 
-// Defaults of Config (DefaultMaxBuysInFlight, with its reasoning, is in
-// admission.go).
+// Deps are what the routes call and what serves them. Sale and Tokens are
+// required; every other nil field says what it turns off.
+type Deps struct {
+	Sale Sale
+	// Buy places the orders of the buy route: Sale itself (the
+	// pipeline), or the naive synchronous mode; nil means Sale when it is
+	// a sale.Placer.
+	Buy    sale.Placer
+	Tokens *auth.Tokens // verifies the user tokens
+	Limits Limits       // a nil limiter is no limit
+	// DeadLetters, when set, serves the admin dead-letter routes (list and
+	// replay); nil answers them 501.
+	DeadLetters DeadLetters
+	// Ready reports whether the backends are reachable (GET /readyz); nil
+	// is always ready. Its error's text is the 503's message, so it must
+	// name the backends that are down.
+	Ready func(ctx context.Context) error
+	// QueueDepth is the order messages not yet written, for the live
+	// dashboard; ok false when unknown. Nil shows none.
+	QueueDepth func() (depth int, ok bool)
+	// Static, when set, is served at / (the flash-sale page).
+	Static http.FileSystem
+	// Tracing, when on, gives every route but the probes a server span
+	// (otelgin, tracing.go). Nil or off installs nothing.
+	Tracing  *tracing.Tracing
+	Logger   *slog.Logger         // default slog.Default()
+	Registry *prometheus.Registry // /metrics; nil = a private registry
+	Now      func() time.Time     // the clock of the activity views; default time.Now
+}
+
+// Defaults of Config.
 const (
 	DefaultMaxBodyBytes          = 64 << 10
-	DefaultSoldOutTTL            = time.Second
-	DefaultPublishTimeout        = 2 * time.Second
-	DefaultRedisTimeout          = time.Second
-	DefaultActivityTTL           = 2 * time.Second
+	DefaultBuyBodyTimeout        = 2 * time.Second
 	DefaultDashboardInterval     = time.Second
 	DefaultDashboardStreamsPerIP = 8
 )
 
-// Config wires a Server. The interfaces and Tokens are required, except
-// where a field says what nil means; every zero setting selects the
-// documented default.
+// Config holds the door's settings; every zero field selects its default.
 type Config struct {
-	Inventory Inventory
-	Store     Store
-	Publisher mq.Publisher
-	Payer     Payer
-	Restorer  Restorer
-	IDs       IDGenerator
-	Tokens    *auth.Tokens
-	// BuyTokens issues the buy tokens of GET /activities/{id}/buy-token
-	// (buytoken.go); RequireBuyToken makes a buy without a valid one a
-	// 403 (SECKILL_BUY_TOKEN=required).
-	BuyTokens       *auth.BuyTokens
-	RequireBuyToken bool
-	AdminToken      auth.AdminToken
-	Limits          Limits
-	Demo            bool // enables POST /api/v1/auth/demo-token
-	// Naive, when set, switches the buy route to the naive synchronous mode
-	// (SECKILL_BUY_MODE=naive, the teaching anti-pattern; see naive.go).
-	Naive NaiveStore
-	// DemoContacts, when set, records a made-up contact for every demo
-	// login, so the notifier has an address to write to. Nil skips it.
-	DemoContacts DemoContacts
-
+	AdminToken     auth.AdminToken
+	Demo           bool     // enables POST /api/v1/auth/demo-token and the open dashboard
 	TrustedProxies []string // whose X-Forwarded-For is believed; none by default
 	// MaxBodyBytes bounds a request body. Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// SoldOutTTL is how long a local sold-out flag answers 410 before one
-	// buy probes Redis again. Default DefaultSoldOutTTL.
-	SoldOutTTL time.Duration
-	// PublishTimeout bounds handing an order to the queue. Default
-	// DefaultPublishTimeout.
-	PublishTimeout time.Duration
-	// RedisTimeout bounds one Redis call of the buy path. Default
-	// DefaultRedisTimeout.
-	RedisTimeout time.Duration
-	// ActivityTTL is how long activity rows are cached. Default
-	// DefaultActivityTTL.
-	ActivityTTL time.Duration
+	// BuyBodyTimeout bounds reading a buy's body: a client that sends it a
+	// byte at a time is cut off then (408), instead of holding its
+	// connection for the server's ReadTimeout. Default
+	// DefaultBuyBodyTimeout.
+	BuyBodyTimeout time.Duration
 	// DashboardInterval is how often the live dashboard samples. Default
 	// DefaultDashboardInterval.
 	DashboardInterval time.Duration
@@ -140,65 +111,23 @@ type Config struct {
 	// (ClientIP, after TrustedProxies) holds at once, inside the process's
 	// total of 64. Default DefaultDashboardStreamsPerIP.
 	DashboardStreamsPerIP int
-	// MaxBuysInFlight bounds the buys the gateway works on at once; past
-	// it a buy is answered 503 BUSY with Retry-After at once, nothing
-	// reserved (admission.go). Default DefaultMaxBuysInFlight. The naive
-	// mode is not bounded.
-	MaxBuysInFlight int
 	// MetricsElsewhere leaves /metrics off this handler (it answers 404):
 	// the process serves it on its own listener (SECKILL_METRICS_ADDR).
 	MetricsElsewhere bool
-
-	// DeadLetters, when set, serves the admin dead-letter routes (list and
-	// replay); nil answers them 501.
-	DeadLetters DeadLetters
-
-	// Ready reports whether the backends are reachable (GET /readyz); nil
-	// is always ready. Its error's text is the 503's message, so it must
-	// name the backends that are down.
-	Ready func(ctx context.Context) error
-	// Static, when set, is served at / (the flash-sale page).
-	Static http.FileSystem
-
-	// Tracing, when on, gives every route but the probes a server span
-	// (otelgin) and the buy its reserve span (tracing.go); Publisher must
-	// then be wrapped with mqotel by the caller for the order message to
-	// carry the buy's trace. Nil or off installs nothing.
-	Tracing *tracing.Tracing
-
-	Logger   *slog.Logger         // default slog.Default()
-	Registry *prometheus.Registry // /metrics; nil = a private registry
-	Now      func() time.Time     // default time.Now
 }
 
 func (c Config) withDefaults() Config {
-	def := func(p *time.Duration, d time.Duration) {
-		if *p <= 0 {
-			*p = d
-		}
-	}
-	def(&c.SoldOutTTL, DefaultSoldOutTTL)
-	def(&c.PublishTimeout, DefaultPublishTimeout)
-	def(&c.RedisTimeout, DefaultRedisTimeout)
-	def(&c.ActivityTTL, DefaultActivityTTL)
-	def(&c.DashboardInterval, DefaultDashboardInterval)
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.BuyBodyTimeout <= 0 {
+		c.BuyBodyTimeout = DefaultBuyBodyTimeout
+	}
+	if c.DashboardInterval <= 0 {
+		c.DashboardInterval = DefaultDashboardInterval
+	}
 	if c.DashboardStreamsPerIP <= 0 {
 		c.DashboardStreamsPerIP = DefaultDashboardStreamsPerIP
-	}
-	if c.MaxBuysInFlight <= 0 {
-		c.MaxBuysInFlight = DefaultMaxBuysInFlight
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.Registry == nil {
-		c.Registry = prometheus.NewRegistry()
-	}
-	if c.Now == nil {
-		c.Now = time.Now
 	}
 	return c
 }
@@ -206,41 +135,48 @@ func (c Config) withDefaults() Config {
 // Server is the gateway's HTTP handler.
 type Server struct {
 	cfg     Config
+	deps    Deps
+	sale    Sale
+	buy     sale.Placer
 	engine  *gin.Engine
 	log     *slog.Logger
 	metrics *Metrics
 	now     func() time.Time
-	soldOut soldOutFlags
-	acts    activityCache // activity rows for the buy path (activities.go)
-	list    activityList  // the storefront's list (activities.go)
 	reqSeq  atomic.Uint64
 	reqPfx  string
-	dash    *dashboard   // the live dashboard (dashboard.go)
-	tracer  trace.Tracer // the buy path's own spans; nil when tracing is off (tracing.go)
+	dash    *dashboard // the live dashboard (dashboard.go)
 	// bodyBufs holds *[buyBodyMax]byte scratch for reading buy bodies.
 	bodyBufs sync.Pool
 }
 
-// New builds the router.
-func New(cfg Config) (*Server, error) {
+// New builds the router on deps with the settings of cfg.
+func New(deps Deps, cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
-	if cfg.Inventory == nil || cfg.Store == nil || cfg.Publisher == nil || cfg.Payer == nil || cfg.Restorer == nil || cfg.IDs == nil || cfg.Tokens == nil {
-		return nil, errors.New("httpapi: Inventory, Store, Publisher, Payer, Restorer, IDs and Tokens are required")
+	if deps.Sale == nil || deps.Tokens == nil {
+		return nil, errors.New("httpapi: Sale and Tokens are required")
 	}
-	if cfg.BuyTokens == nil {
-		if cfg.RequireBuyToken {
-			return nil, errors.New("httpapi: RequireBuyToken needs BuyTokens")
+	if deps.Buy == nil {
+		p, ok := deps.Sale.(sale.Placer)
+		if !ok {
+			return nil, errors.New("httpapi: Buy is required when Sale does not place orders")
 		}
-		return nil, errors.New("httpapi: BuyTokens is required: the buy-token route issues them even when buys do not require one")
+		deps.Buy = p
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
 	pfx := make([]byte, 4)
 	_, _ = rand.Read(pfx)
 
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, now: cfg.Now,
-		metrics: NewMetrics(cfg.Registry),
-		soldOut: soldOutFlags{ttl: cfg.SoldOutTTL},
-		acts:    activityCache{ttl: cfg.ActivityTTL, store: cfg.Store, now: cfg.Now},
+		cfg: cfg, deps: deps, sale: deps.Sale, buy: deps.Buy, log: deps.Logger, now: deps.Now,
+		metrics: NewMetrics(deps.Registry),
 		reqPfx:  hex.EncodeToString(pfx),
 	}
 	s.bodyBufs.New = func() any { return new([buyBodyMax]byte) }
@@ -267,7 +203,7 @@ func New(cfg Config) (*Server, error) {
 			s.respond(c, errNoRoute(c))
 		})
 	} else {
-		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
 	}
 	e.GET("/dashboard", s.dashboardPage)
 
@@ -278,7 +214,7 @@ func New(cfg Config) (*Server, error) {
 	api.GET("/dashboard/activities/:id/stream", s.dashboardAccess, s.dashboardStream)
 	user := api.Group("", s.requireUser)
 	user.GET("/activities/:id/buy-token", s.limitBuyTokenUser, s.getBuyToken)
-	user.POST("/activities/:id/orders", s.limitUser, s.admitBuys(), s.buyHandler())
+	user.POST("/activities/:id/orders", s.limitUser, s.postOrder)
 	user.GET("/orders/:id", s.getOrder)
 	user.POST("/orders/:id/pay", s.payOrder)
 	admin := api.Group("/admin", s.requireAdmin)
@@ -297,8 +233,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.Se
 
 // noRoute serves the static pages for GET and HEAD, and a JSON 404 otherwise.
 func (s *Server) noRoute(c *gin.Context) {
-	if s.cfg.Static != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) {
-		c.FileFromFS(c.Request.URL.Path, s.cfg.Static)
+	if s.deps.Static != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) {
+		c.FileFromFS(c.Request.URL.Path, s.deps.Static)
 		return
 	}
 	s.respond(c, errNoRoute(c))
@@ -308,18 +244,10 @@ func errNoRoute(c *gin.Context) *apiError {
 	return errNotFound("no route %s %s", c.Request.Method, c.Request.URL.Path)
 }
 
-// ClearSoldOut drops the local sold-out flag of an activity, for when units
-// come back on sale (a failed publish here, a cancelled order elsewhere).
-func (s *Server) ClearSoldOut(activityID int64) { s.soldOut.clear(activityID) }
-
 // Context keys set by middleware.
 const (
 	keyUser      = "seckill.user"
 	keyRequestID = "seckill.request_id"
-	// keyTokenRefused holds the reason a buy was refused for its buy token,
-	// so the live dashboard tells it from a buy outside the sale window
-	// (both 403) and counts it by reason.
-	keyTokenRefused = "seckill.token_refused"
 )
 
 // observe assigns the request id and records metrics and a debug access log.
@@ -339,9 +267,6 @@ func (s *Server) observe(c *gin.Context) {
 	code := c.Writer.Status()
 	s.metrics.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(code)).Inc()
 	s.metrics.latency.WithLabelValues(route, c.Request.Method).Observe(time.Since(start).Seconds())
-	if route == buyRoute {
-		s.dash.record(c.Param("id"), code, c.GetString(keyTokenRefused))
-	}
 	// The access log is debug (a spike is millions of lines), except for
 	// server-side failures, which an operator must be able to trace by
 	// the request id the client saw.
@@ -367,14 +292,14 @@ func (s *Server) bodyLimit(c *gin.Context) {
 }
 
 func (s *Server) limitGlobalAndIP(c *gin.Context) {
-	if g := s.cfg.Limits.Global; g != nil {
+	if g := s.deps.Limits.Global; g != nil {
 		if ok, retry := g.Allow(); !ok {
 			s.metrics.rateLimited.WithLabelValues("global").Inc()
 			s.respond(c, errRateLimited("global", retry))
 			return
 		}
 	}
-	if k := s.cfg.Limits.PerIP; k != nil {
+	if k := s.deps.Limits.PerIP; k != nil {
 		if ok, retry := k.Allow(c.ClientIP()); !ok {
 			s.metrics.rateLimited.WithLabelValues("ip").Inc()
 			s.respond(c, errRateLimited("per-IP", retry))
@@ -385,7 +310,7 @@ func (s *Server) limitGlobalAndIP(c *gin.Context) {
 }
 
 func (s *Server) limitUser(c *gin.Context) {
-	if k := s.cfg.Limits.PerUser; k != nil {
+	if k := s.deps.Limits.PerUser; k != nil {
 		if ok, retry := k.Allow(c.GetString(keyUser)); !ok {
 			s.metrics.rateLimited.WithLabelValues("user").Inc()
 			s.respond(c, errRateLimited("per-user", retry))
@@ -401,7 +326,7 @@ func (s *Server) requireUser(c *gin.Context) {
 		s.respond(c, errUnauthorized("missing bearer token: send Authorization: Bearer <user token>"))
 		return
 	}
-	uid, err := s.cfg.Tokens.Verify(raw)
+	uid, err := s.deps.Tokens.Verify(raw)
 	if err != nil {
 		s.respond(c, errUnauthorized("invalid user token: "+err.Error())) // says what is wrong with the token
 		return
@@ -420,13 +345,13 @@ func (s *Server) requireAdmin(c *gin.Context) {
 }
 
 func (s *Server) readyz(c *gin.Context) {
-	if s.cfg.Ready == nil {
+	if s.deps.Ready == nil {
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.cfg.Ready(ctx); err != nil {
+	if err := s.deps.Ready(ctx); err != nil {
 		// The caller reads the names of the backends down; the causes
 		// (addresses, user names) go to the log.
 		s.respond(c, errUnavailable(process.ReadyMessage(err), err))

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/seckill/gateway/httpapi"
+	"github.com/flashsale/seckill/gateway/sale"
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
 )
@@ -21,13 +21,13 @@ import (
 // holders: inventory.Store does (and so does anything embedding it, such as
 // its Coalescer).
 var (
-	_ httpapi.HolderLister = (*inventory.Store)(nil)
-	_ httpapi.HolderLister = (*inventory.Coalescer)(nil) // what the app passes: the snapshot must not switch off silently
+	_ sale.HolderLister = (*inventory.Store)(nil)
+	_ sale.HolderLister = (*inventory.Coalescer)(nil) // what the app passes: the snapshot must not switch off silently
 )
 
 // followReleases wires the fixture's release announcements to the given
 // gateways' ClearSoldOut, as gateway/app does.
-func followReleases(t *testing.T, f *fixture, gateways ...*httpapi.Server) {
+func followReleases(t *testing.T, f *fixture, gateways ...*sale.Service) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -63,7 +63,7 @@ func waitHolderSnapshot(t testing.TB, f *fixture, act string) {
 }
 
 func TestSoldOutNonHolderWithRequestIDIsAnsweredWithoutRedis(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.SoldOutTTL = time.Hour }})
 	act := openActivity(f, 2)
 	for _, u := range []string{"w1", "w2"} {
 		if r := f.buy(act, u, u+"-click"); r.status != http.StatusAccepted {
@@ -87,7 +87,7 @@ func TestSoldOutNonHolderWithRequestIDIsAnsweredWithoutRedis(t *testing.T) {
 }
 
 func TestSoldOutHolderRetryStillGetsItsOrderFromRedis(t *testing.T) {
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.SoldOutTTL = time.Hour }})
 	act := openActivity(f, 2)
 	won := f.buy(act, "winner", "click-1")
 	if won.status != http.StatusAccepted {
@@ -169,8 +169,8 @@ func TestReleaseClearsSoldOutFlagAndSnapshotSoTheUnitSellsAtOnce(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour }})
-			followReleases(t, f, f.srv)
+			f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.SoldOutTTL = time.Hour }})
+			followReleases(t, f, f.sale)
 			act := openActivity(f, 1)
 			orderID := tc.hold(t, f, act)
 			waitHolderSnapshot(t, f, act)
@@ -232,15 +232,15 @@ func (blockedPublisher) Close() error { return nil }
 // once, on A. Each gateway only ever answers 410 on its own; Redis alone
 // hands out units.
 func TestSecondGatewayFailedPublishClearsTheOtherGatewaysSnapshot(t *testing.T) {
-	var opts httpapi.Config
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour; opts = *o }})
+	var opts options
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.SoldOutTTL = time.Hour; opts = *o }})
 	pub := blockedPublisher{unblock: make(chan struct{})}
 	opts.Publisher = pub
-	gwB, err := httpapi.New(opts)
+	gwB, saleB, err := opts.build()
 	if err != nil {
 		t.Fatal(err)
 	}
-	followReleases(t, f, f.srv, gwB)
+	followReleases(t, f, f.sale, saleB)
 	act := openActivity(f, 1)
 	actID := mustID(t, act)
 
@@ -293,8 +293,8 @@ func TestSecondGatewayFailedPublishClearsTheOtherGatewaysSnapshot(t *testing.T) 
 // handed out than stock plus the returned ones.
 func TestSoldOutSnapshotUnderConcurrentBuysAndReleases(t *testing.T) {
 	const stock, users, rounds, cancels = 10, 120, 4, 5
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = time.Hour }})
-	followReleases(t, f, f.srv)
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.SoldOutTTL = time.Hour }})
+	followReleases(t, f, f.sale)
 	act := openActivity(f, stock)
 	actID := mustID(t, act)
 	ctx := context.Background()
@@ -415,7 +415,7 @@ func TestSoldOutSnapshotIsReadAgainAtHalfItsTTL(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
-	f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { o.SoldOutTTL = 10 * time.Second; o.Now = now }})
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { o.SoldOutTTL = 10 * time.Second; o.Now = now }})
 	act := openActivity(f, 1)
 	actID := mustID(t, act)
 	won := f.buy(act, "winner", "w-1")

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flashsale/seckill/gateway/httpapi"
+	"github.com/flashsale/seckill/gateway/sale"
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/mq/mqotel"
 	"github.com/flashsale/seckill/order/ordermsg"
@@ -22,8 +23,8 @@ import (
 
 // traced wires tr into a fixture as the app does: the server gets it, the
 // publisher is wrapped with its mqotel configuration.
-func traced(tr *tracing.Tracing) func(*httpapi.Config) {
-	return func(o *httpapi.Config) {
+func traced(tr *tracing.Tracing) func(*options) {
+	return func(o *options) {
 		o.Tracing = tr
 		o.Publisher = mqotel.NewPublisher(o.Publisher, tr.MQ())
 	}
@@ -62,7 +63,7 @@ func TestBuyIsTraced(t *testing.T) {
 		switch {
 		case s.SpanKind == trace.SpanKindServer && s.Name == "POST /api/v1/activities/:id/orders":
 			door = s
-		case s.Name == httpapi.SpanReserve:
+		case s.Name == sale.SpanReserve:
 			reserve = s
 		case s.Name == ordermsg.TopicOrders+" publish":
 			publish = s
@@ -71,19 +72,19 @@ func TestBuyIsTraced(t *testing.T) {
 	if door == nil || reserve == nil || publish == nil {
 		t.Fatalf("want the buy's server, reserve and publish spans; got %d spans: %v", len(spans), spans.Snapshots())
 	}
-	if v := attr(door.Attributes, httpapi.OrderIDKey); v != orderID {
-		t.Errorf("server span %s = %q, want the answered order %s", httpapi.OrderIDKey, v, orderID)
+	if v := attr(door.Attributes, sale.OrderIDKey); v != orderID {
+		t.Errorf("server span %s = %q, want the answered order %s", sale.OrderIDKey, v, orderID)
 	}
 	for _, s := range []*tracetest.SpanStub{reserve, publish} {
 		if s.Parent.SpanID() != door.SpanContext.SpanID() || s.SpanContext.TraceID() != door.SpanContext.TraceID() {
 			t.Errorf("%q is not a child of the buy's server span", s.Name)
 		}
 	}
-	if v := attr(reserve.Attributes, httpapi.ReserveOutcome); v != "reserved" {
-		t.Errorf("reserve %s = %q, want reserved", httpapi.ReserveOutcome, v)
+	if v := attr(reserve.Attributes, sale.ReserveOutcome); v != "reserved" {
+		t.Errorf("reserve %s = %q, want reserved", sale.ReserveOutcome, v)
 	}
-	if v := attr(reserve.Attributes, httpapi.OrderIDKey); v != orderID {
-		t.Errorf("reserve %s = %q, want %s", httpapi.OrderIDKey, v, orderID)
+	if v := attr(reserve.Attributes, sale.OrderIDKey); v != orderID {
+		t.Errorf("reserve %s = %q, want %s", sale.OrderIDKey, v, orderID)
 	}
 	link := mqotel.Link(msg)
 	if link.SpanContext.SpanID() != publish.SpanContext.SpanID() || link.SpanContext.TraceID() != door.SpanContext.TraceID() {
@@ -104,8 +105,8 @@ func TestBuyIsTraced(t *testing.T) {
 	for _, s := range exp.GetSpans() {
 		if s.SpanKind == trace.SpanKindServer {
 			servers++
-			if v := attr(s.Attributes, httpapi.OrderIDKey); v != orderID {
-				t.Errorf("retry's server span %s = %q, want %s", httpapi.OrderIDKey, v, orderID)
+			if v := attr(s.Attributes, sale.OrderIDKey); v != orderID {
+				t.Errorf("retry's server span %s = %q, want %s", sale.OrderIDKey, v, orderID)
 			}
 		}
 	}
@@ -156,15 +157,15 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	noLimits := func(o *httpapi.Config) {
+	noLimits := func(o *options) {
 		o.Limits = httpapi.Limits{}
 		// The local flag asks Redis again once per SoldOutTTL: under the
 		// race detector the 500 runs outlast the default second, and that
 		// one Redis call would be counted in one variant and not another.
 		o.SoldOutTTL = time.Hour
 	}
-	allocs := func(tweak func(*httpapi.Config)) float64 {
-		f := newFixture(t, fixtureOpts{tweak: func(o *httpapi.Config) { noLimits(o); tweak(o) }})
+	allocs := func(tweak func(*options)) float64 {
+		f := newFixture(t, fixtureOpts{tweak: func(o *options) { noLimits(o); tweak(o) }})
 		act := openActivity(f, 1)
 		f.buy(act, "winner", "")
 		f.buy(act, "loser", "") // sets the local sold-out flag
@@ -179,7 +180,7 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 			}
 		})
 	}
-	unset := allocs(func(*httpapi.Config) {})
+	unset := allocs(func(*options) {})
 	offAllocs := allocs(traced(off))
 	on := allocs(traced(recorder(t, tracetest.NewNoopExporter())))
 	t.Logf("allocs per sold-out buy: no tracing field %.0f, tracing off %.0f, tracing on %.0f", unset, offAllocs, on)

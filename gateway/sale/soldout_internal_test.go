@@ -1,4 +1,4 @@
-package httpapi
+package sale
 
 import (
 	"context"
@@ -49,7 +49,9 @@ func TestHolderSnapshotFetchedAcrossAClearIsNeverUsed(t *testing.T) {
 	f.set(id, now)
 	var wg sync.WaitGroup
 	for range 8 {
-		wg.Go(func() { f.refreshHolders(id, now, false, hl, time.Second, time.Now, func(err error) { t.Error(err) }) })
+		wg.Go(func() {
+			f.refreshHolders(id, f.generation(id), now, false, hl, time.Second, time.Now, func(err error) { t.Error(err) })
+		})
 	}
 	wg.Wait()
 	f.clear(id)
@@ -63,7 +65,7 @@ func TestHolderSnapshotFetchedAcrossAClearIsNeverUsed(t *testing.T) {
 		t.Fatal("a snapshot read across a clear answered a buy")
 	}
 
-	f.refreshHolders(id, time.Now(), false, hl, time.Second, time.Now, func(err error) { t.Error(err) })
+	f.refreshHolders(id, f.generation(id), time.Now(), false, hl, time.Second, time.Now, func(err error) { t.Error(err) })
 	waitFetchDone(t, f, id)
 	if !f.shouldRejectNonHolder(id, "late-buyer", time.Now()) {
 		t.Fatal("a fresh snapshot does not answer a non-holder")
@@ -75,7 +77,7 @@ func TestHolderSnapshotFetchedAcrossAClearIsNeverUsed(t *testing.T) {
 	// held, but never starts the first one.
 	f.clear(id)
 	f.set(id, time.Now())
-	f.refreshHolders(id, time.Now(), true, hl, time.Second, time.Now, func(err error) { t.Error(err) })
+	f.refreshHolders(id, f.generation(id), time.Now(), true, hl, time.Second, time.Now, func(err error) { t.Error(err) })
 	waitFetchDone(t, f, id)
 	if n := hl.count(); n != 2 {
 		t.Fatalf("holders read %d times, want 2: no snapshot for a sale nobody asked with a request_id", n)
@@ -92,7 +94,7 @@ func TestHolderSnapshotExpiresAfterTTL(t *testing.T) {
 	hl := &gatedLister{gate: make(chan struct{}), users: map[string]string{}}
 	close(hl.gate)
 	f.set(id, clock)
-	f.refreshHolders(id, clock, false, hl, time.Second, func() time.Time { return clock }, func(err error) { t.Error(err) })
+	f.refreshHolders(id, f.generation(id), clock, false, hl, time.Second, func() time.Time { return clock }, func(err error) { t.Error(err) })
 	waitFetchDone(t, f, id)
 	if !f.shouldRejectNonHolder(id, "u", clock.Add(time.Hour-time.Millisecond)) {
 		t.Fatal("snapshot not used within its ttl")
@@ -113,7 +115,7 @@ func TestNonHolderBuysSendOneProbeWhenTheFlagExpires(t *testing.T) {
 	hl := &gatedLister{gate: make(chan struct{}), users: map[string]string{"holder": "o1"}}
 	close(hl.gate)
 	f.set(id, clock.Add(-500*time.Millisecond)) // the flag expires at clock+500ms
-	f.refreshHolders(id, clock, false, hl, time.Second, func() time.Time { return clock }, func(err error) { t.Error(err) })
+	f.refreshHolders(id, f.generation(id), clock, false, hl, time.Second, func() time.Time { return clock }, func(err error) { t.Error(err) })
 	waitFetchDone(t, f, id) // the snapshot answers until clock+1s
 
 	at := clock.Add(600 * time.Millisecond)
@@ -149,7 +151,7 @@ func TestHolderSnapshotAgesAtHalfItsTTL(t *testing.T) {
 		t.Fatal("aging without any snapshot")
 	}
 	f.set(id, clock)
-	f.refreshHolders(id, clock, false, hl, time.Second, func() time.Time { return clock }, func(err error) { t.Error(err) })
+	f.refreshHolders(id, f.generation(id), clock, false, hl, time.Second, func() time.Time { return clock }, func(err error) { t.Error(err) })
 	if f.holdersAging(id, clock.Add(time.Hour)) {
 		t.Fatal("aging while the first read runs")
 	}
@@ -168,3 +170,6 @@ func TestHolderSnapshotAgesAtHalfItsTTL(t *testing.T) {
 		t.Fatal("a cleared snapshot is aging")
 	}
 }
+
+// set sets id's flag as a SoldOut answer does when no clear interleaves.
+func (f *soldOutFlags) set(id int64, now time.Time) { f.setSince(id, now, f.generation(id)) }

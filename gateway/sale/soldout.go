@@ -1,4 +1,4 @@
-package httpapi
+package sale
 
 import (
 	"context"
@@ -70,13 +70,6 @@ type holderSnapshot struct {
 // entry). A larger activity keeps sending request_id buys to Redis once
 // sold out, as it did before snapshots.
 const maxHolderSnapshot = 200_000
-
-// HolderLister reads an activity's holders (inventory.Store.Holders). An
-// Inventory that does not implement it gets no snapshots: buys with a
-// request_id then always go to Redis.
-type HolderLister interface {
-	Holders(ctx context.Context, activityID int64, limit int) (map[string]string, bool, error)
-}
 
 // lookup is id's state, nil if no flag was ever set for it.
 func (f *soldOutFlags) lookup(id int64) *soldOutState {
@@ -164,18 +157,46 @@ func (f *soldOutFlags) isSet(id int64, now time.Time) bool {
 	return st != nil && now.UnixNano() < st.until.Load()
 }
 
-func (f *soldOutFlags) set(id int64, now time.Time) {
-	f.state(id).until.Store(now.Add(f.ttl).UnixNano())
+// generation is id's count of clears, read before a Redis call whose
+// SoldOut answer may set the flag: setSince then refuses to set it if a
+// clear happened in between.
+func (f *soldOutFlags) generation(id int64) uint64 {
+	if st := f.lookup(id); st != nil {
+		return st.gen.Load()
+	}
+	return 0
+}
+
+// setSince sets id's flag from a SoldOut answer to a call that started at
+// generation gen, unless a clear happened since: units came back after
+// Redis answered (a cancel announced on another gateway), and the answer
+// is stale. It reports whether it set the flag; a caller that was told no
+// must not read a holder snapshot either, since it would miss whoever
+// bought the returned unit.
+func (f *soldOutFlags) setSince(id int64, now time.Time, gen uint64) bool {
+	st := f.state(id)
+	if st.gen.Load() != gen {
+		return false
+	}
+	st.until.Store(now.Add(f.ttl).UnixNano())
+	// A clear between the check and the store zeroes until after it, or
+	// bumps gen before it: in the second case undo the store.
+	if st.gen.Load() != gen {
+		st.until.CompareAndSwap(now.Add(f.ttl).UnixNano(), 0)
+		return false
+	}
+	return true
 }
 
 // clear drops the flag and the holder snapshot, and makes any snapshot
 // still being fetched unusable: units came back, so the holders may change.
 func (f *soldOutFlags) clear(id int64) {
-	if st := f.lookup(id); st != nil {
-		st.gen.Add(1)
-		st.until.Store(0)
-		st.holders.Store(nil)
-	}
+	// The state is made if missing: a buy that read generation 0 before
+	// the first flag of id must still see that a clear happened.
+	st := f.state(id)
+	st.gen.Add(1)
+	st.until.Store(0)
+	st.holders.Store(nil)
 }
 
 // refreshHolders starts, in the background, a read of the holders of id
@@ -188,9 +209,12 @@ func (f *soldOutFlags) clear(id int64) {
 // and about one per half ttl after that, never one per request. now gives the snapshot's clock (the server's, as for the flag);
 // log reports a failed read, after which buys with a request_id keep going
 // to Redis until the next SoldOut answer tries again.
-func (f *soldOutFlags) refreshHolders(id int64, seen time.Time, onlyIfHeld bool, hl HolderLister, timeout time.Duration,
+func (f *soldOutFlags) refreshHolders(id int64, gen uint64, seen time.Time, onlyIfHeld bool, hl HolderLister, timeout time.Duration,
 	now func() time.Time, log func(err error)) {
 	st := f.state(id)
+	if st.gen.Load() != gen {
+		return // cleared since the answer that asked for it: holders may have changed
+	}
 	snap := st.holders.Load()
 	valid := snap != nil && snap.gen == st.gen.Load()
 	if valid && snap.read >= seen.UnixNano() || !valid && onlyIfHeld {
@@ -199,8 +223,8 @@ func (f *soldOutFlags) refreshHolders(id int64, seen time.Time, onlyIfHeld bool,
 	if !st.fetching.CompareAndSwap(false, true) {
 		return
 	}
-	// The generation before the read: a clear from here on voids the result.
-	gen := st.gen.Load()
+	// gen is the generation before the read: a clear from here on voids
+	// the result.
 	go func() {
 		defer st.fetching.Store(false)
 		read := now()

@@ -1,0 +1,189 @@
+package sale
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/flashsale/seckill/gateway/auth"
+	"github.com/flashsale/seckill/inventory"
+	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/order"
+)
+
+// Inventory is the Redis side the sale needs (inventory.Store, or its
+// Coalescer on the buy path).
+type Inventory interface {
+	Reserve(ctx context.Context, activityID int64, userID, requestID, orderID string, now time.Time) (inventory.ReserveResult, error)
+	Confirm(ctx context.Context, activityID int64, orderID string) (bool, error)
+	Release(ctx context.Context, activityID int64, orderID string) (inventory.ReleaseResult, error)
+	Lookup(ctx context.Context, activityID int64, orderID string) (inventory.Reservation, bool, error)
+	Remaining(ctx context.Context, activityID int64) (int64, bool, error)
+	Stats(ctx context.Context, activityID int64) (inventory.Stats, bool, error)
+}
+
+// HolderLister reads an activity's holders (inventory.Store.Holders). An
+// Inventory that does not implement it gets no holder snapshots: buys
+// with a request_id then always go to Redis once sold out.
+type HolderLister interface {
+	Holders(ctx context.Context, activityID int64, limit int) (map[string]string, bool, error)
+}
+
+// Store is the database side the sale needs (order.Store).
+type Store interface {
+	CreateActivity(ctx context.Context, a *order.Activity) error
+	GetActivity(ctx context.Context, id int64) (*order.Activity, error)
+	GetOrder(ctx context.Context, id string) (*order.Order, error)
+	Snapshot(ctx context.Context, activityID int64) (*order.Snapshot, error)
+	ListActivities(ctx context.Context) ([]order.Activity, error)
+}
+
+// Restorer puts an activity that Redis lost back from the database and the
+// queue (order/service's Restorer, which runs one restore per activity at
+// a time); the sale calls it when it finds an activity missing, and
+// preloads each new activity with it.
+type Restorer interface {
+	Restore(ctx context.Context, a *order.Activity) error
+}
+
+// Payer records payments (order.Lifecycle).
+type Payer interface {
+	Pay(ctx context.Context, orderID, userID string) (*order.Order, error)
+}
+
+// IDGenerator makes order ids (orderid.Generator).
+type IDGenerator interface {
+	Next(activityID int64) string
+}
+
+// DemoContacts records the contact of a demo user at login (the notifier's
+// contacts table fills it: notifier/contacts.DemoRecorder).
+type DemoContacts interface {
+	RecordDemoContact(ctx context.Context, userID string) error
+}
+
+// Deps are the sale's backends. Every field is required but DemoContacts,
+// Tracer, Registerer, Logger and Now.
+type Deps struct {
+	Inventory Inventory
+	Store     Store
+	// Publisher receives the order messages. For the order message to
+	// carry the buy's trace, wrap it with mqotel.
+	Publisher mq.Publisher
+	Payer     Payer
+	Restorer  Restorer
+	IDs       IDGenerator
+	// Tokens issues the demo login's user tokens; BuyTokens issues and
+	// verifies the buy tokens.
+	Tokens    *auth.Tokens
+	BuyTokens *auth.BuyTokens
+	// DemoContacts, when set, records a made-up contact for every demo
+	// login, so the notifier has an address to write to.
+	DemoContacts DemoContacts
+	// Tracer starts the buy's reserve span; nil starts none (tracing off,
+	// at no cost).
+	Tracer     trace.Tracer
+	Registerer prometheus.Registerer // nil keeps the metrics unexported
+	Logger     *slog.Logger          // default slog.Default()
+	Now        func() time.Time      // the sale's clock; default time.Now
+}
+
+// Defaults of Config.
+const (
+	DefaultSoldOutTTL     = time.Second
+	DefaultPublishTimeout = 2 * time.Second
+	DefaultRedisTimeout   = time.Second
+	DefaultActivityTTL    = 2 * time.Second
+	// DefaultMaxBuysInFlight is Config.MaxBuysInFlight when unset
+	// (SECKILL_MAX_BUYS_IN_FLIGHT). By Little's law the buys in flight
+	// are the buy rate times the time one spends in the gateway: a 2-core
+	// gateway serves some 5,000-10,000 buys/s, so 512 in flight keeps
+	// Redis and the queue busy while bounding the wait inside the process
+	// to about 50-100 ms before the next buy is refused. It is also the
+	// load tester's default connection count: in the in-process spike
+	// (generator and gateway on the same 2 cores, CPU-bound) a bound of
+	// 256 refused most buys and the clients' retries tripled the
+	// requests, which made the spike slower.
+	DefaultMaxBuysInFlight = 512
+)
+
+// Config tunes a Service; every zero field selects its default.
+type Config struct {
+	// SoldOutTTL is how long a local sold-out flag answers from memory
+	// before one buy probes Redis again (SECKILL_SOLDOUT_TTL).
+	SoldOutTTL time.Duration
+	// PublishTimeout bounds handing an order to the queue
+	// (SECKILL_PUBLISH_TIMEOUT).
+	PublishTimeout time.Duration
+	// RedisTimeout bounds one Redis call of the buy path.
+	RedisTimeout time.Duration
+	// ActivityTTL is how long activity rows are cached.
+	ActivityTTL time.Duration
+	// MaxBuysInFlight bounds the buys that reach Redis at once; past it a
+	// buy is answered busy at once, nothing reserved
+	// (SECKILL_MAX_BUYS_IN_FLIGHT).
+	MaxBuysInFlight int
+	// RequireBuyToken refuses a buy without a valid buy token
+	// (SECKILL_BUY_TOKEN=required).
+	RequireBuyToken bool
+}
+
+func (c Config) withDefaults() Config {
+	def := func(p *time.Duration, d time.Duration) {
+		if *p <= 0 {
+			*p = d
+		}
+	}
+	def(&c.SoldOutTTL, DefaultSoldOutTTL)
+	def(&c.PublishTimeout, DefaultPublishTimeout)
+	def(&c.RedisTimeout, DefaultRedisTimeout)
+	def(&c.ActivityTTL, DefaultActivityTTL)
+	if c.MaxBuysInFlight <= 0 {
+		c.MaxBuysInFlight = DefaultMaxBuysInFlight
+	}
+	return c
+}
+
+// Service is the sale: one per gateway process, shared by every request.
+type Service struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *saleMetrics
+	soldOut  soldOutFlags
+	acts     activityCache
+	list     activityList
+	inFlight *inFlight
+}
+
+// New builds the sale on deps.
+func New(deps Deps, cfg Config) (*Service, error) {
+	if deps.Inventory == nil || deps.Store == nil || deps.Publisher == nil || deps.Payer == nil ||
+		deps.Restorer == nil || deps.IDs == nil || deps.Tokens == nil || deps.BuyTokens == nil {
+		return nil, errors.New("sale: Inventory, Store, Publisher, Payer, Restorer, IDs, Tokens and BuyTokens are required")
+	}
+	cfg = cfg.withDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	m := newMetrics(deps.Registerer)
+	s := &Service{
+		cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, metrics: m,
+		soldOut:  soldOutFlags{ttl: cfg.SoldOutTTL},
+		acts:     activityCache{ttl: cfg.ActivityTTL, store: deps.Store, now: deps.Now},
+		inFlight: newInFlight(cfg.MaxBuysInFlight, m),
+	}
+	return s, nil
+}
+
+// ClearSoldOut drops the local sold-out flag of an activity, for when units
+// come back on sale (a release announced by any process).
+func (s *Service) ClearSoldOut(activityID int64) { s.soldOut.clear(activityID) }
