@@ -214,6 +214,12 @@ func constLabels(lit *ast.CompositeLit) []string {
 	return out
 }
 
+// targetLabels are the labels Prometheus gives every series of a seckill
+// target (prometheus.yml: job and instance, service, and in Kubernetes
+// namespace and pod): a query may select or group by them whatever the
+// metric.
+var targetLabels = []string{"job", "instance", "service", "namespace", "pod"}
+
 // Standard collectors the processes register (Go runtime, process): the
 // dashboard may use these without a seckill_ definition.
 var standardMetrics = map[string]bool{"go_goroutines": true, "process_resident_memory_bytes": true}
@@ -276,7 +282,7 @@ type grafanaProviderFile struct {
 
 var (
 	promMetricRe = regexp.MustCompile(`\b((?:seckill|go|process)_[a-z0-9_]+)\b(\{[^}]*\})?`)
-	promByRe     = regexp.MustCompile(`\b(?:by|without)\s*\(([^)]*)\)`)
+	promByRe     = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)`)
 	promLabelRe  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)`)
 )
 
@@ -460,7 +466,10 @@ func checkPromQL(expr string, cat map[string]metricDef, used map[string]bool) []
 	if strings.TrimSpace(expr) == "" {
 		return []string{"empty query"}
 	}
-	known := map[string]bool{"le": false, "job": true, "instance": true, "service": true}
+	known := map[string]bool{"le": false}
+	for _, l := range targetLabels {
+		known[l] = true
+	}
 	histogramUsed := false
 	for _, m := range promMetricRe.FindAllStringSubmatch(expr, -1) {
 		name, matchers := m[1], m[2]
