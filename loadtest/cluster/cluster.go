@@ -165,6 +165,14 @@ func (c *Cluster) SetLog(w io.Writer) {
 	c.log = w
 }
 
+// logf writes one progress line.
+func (c *Cluster) logf(format string, args ...any) {
+	c.mu.Lock()
+	w := c.log
+	c.mu.Unlock()
+	fmt.Fprintf(w, "cluster: "+format+"\n", args...)
+}
+
 // stages are the groups of processes started together, each after the
 // previous one is ready: backends, then the services, then the front door.
 // In demo mode the second gateway waits for the first, which seeds the
@@ -183,7 +191,7 @@ func (c *Cluster) startAll(ctx context.Context, p paths) error {
 		if i == 0 {
 			prepare = func(ctx context.Context, name string) error {
 				if name == MariaDB {
-					return initMariaDB(ctx, p, c.st.proc(MariaDB), c.log)
+					return initMariaDB(ctx, p, c.st.proc(MariaDB), c.logf)
 				}
 				return nil
 			}
@@ -209,7 +217,7 @@ func (c *Cluster) startGroup(ctx context.Context, names []string, prepare func(c
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(c.st.ReadyTimeout))
 	defer cancel()
-	fmt.Fprintf(c.log, "cluster: starting %s\n", strings.Join(names, ", "))
+	c.logf("starting %s", strings.Join(names, ", "))
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
 	for i, n := range names {
@@ -296,7 +304,7 @@ func pollUntil(ctx context.Context, check func() error) error {
 // initMariaDB makes MariaDB's data directory the first time: into a
 // scratch directory first, so an interrupted run leaves no half-made data
 // directory behind.
-func initMariaDB(ctx context.Context, p paths, pr *proc, log io.Writer) error {
+func initMariaDB(ctx context.Context, p paths, pr *proc, logf func(string, ...any)) error {
 	data := p.mariadbData()
 	if _, err := os.Stat(filepath.Join(data, "mysql")); err == nil {
 		return nil
@@ -304,7 +312,7 @@ func initMariaDB(ctx context.Context, p paths, pr *proc, log io.Writer) error {
 	if _, err := os.Stat(data); err == nil {
 		return fmt.Errorf("cluster: %s exists but holds no initialised database: move it away or purge the cluster (make cluster-down ARGS=--purge)", data)
 	}
-	fmt.Fprintf(log, "cluster: initialising mariadb in %s\n", data)
+	logf("initialising mariadb in %s", data)
 	scratch := data + ".init"
 	if err := os.RemoveAll(scratch); err != nil {
 		return err
@@ -424,7 +432,7 @@ func (c *Cluster) Down(ctx context.Context, purge bool) error {
 		return err
 	}
 	if purge {
-		fmt.Fprintf(c.log, "cluster: deleting %s\n", c.dir)
+		c.logf("deleting %s", c.dir)
 		return os.RemoveAll(c.dir)
 	}
 	return nil
@@ -480,7 +488,7 @@ func (c *Cluster) stopGroup(ctx context.Context, names []string) error {
 			if !running && len(snapshot.members()) == 0 {
 				return
 			}
-			fmt.Fprintf(c.log, "cluster: stopping %s (pid %d)\n", n, snapshot.PID)
+			c.logf("stopping %s (pid %d)", n, snapshot.PID)
 			errs[i] = snapshot.stop(ctx, timeout)
 			if errs[i] == nil || snapshot.waitGone(0) {
 				c.mu.Lock()
@@ -811,7 +819,7 @@ func (c *Cluster) RestartRedisEmpty(ctx context.Context) error {
 	if n != ":0" {
 		// Something wrote already (a process reconnected through the
 		// proxy): still a fresh Redis, but say what was seen.
-		fmt.Fprintf(c.log, "cluster: redis restarted empty; it already holds %s keys\n", strings.TrimPrefix(n, ":"))
+		c.logf("redis restarted empty; it already holds %s keys", strings.TrimPrefix(n, ":"))
 	}
 	return nil
 }

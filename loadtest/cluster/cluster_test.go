@@ -219,6 +219,26 @@ func TestClusterInABox(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Up on a cluster with a process down starts that process.
+	if err := c.Kill(Worker2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Up(ctx, cfg); err != nil {
+		t.Fatalf("Up with worker-2 down: %v", err)
+	}
+	reloaded, err := Load(cfg.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := reloaded.Process(Worker2); w.PID == 0 {
+		t.Fatal("Up did not start worker-2 again")
+	} else if err := httpOK(ctx, reloaded.HTTPURL(Worker2)+"/readyz"); err != nil {
+		t.Fatal(err)
+	}
+	// The reloaded state is the current one: this handle carries on from it.
+	c = reloaded
+	c.SetLog(testLog{t})
+
 	if err := c.RestartRedisEmpty(ctx); err != nil {
 		t.Fatal(err)
 	}

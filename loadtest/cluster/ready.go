@@ -53,13 +53,20 @@ func probe(ctx context.Context, p *proc) error {
 	return fmt.Errorf("cluster: no probe for %s", p.Kind)
 }
 
-// httpOK GETs url and wants a 200.
-func httpOK(ctx context.Context, url string) error {
+// probeGet GETs url on a connection of its own: a probe holds no idle
+// connection to a process that may be killed next, and never goes
+// through an HTTP proxy from the environment.
+func probeGet(ctx context.Context, url string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	return (&http.Transport{DisableKeepAlives: true}).RoundTrip(req)
+}
+
+// httpOK GETs url and wants a 200.
+func httpOK(ctx context.Context, url string) error {
+	resp, err := probeGet(ctx, url)
 	if err != nil {
 		return err
 	}
@@ -72,11 +79,7 @@ func httpOK(ctx context.Context, url string) error {
 }
 
 func getJSON(ctx context.Context, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	resp, err := probeGet(ctx, url)
 	if err != nil {
 		return err
 	}

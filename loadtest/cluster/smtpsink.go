@@ -109,12 +109,22 @@ func (s *sink) load() error {
 		return err
 	}
 	var ids []int
+	mtime := map[int]time.Time{}
 	for _, e := range ents {
-		if n, ok := strings.CutSuffix(e.Name(), ".eml"); ok {
-			if id, err := strconv.Atoi(n); err == nil {
-				ids = append(ids, id)
-			}
+		n, ok := strings.CutSuffix(e.Name(), ".eml")
+		if !ok {
+			continue
 		}
+		id, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		mtime[id] = info.ModTime()
 	}
 	slices.Sort(ids)
 	s.total = len(ids)
@@ -126,8 +136,7 @@ func (s *sink) load() error {
 		if err != nil {
 			return err
 		}
-		st, _ := os.Stat(s.file(id))
-		s.recent = append(s.recent, summarize(id, b, st.ModTime()))
+		s.recent = append(s.recent, summarize(id, b, mtime[id]))
 	}
 	return nil
 }
