@@ -179,13 +179,14 @@ func httpOffset(name string) int {
 	panic("cluster: no HTTP port for " + name)
 }
 
-var natsNames = [3]string{NATS1, NATS2, NATS3}
+// natsNames are the NATS nodes, in order.
+func natsNames() [3]string { return [3]string{NATS1, NATS2, NATS3} }
 
 // natsURLs are the NATS URLs the seckill processes get: the nodes'
 // toxiproxy listeners.
 func (l layout) natsURLs() string {
 	s := ""
-	for i, n := range natsNames {
+	for i, n := range natsNames() {
 		if i > 0 {
 			s += ","
 		}
@@ -245,7 +246,7 @@ func plan(s Settings, p paths, sec secrets) []*proc {
 		Env:   baseEnv(),
 		Ports: []Port{{PortClient, l.mariadb()}, {PortProxy, l.proxy(MariaDB)}},
 	})
-	for i, n := range natsNames {
+	for i, n := range natsNames() {
 		add(&proc{
 			Name: n, Kind: kindNATS,
 			Argv: []string{p.natsServer, "-c", p.natsConf(n)},

@@ -118,11 +118,13 @@ func locatePrograms(ctx context.Context, p *paths, install bool, log io.Writer) 
 }
 
 // seckillBinaries are what `make build` makes and the cluster runs.
-var seckillBinaries = [...]string{"seckill-gateway", "seckill-order-worker", "seckill-notifier"}
+func seckillBinaries() []string {
+	return []string{"seckill-gateway", "seckill-order-worker", "seckill-notifier"}
+}
 
 func checkBinaries(binDir string) error {
 	var missing []string
-	for _, b := range seckillBinaries {
+	for _, b := range seckillBinaries() {
 		if st, err := os.Stat(filepath.Join(binDir, b)); err != nil || st.Mode()&0o111 == 0 {
 			missing = append(missing, b)
 		}

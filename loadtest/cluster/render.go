@@ -152,9 +152,9 @@ func renderNginx(l layout, p paths, root bool) ([]byte, error) {
 
 // renderNATS writes the configuration of NATS node i (0-based).
 func renderNATS(s Settings, l layout, p paths, i int) []byte {
-	name := natsNames[i]
+	name := natsNames()[i]
 	var routes []string
-	for j := range natsNames {
+	for j := range natsNames() {
 		if j != i {
 			routes = append(routes, "    "+strconv.Quote("nats-route://"+addr(l.natsCluster(j))))
 		}
@@ -233,7 +233,7 @@ func writeConfigs(s Settings, p paths, procs []*proc) error {
 		return err
 	}
 	files := map[string][]byte{p.nginxConf(): nginx}
-	for i, n := range natsNames {
+	for i, n := range natsNames() {
 		files[p.natsConf(n)] = renderNATS(s, l, p, i)
 	}
 	if files[p.proxiesJSON()], err = renderProxies(l); err != nil {

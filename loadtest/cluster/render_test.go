@@ -32,7 +32,7 @@ func TestNATSConfigParses(t *testing.T) {
 			s := Settings{BasePort: 21000, QueueSync: sync, SyncInterval: 30 * time.Second}.withDefaults()
 			p := testPaths(t)
 			l := layout{s.BasePort}
-			for i, name := range natsNames {
+			for i, name := range natsNames() {
 				f := filepath.Join(t.TempDir(), "nats.conf")
 				if err := os.WriteFile(f, renderNATS(s, l, p, i), 0o600); err != nil {
 					t.Fatal(err)
@@ -70,7 +70,7 @@ func TestNATSConfigParses(t *testing.T) {
 					routes = append(routes, r.Host)
 				}
 				var want []string
-				for j := range natsNames {
+				for j := range natsNames() {
 					if j != i {
 						want = append(want, addr(21000+offNATSCluster+j))
 					}
