@@ -4,7 +4,7 @@ MODULES := platform mq inventory order notifier gateway static testkit deploy lo
 GO      ?= go
 ARGS    ?=
 
-.PHONY: run build test test-short lint fmt bench tidy deps help services-up services-down services-env spike spike-compare
+.PHONY: run build test test-short lint fmt bench tidy deps help services-up services-down services-env spike spike-compare cluster-up cluster-down cluster-status cluster-env
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,3 +54,15 @@ services-down: ## stop what services-up started; the data stays (ARGS=--purge de
 
 services-env: ## print their env as export lines, for eval
 	@scripts/services.sh env
+
+cluster-up: build ## the production topology on this machine: nginx over 2 gateways, 2 workers, a notifier, 3 NATS nodes, Redis, MariaDB, toxiproxy; state in .cluster/ (ARGS="--demo", "--queue-sync interval", "--install"; docs/cluster.md)
+	@$(GO) run ./loadtest/cmd/cluster up $(ARGS)
+
+cluster-down: ## stop what cluster-up started; the data stays (ARGS=--purge deletes .cluster/)
+	@$(GO) run ./loadtest/cmd/cluster down $(ARGS)
+
+cluster-status: ## each cluster process: up, paused or down, pid, ports, readiness
+	@$(GO) run ./loadtest/cmd/cluster status $(ARGS)
+
+cluster-env: ## the cluster's env as export lines: eval "$(make -s cluster-env)"
+	@$(GO) run ./loadtest/cmd/cluster env $(ARGS)
