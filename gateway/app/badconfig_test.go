@@ -18,7 +18,7 @@ func TestBadBackendsFailAtStartNamingTheBackend(t *testing.T) {
 	secrets := map[string]string{"SECKILL_JWT_SECRET": testJWTSecret, "SECKILL_ADMIN_TOKEN": testAdminToken}
 	cases := []struct {
 		name    string
-		role    Role
+		role    Target
 		env     map[string]string
 		mention []string
 	}{

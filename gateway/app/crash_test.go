@@ -29,7 +29,7 @@ const envCrashChild = "SECKILL_TEST_CRASH_CHILD"
 
 func TestMain(m *testing.M) {
 	if name := os.Getenv(envCrashChild); name != "" {
-		role := map[string]Role{AllInOne.String(): AllInOne, GatewayOnly.String(): GatewayOnly}[name]
+		role := map[string]Target{AllInOne.String(): AllInOne, GatewayOnly.String(): GatewayOnly}[name]
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		if err := Run(ctx, role, os.Getenv, os.Stdout, os.Stderr); err != nil {
@@ -46,14 +46,14 @@ func TestMain(m *testing.M) {
 // seckill-order-worker.
 type crashRole struct {
 	name string
-	role Role
+	role Target
 	bin  string
 }
 
 func (r crashRole) String() string { return r.name }
 
 // testBinary runs role in this package's test binary (TestMain).
-func testBinary(role Role) crashRole { return crashRole{name: role.String(), role: role} }
+func testBinary(role Target) crashRole { return crashRole{name: role.String(), role: role} }
 
 // crashProcess is the all-in-one as a child process on a fixed address and
 // data directory, so that a restart finds what the killed one left.

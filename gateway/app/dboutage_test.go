@@ -158,7 +158,7 @@ func TestDatabaseOutageDuringSpike(t *testing.T) {
 		deadMu sync.Mutex
 		dead   []string
 	)
-	err := a.queue.Subscribe(t.Context(), mq.DeadLetterTopic(ordermsg.TopicOrders), mq.SubscribeOptions{Group: "test-dboutage-dlq"},
+	err := a.b.Queue.Subscribe(t.Context(), mq.DeadLetterTopic(ordermsg.TopicOrders), mq.SubscribeOptions{Group: "test-dboutage-dlq"},
 		func(_ context.Context, m *mq.Message) error {
 			deadMu.Lock()
 			defer deadMu.Unlock()

@@ -41,10 +41,10 @@ func TestDeadLettersAreListedAndReplayed(t *testing.T) {
 	next := mustParseID(t, first) + 1
 	msg := ordermsg.Message{OrderID: "dlq-order-1", ActivityID: next, UserID: "dlq-user", PriceCents: 1999, ReservedAt: time.Now().UTC()}
 	payload, _ := json.Marshal(msg)
-	if err := a.queue.Publish(ctx, ordermsg.TopicOrders, &mq.Message{ID: msg.OrderID, Key: msg.UserID, Payload: payload}); err != nil {
+	if err := a.b.Queue.Publish(ctx, ordermsg.TopicOrders, &mq.Message{ID: msg.OrderID, Key: msg.UserID, Payload: payload}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.queue.Publish(ctx, ordermsg.TopicOrders, &mq.Message{ID: "garbage", Payload: []byte("{not json")}); err != nil {
+	if err := a.b.Queue.Publish(ctx, ordermsg.TopicOrders, &mq.Message{ID: "garbage", Payload: []byte("{not json")}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -81,10 +81,10 @@ func TestDeadLettersAreListedAndReplayed(t *testing.T) {
 	if aid != next {
 		t.Fatalf("created activity %d, want %d", aid, next)
 	}
-	if _, err := a.inv.Reserve(ctx, aid, msg.UserID, "", msg.OrderID, time.Now()); err != nil {
+	if _, err := a.b.Inventory.Reserve(ctx, aid, msg.UserID, "", msg.OrderID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.inv.Confirm(ctx, aid, msg.OrderID); err != nil {
+	if _, err := a.b.Inventory.Confirm(ctx, aid, msg.OrderID); err != nil {
 		t.Fatal(err)
 	}
 	var rep struct {

@@ -90,19 +90,19 @@ func redisLossScenario(t *testing.T, env map[string]string, metaOnly bool) {
 		// An order accepted (202) whose message the queue lost: its
 		// reservation is queued in Redis, the database never saw it.
 		ghost = "ghost-" + testkit.RandomHex(4)
-		r, err := a.inv.Reserve(ctx, ids[0], "ghost", "ghost-req", ghost, time.Now())
+		r, err := a.b.Inventory.Reserve(ctx, ids[0], "ghost", "ghost-req", ghost, time.Now())
 		if err != nil || r.Outcome != inventory.Reserved {
 			t.Fatalf("ghost reserve: %+v, %v", r, err)
 		}
-		if ok, err := a.inv.Confirm(ctx, ids[0], ghost); err != nil || !ok {
+		if ok, err := a.b.Inventory.Confirm(ctx, ids[0], ghost); err != nil || !ok {
 			t.Fatal(ok, err)
 		}
 		for _, id := range ids {
-			if err := a.rdb.Del(ctx, fmt.Sprintf("%s:{a%d}:meta", a.cfg.RedisPrefix, id)).Err(); err != nil {
+			if err := a.b.Redis.Del(ctx, fmt.Sprintf("%s:{a%d}:meta", a.cfg.RedisPrefix, id)).Err(); err != nil {
 				t.Fatal(err)
 			}
 		}
-	} else if n := inventorytest.DeletePrefix(t, a.rdb, a.cfg.RedisPrefix); n < 6 {
+	} else if n := inventorytest.DeletePrefix(t, a.b.Redis, a.cfg.RedisPrefix); n < 6 {
 		t.Fatalf("deleted %d keys; want at least the 3 of each activity", n)
 	}
 
@@ -110,7 +110,7 @@ func redisLossScenario(t *testing.T, env map[string]string, metaOnly bool) {
 	// (whose lazy load would restore them by itself).
 	untilOK(t, 15*time.Second, "activities back in redis", func() error {
 		for _, id := range ids {
-			if _, ok, err := a.inv.Stats(ctx, id); err != nil || !ok {
+			if _, ok, err := a.b.Inventory.Stats(ctx, id); err != nil || !ok {
 				return fmt.Errorf("activity %d not in redis (%v)", id, err)
 			}
 		}
@@ -238,7 +238,7 @@ func untilOK(t *testing.T, d time.Duration, what string, check func() error) {
 
 func appMetric(t *testing.T, a *App, name, label, value string) (float64, bool) {
 	t.Helper()
-	mfs, err := a.registry.Gather()
+	mfs, err := a.b.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestReconcilerQuietDuringSpike(t *testing.T) {
 						return
 					case <-time.After(20 * time.Millisecond):
 					}
-					mfs, err := a.registry.Gather()
+					mfs, err := a.b.Registry.Gather()
 					if err != nil {
 						continue
 					}

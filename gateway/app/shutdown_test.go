@@ -43,7 +43,7 @@ func TestShutdownKeepsEveryAcceptedOrder(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	depth := a.queue.Depth()
+	depth := a.b.Queue.Depth()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := a.Shutdown(ctx); err != nil {

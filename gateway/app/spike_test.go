@@ -31,13 +31,13 @@ func startApp(t *testing.T, extra map[string]string) (*App, *client) {
 }
 
 // startRole runs one process of the given role on a loopback port.
-func startRole(t *testing.T, role Role, extra map[string]string) (*App, *client) {
+func startRole(t *testing.T, role Target, extra map[string]string) (*App, *client) {
 	t.Helper()
 	return startRoleWith(t, role, extra, Options{})
 }
 
 // startRoleWith is startRole with what an embedder provides.
-func startRoleWith(t *testing.T, role Role, extra map[string]string, opts Options) (*App, *client) {
+func startRoleWith(t *testing.T, role Target, extra map[string]string, opts Options) (*App, *client) {
 	t.Helper()
 	env := map[string]string{
 		"SECKILL_HTTP_ADDR":    "127.0.0.1:0",

@@ -19,6 +19,9 @@ type saleMetrics struct {
 	// inFlight and refused are the bound on buys in flight (inflight.go).
 	inFlight prometheus.Gauge
 	refused  prometheus.Counter
+	// orphans and reaped count what the reaper settled (reaper.go).
+	orphans *prometheus.CounterVec
+	reaped  prometheus.Counter
 }
 
 // newMetrics makes the series and registers them on reg (nil: unexported).
@@ -49,15 +52,24 @@ func newMetrics(reg prometheus.Registerer) *saleMetrics {
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "seckill_admission_refused_total", Help: "Buys refused 503 BUSY at once because SECKILL_MAX_BUYS_IN_FLIGHT buys were in flight.",
 		}),
+		orphans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seckill_orphan_reservations_total", Help: "Pending reservations of dead gateways settled at once, by how (published: the order went to the queue; released: the queue refused and the unit went back on sale).",
+		}, []string{"how"}),
+		reaped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seckill_reaped_reservations_total", Help: "Pending reservations released after SECKILL_RESERVATION_TIMEOUT without a confirmed publish.",
+		}),
 	}
 	if reg != nil {
 		metrics.MustRegister(reg, m.reserve, m.soldOutLocal, m.publishLatency, m.publishFailed,
-			m.buyTokensIssued, m.buyTokenRefused, m.inFlight, m.refused)
+			m.buyTokensIssued, m.buyTokenRefused, m.inFlight, m.refused, m.orphans, m.reaped)
 	}
 	// Every known label value from the start at 0, so a dashboard shows
 	// "0 failures" rather than "no data", and rate() sees the first one.
 	for _, r := range []string{"full", "error"} {
 		m.publishFailed.WithLabelValues(r)
+	}
+	for _, h := range []string{"published", "released"} {
+		m.orphans.WithLabelValues(h)
 	}
 	for _, r := range tokenRefusals {
 		m.buyTokenRefused.WithLabelValues(r.answer.Reason)

@@ -110,7 +110,7 @@ func (s *Service) reserveAndPublish(ctx context.Context, a *order.Activity, p Pu
 		switch res.Outcome {
 		case inventory.Reserved:
 			s.soldOut.clear(a.ID)
-			if err := s.publish(ctx, a, p, orderID); err != nil {
+			if err := s.publish(ctx, a, p, orderID, s.now()); err != nil {
 				return "", err
 			}
 			return orderID, nil
@@ -191,10 +191,10 @@ func (s *Service) snapshotHolders(a *order.Activity, gen uint64, withRequestID b
 // reservation, Release leaves it (the order stands, the user keeps one
 // unit and cannot buy a second) and the client still gets busy; a retry
 // with the same request_id finds the order.
-func (s *Service) publish(ctx context.Context, a *order.Activity, p Purchase, orderID string) error {
+func (s *Service) publish(ctx context.Context, a *order.Activity, p Purchase, orderID string, reservedAt time.Time) error {
 	payload, err := json.Marshal(ordermsg.Message{
 		OrderID: orderID, ActivityID: a.ID, UserID: p.UserID, RequestID: p.RequestID,
-		PriceCents: a.PriceCents, ReservedAt: s.now().UTC(), TraceID: p.TraceID,
+		PriceCents: a.PriceCents, ReservedAt: reservedAt.UTC(), TraceID: p.TraceID,
 	})
 	if err != nil {
 		panic(fmt.Sprintf("marshal order message: %v", err)) // plain struct: cannot fail

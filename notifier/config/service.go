@@ -28,6 +28,7 @@ type Service struct {
 	DBConnMaxLifetime   time.Duration // SECKILL_DB_CONN_MAX_LIFETIME
 	MQ                  string        // SECKILL_MQ: nats or kafka
 	NATSURL             string        // SECKILL_NATS_URL
+	NATSReplicas        int           // SECKILL_NATS_REPLICAS: replicas of the streams it creates
 	KafkaBrokers        []string      // SECKILL_KAFKA_BROKERS
 	KafkaPartitions     int           // SECKILL_KAFKA_PARTITIONS
 	KafkaReplication    int           // SECKILL_KAFKA_REPLICATION
@@ -47,7 +48,7 @@ func ServiceNames() []string {
 	return append([]string{
 		"SECKILL_HTTP_ADDR", "SECKILL_METRICS_ADDR", "SECKILL_DB_DSN", "SECKILL_DATA_DIR",
 		"SECKILL_DB_MAX_OPEN_CONNS", "SECKILL_DB_MAX_IDLE_CONNS", "SECKILL_DB_CONN_MAX_LIFETIME",
-		"SECKILL_MQ", "SECKILL_NATS_URL", "SECKILL_KAFKA_BROKERS", "SECKILL_KAFKA_PARTITIONS", "SECKILL_KAFKA_REPLICATION",
+		"SECKILL_MQ", "SECKILL_NATS_URL", "SECKILL_NATS_REPLICAS", "SECKILL_KAFKA_BROKERS", "SECKILL_KAFKA_PARTITIONS", "SECKILL_KAFKA_REPLICATION",
 		"SECKILL_KAFKA_SESSION_TIMEOUT", "SECKILL_LOG_FORMAT", "SECKILL_LOG_LEVEL", "SECKILL_SHUTDOWN_TIMEOUT",
 		"SECKILL_DEMO",
 	}, append(Names(), tracing.Names()...)...)
@@ -68,6 +69,7 @@ func LoadService(getenv func(string) string) (Service, error) {
 		DBConnMaxLifetime:   r.Duration("SECKILL_DB_CONN_MAX_LIFETIME", 5*time.Minute),
 		MQ:                  r.OneOf("SECKILL_MQ", "embedded", "embedded", "nats", "kafka"),
 		NATSURL:             r.String("SECKILL_NATS_URL", ""),
+		NATSReplicas:        r.PositiveInt("SECKILL_NATS_REPLICAS", 1),
 		KafkaBrokers:        r.List("SECKILL_KAFKA_BROKERS"),
 		KafkaPartitions:     r.PositiveInt("SECKILL_KAFKA_PARTITIONS", 12),
 		KafkaReplication:    r.PositiveInt("SECKILL_KAFKA_REPLICATION", 1),

@@ -26,6 +26,8 @@ import (
 	"github.com/flashsale/seckill/notifier/schema"
 	"github.com/flashsale/seckill/notifier/sms"
 	"github.com/flashsale/seckill/order/ordermsg"
+	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/platform/process"
 )
 
 // Deps are what the hosting process provides.
@@ -96,6 +98,28 @@ func Channels(cfg config.Delivery, log *slog.Logger, tp trace.TracerProvider) (c
 		t = sms.NewLog(log)
 	}
 	return m, t, nil
+}
+
+// ComponentNotifier names the notifier in a process's lifecycle.
+const ComponentNotifier = "notifier"
+
+// Register adds the notifier to lc, on the database and the queue of b.
+// deps gives what Start takes besides them (tests replace the channels);
+// its DB, Subscriber, Registerer, Logger, TracerProvider and MQ come from
+// b. Stopping closes the retrier; the events in hand finish when the
+// queue closes after it.
+func Register(lc *process.Lifecycle, b *orderservice.Backends, cfg config.Delivery, deps Deps) {
+	var n *notifier.Notifier
+	lc.Add(process.Component{
+		Name: ComponentNotifier, Needs: []string{orderservice.ComponentDatabase, orderservice.ComponentQueue},
+		Start: func(ctx context.Context) (err error) {
+			deps.DB, deps.Subscriber, deps.Registerer, deps.Logger = b.Gorm, b.Queue, b.Registry, b.Log
+			deps.TracerProvider, deps.MQ = b.Tracing.TracerProvider(), b.Tracing.MQ() // Start wraps the subscriber
+			n, err = Start(ctx, cfg, deps)
+			return err
+		},
+		Stop: func(context.Context) error { return n.Close() },
+	})
 }
 
 // Start migrates the notifier's tables, starts the retrier and subscribes

@@ -94,3 +94,15 @@ func Parse(id string) (activityID int64, created time.Time, err error) {
 	ms := n >> (nodeBits + seqBits)
 	return activityID, epoch.Add(time.Duration(ms) * time.Millisecond), nil
 }
+
+// Node returns the node number of the generator that made id: whose
+// gateway reserved it, so a reservation left by a gateway that died can be
+// told from one a live gateway is still publishing.
+func Node(id string) (int64, error) {
+	snow, _, ok := strings.Cut(id, "-")
+	if _, _, err := Parse(id); err != nil || !ok {
+		return 0, fmt.Errorf("%w: %q", ErrMalformed, id)
+	}
+	n, _ := strconv.ParseInt(snow, 10, 64) // checked by Parse
+	return n >> seqBits & MaxNode, nil
+}

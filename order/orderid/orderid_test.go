@@ -110,3 +110,21 @@ func TestNewRejectsBadNode(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeIsTheGeneratorsNode(t *testing.T) {
+	for _, node := range []int64{0, 1, 517, MaxNode} {
+		g, err := New(node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			id := g.Next(42)
+			if got, err := Node(id); err != nil || got != node {
+				t.Fatalf("Node(%s) = %d, %v; want %d", id, got, err, node)
+			}
+		}
+	}
+	if _, err := Node("not-an-id"); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Node of garbage: %v, want ErrMalformed", err)
+	}
+}

@@ -2,9 +2,12 @@ package service
 
 import (
 	"net"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/flashsale/seckill/mq/backend"
+	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/platform/env"
 	"github.com/flashsale/seckill/platform/process"
 	"github.com/flashsale/seckill/platform/tracing"
@@ -22,13 +25,22 @@ const ServiceName = "seckill-order-worker"
 // (SECKILL_DEMO, SECKILL_LOG_FORMAT, the secrets, whether SECKILL_REDIS_URL
 // may be empty) stay with each process's loader.
 type Shared struct {
-	HTTPAddr     string   // SECKILL_HTTP_ADDR: the process's listener (the API, or /healthz and /readyz)
-	MetricsAddr  string   // SECKILL_METRICS_ADDR: /metrics on this listener instead of HTTPAddr; empty = on HTTPAddr
-	RedisURL     string   // SECKILL_REDIS_URL; empty = embedded miniredis (all-in-one only)
-	RedisPrefix  string   // SECKILL_REDIS_PREFIX: key prefix, one per environment sharing a Redis
-	DBDSN        string   // SECKILL_DB_DSN; empty = embedded SQLite under DataDir
-	MQ           string   // SECKILL_MQ: embedded, nats or kafka
-	NATSURL      string   // SECKILL_NATS_URL: comma-separated nats:// URLs
+	HTTPAddr    string // SECKILL_HTTP_ADDR: the process's listener (the API, or /healthz and /readyz)
+	MetricsAddr string // SECKILL_METRICS_ADDR: /metrics on this listener instead of HTTPAddr; empty = on HTTPAddr
+	RedisURL    string // SECKILL_REDIS_URL; empty = embedded miniredis (all-in-one only)
+	RedisPrefix string // SECKILL_REDIS_PREFIX: key prefix, one per environment sharing a Redis
+	DBDSN       string // SECKILL_DB_DSN; empty = embedded SQLite under DataDir
+	MQ          string // SECKILL_MQ: embedded, nats or kafka
+	NATSURL     string // SECKILL_NATS_URL: comma-separated nats:// URLs
+	// NATSReplicas is the replica count of the NATS streams the process
+	// creates (SECKILL_NATS_REPLICAS): 3 on a 3-node cluster, so a stored
+	// message survives the loss of a node.
+	NATSReplicas int
+	// QueueSync is SECKILL_QUEUE_SYNC: QueueSyncAlways makes the embedded
+	// queue fsync before a publish is acknowledged (a 202 survives a power
+	// loss), QueueSyncInterval leaves it to the server's sync interval (a
+	// 202 survives a crash of the process).
+	QueueSync    string
 	KafkaBrokers []string // SECKILL_KAFKA_BROKERS
 	// KafkaPartitions is the partition count of topics the process creates
 	// (SECKILL_KAFKA_PARTITIONS); it caps how many order workers share the load.
@@ -61,13 +73,22 @@ type Shared struct {
 	Service Config
 }
 
+// SECKILL_QUEUE_SYNC values.
+const (
+	QueueSyncAlways   = "always"
+	QueueSyncInterval = "interval"
+	// DefaultQueueSync: a 202 survives a power loss of the embedded
+	// queue's machine; group commit keeps it cheap (docs/benchmarks.md).
+	DefaultQueueSync = QueueSyncAlways
+)
+
 // SharedNames lists the environment variables ReadShared reads; each
 // process's Names includes them.
 func SharedNames() []string {
 	return append([]string{
 		"SECKILL_HTTP_ADDR", "SECKILL_METRICS_ADDR", "SECKILL_REDIS_URL", "SECKILL_REDIS_PREFIX",
 		"SECKILL_DB_DSN", "SECKILL_DB_MAX_OPEN_CONNS", "SECKILL_DB_MAX_IDLE_CONNS", "SECKILL_DB_CONN_MAX_LIFETIME",
-		"SECKILL_DATA_DIR", "SECKILL_MQ", "SECKILL_NATS_URL", "SECKILL_QUEUE_CAPACITY",
+		"SECKILL_DATA_DIR", "SECKILL_MQ", "SECKILL_NATS_URL", "SECKILL_NATS_REPLICAS", "SECKILL_QUEUE_SYNC", "SECKILL_QUEUE_CAPACITY",
 		"SECKILL_KAFKA_BROKERS", "SECKILL_KAFKA_PARTITIONS", "SECKILL_KAFKA_REPLICATION", "SECKILL_KAFKA_SESSION_TIMEOUT",
 		"SECKILL_LOG_LEVEL", "SECKILL_RESERVATION_TIMEOUT", "SECKILL_PUBLISH_TIMEOUT", "SECKILL_SHUTDOWN_TIMEOUT",
 		"SECKILL_WORKER_CONCURRENCY", "SECKILL_WORKER_BATCH", "SECKILL_SWEEP_INTERVAL",
@@ -87,6 +108,8 @@ func ReadShared(r *env.Reader, service string) Shared {
 		DBDSN:               r.String("SECKILL_DB_DSN", ""),
 		MQ:                  r.OneOf("SECKILL_MQ", MQEmbedded, MQEmbedded, MQNATS, MQKafka),
 		NATSURL:             r.String("SECKILL_NATS_URL", ""),
+		NATSReplicas:        r.PositiveInt("SECKILL_NATS_REPLICAS", 1),
+		QueueSync:           r.OneOf("SECKILL_QUEUE_SYNC", DefaultQueueSync, QueueSyncAlways, QueueSyncInterval),
 		KafkaBrokers:        r.List("SECKILL_KAFKA_BROKERS"),
 		KafkaPartitions:     r.PositiveInt("SECKILL_KAFKA_PARTITIONS", 12),
 		KafkaReplication:    r.PositiveInt("SECKILL_KAFKA_REPLICATION", 1),
@@ -111,7 +134,6 @@ func ReadShared(r *env.Reader, service string) Shared {
 	}
 	s.Service.RestoreInterval = max(s.ReservationTTL/3, time.Second)
 	s.Service.RestoreWindow = s.ReservationTTL + time.Hour
-	s.Service.DrainTimeout = s.ShutdownTimeout
 
 	if s.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {
@@ -134,6 +156,9 @@ func ReadShared(r *env.Reader, service string) Shared {
 			r.Fail("SECKILL_NATS_URL", "%q must start with nats:// or tls://", u)
 		}
 	}
+	if s.NATSReplicas > 5 {
+		r.Fail("SECKILL_NATS_REPLICAS", "must be between 1 and 5 (JetStream's limit), got %d", s.NATSReplicas)
+	}
 	if s.MQ == MQKafka && len(s.KafkaBrokers) == 0 {
 		r.Fail("SECKILL_KAFKA_BROKERS", "is required when SECKILL_MQ=kafka")
 	}
@@ -146,6 +171,26 @@ func ReadShared(r *env.Reader, service string) Shared {
 		r.Fail("SECKILL_RESERVATION_TIMEOUT", "must be longer than SECKILL_PUBLISH_TIMEOUT (%s), or live publishes would be reaped", s.PublishTimeout)
 	}
 	return s
+}
+
+// Backends is how a process with these settings reaches its backends.
+// clientID names it to the queue; groups are the consumer groups it
+// declares on NATS besides the order side's.
+func (s Shared) Backends(clientID string, groups map[string][]string) BackendConfig {
+	return BackendConfig{
+		Tracing: s.Tracing, RedisURL: s.RedisURL, RedisPrefix: s.RedisPrefix,
+		DB: sqldb.Config{
+			DSN: s.DBDSN, DataDir: s.DataDir,
+			MaxOpenConns: s.DBMaxOpenConns, MaxIdleConns: s.DBMaxIdleConns, ConnMaxLifetime: s.DBConnMaxLifetime,
+		},
+		Queue: backend.Config{
+			Backend: s.MQ, StoreDir: filepath.Join(s.DataDir, "queue"), NATSURL: s.NATSURL,
+			Replicas: s.NATSReplicas, SyncAlways: s.QueueSync == QueueSyncAlways,
+			Capacity: s.QueueCapacity, Groups: groups,
+			KafkaBrokers: s.KafkaBrokers, KafkaPartitions: s.KafkaPartitions, KafkaReplication: s.KafkaReplication,
+			KafkaSessionTimeout: s.KafkaSessionTimeout, ClientID: clientID, CloseTimeout: s.ShutdownTimeout,
+		},
+	}
 }
 
 // ProcessConfig is the configuration of the seckill-order-worker binary:

@@ -93,7 +93,7 @@ func TestWorkerConfiguration(t *testing.T) {
 		t.Fatalf("LoadProcessConfig: %v", err)
 	}
 	if c.Service.WorkerConcurrency != DefaultWorkerConcurrency || c.Service.WorkerBatch != DefaultWorkerBatch || c.HTTPAddr != ":8080" ||
-		c.LogFormat != "json" || c.Service.RestoreInterval != 10*time.Second || c.Service.DrainTimeout != 30*time.Second {
+		c.LogFormat != "json" || c.Service.RestoreInterval != 10*time.Second || c.ShutdownTimeout != 30*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 	for _, tc := range []struct {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -20,10 +21,12 @@ import (
 
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/mq/backend"
 	"github.com/flashsale/seckill/mq/mqotel"
 	"github.com/flashsale/seckill/mq/natsjs"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/ordermsg"
+	"github.com/flashsale/seckill/platform/process"
 )
 
 // Consumer groups: the order workers, and the cancellers of unpaid orders
@@ -47,7 +50,6 @@ const (
 	// DefaultRestoreWindow: activities that ended longer ago than this
 	// are not restored by the periodic pass.
 	DefaultRestoreWindow = 30*time.Second + time.Hour
-	DefaultDrainTimeout  = 30 * time.Second
 )
 
 // Config tunes a Service. Zero fields take their Default.
@@ -70,9 +72,6 @@ type Config struct {
 	// RestoreWindow how long after its end an activity is still restored.
 	RestoreInterval time.Duration
 	RestoreWindow   time.Duration
-	// DrainTimeout bounds Drain's wait for the order workers to settle
-	// every order message (SECKILL_SHUTDOWN_TIMEOUT).
-	DrainTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -94,14 +93,7 @@ func (c Config) withDefaults() Config {
 	dur(&c.ReconcileAge, DefaultReconcileAge)
 	dur(&c.RestoreInterval, DefaultRestoreInterval)
 	dur(&c.RestoreWindow, DefaultRestoreWindow)
-	dur(&c.DrainTimeout, DefaultDrainTimeout)
 	return c
-}
-
-// Queue is what the order side needs of its queue backend.
-type Queue interface {
-	mq.Publisher
-	mq.Subscriber
 }
 
 // QueueReader reads a queue without consuming it (*natsjs.Broker): the
@@ -120,7 +112,7 @@ type lagger interface{ Lag() int64 }
 type Deps struct {
 	DB        *order.Store
 	Inventory *inventory.Store
-	Queue     Queue
+	Queue     backend.Queue
 	// QueueReader, when set, lets Restore count the orders accepted but
 	// still waiting in the queue, Drain wait for the backlog and the
 	// reconciler see its age. Nil on Kafka (its consumer lag is used).
@@ -168,17 +160,24 @@ type Service struct {
 }
 
 // Start subscribes the order workers and the cancellers and runs the relay,
-// the sweeper, the reconciler and the periodic restore until Close. It
+// the sweeper, the reconciler and the periodic restore until Stop. It
 // does not restore the activities at start: call RestoreAll first when
-// Redis may have lost them. Shut down with Drain, then close the queue,
-// then Close.
-func Start(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
+// Redis may have lost them. A process runs it through Register.
+func Start(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	s := &Service{}
+	if err := s.start(ctx, cfg, deps); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Service) start(ctx context.Context, cfg Config, deps Deps) (err error) {
 	if deps.DB == nil || deps.Inventory == nil || deps.Queue == nil {
-		return nil, errors.New("order service: DB, Inventory and Queue are required")
+		return errors.New("order service: DB, Inventory and Queue are required")
 	}
 	cfg = cfg.withDefaults()
 	deps = deps.withDefaults()
-	s := &Service{Restorer: NewRestorer(deps), cfg: cfg, deps: deps}
+	s.Restorer, s.cfg, s.deps = NewRestorer(deps), cfg, deps
 	// Everything the order side publishes and consumes goes through the
 	// tracing decorators (the queue itself when tracing is off). Neither
 	// is closed here: the process closes its queue.
@@ -206,7 +205,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 	}, s.worker.Handle)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe order workers: %w", err)
+		return fmt.Errorf("subscribe order workers: %w", err)
 	}
 	// Cancels are few and each is its own small transaction; a modest
 	// concurrency keeps a burst of deadlines from crowding the orders.
@@ -221,7 +220,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 	}, s.life.HandleTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe order cancellers: %w", err)
+		return fmt.Errorf("subscribe order cancellers: %w", err)
 	}
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -235,7 +234,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 	s.bg.Go(func() { s.life.RunSweeper(bg, cfg.SweepInterval, cfg.SweepBatch) })
 	s.bg.Go(func() { rec.Run(bg) }) // Redis against the database: re-drives, lost releases, lost meta
 	s.bg.Go(func() { s.restoreLoop(bg) })
-	return s, nil
+	return nil
 }
 
 // Lifecycle pays, cancels and expires orders; its writes kick the relay.
@@ -294,31 +293,94 @@ func (s *Service) orderBacklog(ctx context.Context) (time.Time, bool, error) {
 	return time.Time{}, false, nil
 }
 
-// Drain waits (up to DrainTimeout) until the order workers have settled
-// every order message, when the queue can be read, then stops the relay,
-// the sweeper, the reconciler and the restore. Call it before closing the
-// queue: the queue is durable, so nothing is lost if it times out, but an
-// operator stopping the process expects its orders written.
-func (s *Service) Drain() {
-	if s == nil {
-		return
+// ComponentOrders names the order side in a process's lifecycle.
+const ComponentOrders = "orders"
+
+// Register adds the order side to lc, on the backends of b (Redis, the
+// database and the queue, which it needs). The returned Service is usable
+// once lc started it. Starting runs Start, then restores the activities
+// Redis lost (RestoreAll: the workers' claims wait for them); stopping
+// runs Stop.
+func Register(lc *process.Lifecycle, b *Backends, cfg Config) *Service {
+	s := &Service{}
+	lc.Add(process.Component{
+		Name: ComponentOrders, Needs: []string{ComponentRedis, ComponentDatabase, ComponentQueue},
+		Start: func(ctx context.Context) error {
+			err := s.start(ctx, cfg, Deps{
+				DB: b.DB, Inventory: b.Inventory, Queue: b.Queue, QueueReader: b.Queue.Reader(),
+				Registerer: b.Registry, Logger: b.Log,
+				// Start wraps the queue itself (mqotel): the order
+				// workers' consumer spans continue the buys' traces.
+				TracerProvider: b.Tracing.TracerProvider(), MQ: b.Tracing.MQ(),
+			})
+			if err != nil {
+				return err
+			}
+			return s.RestoreAll(ctx)
+		},
+		Stop: func(ctx context.Context) error { return s.Stop(ctx, b.Queue) },
+	})
+	return s
+}
+
+// drainReserve is what a drain leaves of the shutdown's deadline for the
+// stages after it (closing the queue, the database, flushing spans).
+func drainReserve(ctx context.Context) time.Duration {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return 0
 	}
+	return min(5*time.Second, time.Until(d)/4)
+}
+
+// Stop stops the order side within ctx's deadline: it waits until the
+// order workers have settled every order message, when the queue can be
+// read (an operator stopping a process expects its orders written; the
+// queue is durable, so nothing is lost if the deadline comes first), then
+// stops the relay, the sweeper, the reconciler and the restore, closes
+// the queue (q: its subscriptions end with it, after the handlers in
+// flight) and then the worker's batcher. A nil Service stops as nothing.
+func (s *Service) Stop(ctx context.Context, q io.Closer) error {
+	if s == nil || s.worker == nil {
+		return nil
+	}
+	var errs []error
 	s.drainOnce.Do(func() {
 		if s.deps.QueueReader != nil {
-			if err := s.waitDrained(s.cfg.DrainTimeout); err != nil {
+			dctx, cancel := context.WithTimeout(ctx, max(time.Until(deadlineOf(ctx))-drainReserve(ctx), 0))
+			err := s.waitDrained(dctx)
+			cancel()
+			if err != nil {
 				s.log.Warn("queue not drained before shutdown; the rest is written at the next start", "err", err)
 			}
 		}
 		s.cancel()
 		s.bg.Wait()
 	})
+	if q != nil {
+		if err := q.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.closeOnce.Do(func() {
+		if err := s.worker.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("order worker: %w", err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// deadlineOf is ctx's deadline, or far away when it has none.
+func deadlineOf(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(24 * time.Hour)
 }
 
 // waitDrained waits until the order workers have settled every order
-// message, or timeout.
-func (s *Service) waitDrained(timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+// message, or ctx is done.
+func (s *Service) waitDrained(ctx context.Context) error {
 	for {
 		bl, err := s.deps.QueueReader.Backlog(ctx, ordermsg.TopicOrders, OrderGroup)
 		if err == nil && bl.Messages == 0 {
@@ -326,26 +388,8 @@ func (s *Service) waitDrained(timeout time.Duration) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d order messages left after %v (last error: %v)", bl.Messages, timeout, err)
+			return fmt.Errorf("%d order messages left at the shutdown deadline (last error: %v)", bl.Messages, err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// Close stops the service: Drain, if not called yet, then the order
-// worker's batcher. Call it once the queue is closed (its handlers are
-// done); a handler called after Close fails and its message is redelivered.
-// A nil Service closes as nothing.
-func (s *Service) Close() error {
-	if s == nil {
-		return nil
-	}
-	s.Drain()
-	var err error
-	s.closeOnce.Do(func() {
-		if werr := s.worker.Close(); werr != nil {
-			err = fmt.Errorf("order worker: %w", werr)
-		}
-	})
-	return err
 }

@@ -92,9 +92,9 @@ func TestOneOrderOneTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		svc.Drain()
-		broker.Close()
-		svc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = svc.Stop(ctx, broker)
 	})
 
 	// The gateway's side: reserve, then publish under the buy's span.

@@ -186,3 +186,32 @@ func CheckMetricsAddr(addr, httpAddr string) error {
 	}
 	return nil
 }
+
+// ComponentHTTP names a process's listeners in its lifecycle.
+const ComponentHTTP = "http"
+
+// Listeners are a process's ops listeners as a lifecycle component
+// (RegisterOps); Ops is set once the component started.
+type Listeners struct{ *Ops }
+
+// RegisterOps adds the process's listeners to lc as ComponentHTTP, needing
+// needs (the backends /readyz pings, the API the handler serves). cfg is
+// called at start: what the listeners serve exists only then. Stopping
+// shuts them down, finishing the requests in flight within the shutdown's
+// deadline.
+func RegisterOps(lc *Lifecycle, needs []string, cfg func() OpsConfig) *Listeners {
+	l := &Listeners{}
+	lc.Add(Component{
+		Name: ComponentHTTP, Needs: needs,
+		Start: func(context.Context) error {
+			o, err := ServeOps(cfg())
+			if err != nil {
+				return err
+			}
+			l.Ops = o
+			return nil
+		},
+		Stop: func(ctx context.Context) error { return l.Shutdown(ctx) },
+	})
+	return l
+}

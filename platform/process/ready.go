@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Check is one backend a readiness probe pings.
@@ -44,6 +48,46 @@ func Readiness(checks ...Check) func(context.Context) error {
 		}
 		return &NotReady{Backends: names, Err: errors.Join(errs...)}
 	}
+}
+
+// BackendUp exports seckill_backend_up{backend}, one series per check: 1
+// when the check answered within timeout at the scrape, 0 otherwise. It
+// pings as /readyz does, so the alert that reads it (SeckillBackendDown)
+// cannot disagree with the probe; it is how Prometheus sees a Redis or a
+// database down while no buy is there to fail.
+func BackendUp(reg prometheus.Registerer, timeout time.Duration, checks func() []Check) error {
+	up := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "seckill_backend_up",
+		Help: "Whether a backend of this process answered its readiness ping at the scrape (1) or not (0), by backend (redis, database, queue): what /readyz reports.",
+	}, []string{"backend"})
+	return reg.Register(backendUp{up: up, checks: checks, timeout: timeout})
+}
+
+// backendUp pings at each scrape and reports through its gauge vector.
+type backendUp struct {
+	up      *prometheus.GaugeVec
+	checks  func() []Check
+	timeout time.Duration
+}
+
+func (b backendUp) Describe(ch chan<- *prometheus.Desc) { b.up.Describe(ch) }
+
+func (b backendUp) Collect(ch chan<- prometheus.Metric) {
+	checks := b.checks()
+	var wg sync.WaitGroup
+	for _, c := range checks {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+			defer cancel()
+			v := 0.0
+			if c.Ping(ctx) == nil {
+				v = 1
+			}
+			b.up.WithLabelValues(c.Name).Set(v)
+		})
+	}
+	wg.Wait()
+	b.up.Collect(ch)
 }
 
 // ReadyMessage is what /readyz tells a caller about err: the names of the
