@@ -71,6 +71,11 @@ func (s *Store) CreateActivity(ctx context.Context, a *Activity) error {
 	case !ends.After(starts):
 		return fmt.Errorf("%w: ends_at must be after starts_at (as stored, to the microsecond: %s and %s)",
 			ErrInvalidActivity, ends.Format(time.RFC3339Nano), starts.Format(time.RFC3339Nano))
+	case a.Admission != "" && a.Admission != AdmissionOpen && a.Admission != AdmissionQueue:
+		return fmt.Errorf("%w: admission must be %q or %q, got %q", ErrInvalidActivity, AdmissionOpen, AdmissionQueue, a.Admission)
+	}
+	if a.Admission == "" {
+		a.Admission = AdmissionOpen
 	}
 	a.ID = 0
 	a.Available = a.Stock

@@ -124,6 +124,16 @@ type Config struct {
 	// others (SECKILL_REDIS_BATCH_WAIT).
 	RedisBatchWait time.Duration
 
+	// The waiting room of activities with queue admission (gateway/sale's
+	// waitroom.go): SECKILL_QUEUE_PREQUEUE, SECKILL_QUEUE_ACTIVE (0: the
+	// units left), SECKILL_QUEUE_RATE (0: no bound),
+	// SECKILL_QUEUE_POLL_BUDGET, SECKILL_QUEUE_PASS_TTL.
+	QueuePrequeue   time.Duration
+	QueueActive     int64
+	QueueRate       float64
+	QueuePollBudget float64
+	QueuePassTTL    time.Duration
+
 	// Notify is the notifier of the all-in-one process (SECKILL_SMTP_*,
 	// SECKILL_SMS_*, SECKILL_MAIL_*, SECKILL_NOTIFY_*, SECKILL_NOTIFIER_ENABLED).
 	Notify notifyconfig.Delivery
@@ -139,6 +149,7 @@ func Names() []string {
 		"SECKILL_TRUSTED_PROXIES", "SECKILL_MAX_BODY_BYTES", "SECKILL_SOLDOUT_TTL", "SECKILL_BUY_MODE",
 		"SECKILL_DASHBOARD_STREAMS_PER_IP", "SECKILL_MAX_BUYS_IN_FLIGHT",
 		"SECKILL_REDIS_BATCH", "SECKILL_REDIS_BATCH_WAIT", "SECKILL_BUY_TOKEN", "SECKILL_BUY_TOKEN_TTL",
+		"SECKILL_QUEUE_PREQUEUE", "SECKILL_QUEUE_ACTIVE", "SECKILL_QUEUE_RATE", "SECKILL_QUEUE_POLL_BUDGET", "SECKILL_QUEUE_PASS_TTL",
 	)
 	return append(names, notifyconfig.Names()...)
 }
@@ -196,6 +207,11 @@ func Load(getenv func(string) string) (Config, error) {
 	c.BuyToken = r.OneOf("SECKILL_BUY_TOKEN", map[bool]string{true: BuyTokenOff, false: BuyTokenRequired}[c.Demo], BuyTokenRequired, BuyTokenOff)
 	c.BuyTokenTTL = r.Duration("SECKILL_BUY_TOKEN_TTL", DefaultBuyTokenTTL)
 	c.LogFormat = r.OneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Demo], "text", "json")
+	c.QueuePrequeue = r.Duration("SECKILL_QUEUE_PREQUEUE", sale.DefaultQueuePrequeue)
+	c.QueueActive = int64(r.PositiveInt("SECKILL_QUEUE_ACTIVE", 0))
+	c.QueueRate = r.PositiveFloat("SECKILL_QUEUE_RATE", 0)
+	c.QueuePollBudget = r.PositiveFloat("SECKILL_QUEUE_POLL_BUDGET", sale.DefaultQueuePollBudget)
+	c.QueuePassTTL = r.Duration("SECKILL_QUEUE_PASS_TTL", sale.DefaultQueuePass)
 	c.Notify = notifyconfig.ReadDelivery(r, c.Demo)
 
 	if s := r.Raw("SECKILL_JWT_SECRET"); s != "" {
