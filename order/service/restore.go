@@ -236,11 +236,3 @@ func (r *Restorer) queuedOrders(ctx context.Context, aid int64, holders map[stri
 	}
 	return out, nil
 }
-
-// restorerAdapter is a Restorer as order.ActivityRestorer (the reconciler
-// hands it an activity Redis lost entirely).
-type restorerAdapter struct{ r *Restorer }
-
-func (a restorerAdapter) RestoreActivity(ctx context.Context, act *order.Activity) error {
-	return a.r.Restore(ctx, act)
-}
