@@ -2,6 +2,7 @@ package order
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -47,6 +48,53 @@ func activeOrders(db *gorm.DB, activityID int64) ([]Order, error) {
 	var os []Order
 	err := db.Where("activity_id = ? AND state IN ?", activityID, liveStates).Order("id").Find(&os).Error
 	return os, err
+}
+
+// Holdings is what the database says holds an activity's units at one
+// instant: the activity row (its Available is what is left to sell), its
+// live (created or paid) orders, and the state of each of some orders asked
+// about that is stored.
+type Holdings struct {
+	Activity Activity
+	Live     []Order           // created or paid, by id
+	States   map[string]string // order id -> state, for the stored ones of the ids asked
+}
+
+// Holdings reads activity id, its live orders and the states of orderIDs in
+// one consistent snapshot, so that a worker committing meanwhile is either
+// in all of them (its order live, its unit gone from Available) or in none:
+// separate reads would see its unit twice or not at all. Restoring Redis
+// from the database needs exactly that (an order in neither would leave
+// Redis one unit more to sell than the database has). It is one read-only
+// transaction, REPEATABLE READ on MySQL (every statement reads the same
+// snapshot whatever the server's default isolation); a SQLite transaction
+// is serializable. It returns an error wrapping ErrNotFound when the
+// activity does not exist.
+func (s *Store) Holdings(ctx context.Context, id int64, orderIDs []string) (*Holdings, error) {
+	var opts *sql.TxOptions
+	if s.db.Dialector.Name() == "mysql" {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	var h Holdings
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		h = Holdings{}
+		err := tx.Where("id = ?", id).Take(&h.Activity).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return fmt.Errorf("activity %d: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("read activity %d: %w", id, err)
+		}
+		if h.Live, err = activeOrders(tx, id); err != nil {
+			return fmt.Errorf("read live orders of activity %d: %w", id, err)
+		}
+		h.States, err = orderStates(tx, orderIDs)
+		return err
+	}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("holdings of activity %d: %w", id, err)
+	}
+	return &h, nil
 }
 
 // lookupChunk bounds one IN (...) list of order ids.
