@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/order"
@@ -14,13 +17,21 @@ import (
 
 // Restorer puts activities that Redis lost back from the database and the
 // queue. It needs no running worker: a gateway-only process uses one when
-// it finds an activity missing.
+// it finds an activity missing. One Restorer runs one restore of an
+// activity at a time, however many callers ask for it (see Restore), so
+// share it within a process: every caller of the process then shares it.
 type Restorer struct {
 	db    *order.Store
 	inv   *inventory.Store
 	queue QueueReader // nil: nothing waiting in the queue can be read
 	log   *slog.Logger
+
+	flight singleflight.Group // by activity id
 }
+
+// restoreTimeout bounds one restore, which runs for every caller that
+// waits on it and so on none of their contexts.
+const restoreTimeout = time.Minute
 
 // NewRestorer builds a Restorer on deps.DB, deps.Inventory and the optional
 // deps.QueueReader.
@@ -83,14 +94,35 @@ func (r *Restorer) RestoreAll(ctx context.Context) error {
 // keep their units too: those the database and the queue do not know
 // about are taken off sale, and remaining + reservations never exceeds the
 // stock afterwards (inventory's RepairMeta and LowerRemaining).
+//
+// After Redis lost an activity, every buy and page view of it asks for a
+// restore at once. Callers that ask while a restore of the activity runs
+// wait for it and share its result, so the database and the queue are read
+// once, not once per caller. The restore runs on none of their contexts:
+// a caller whose context ends stops waiting and gets its error, and the
+// restore goes on for the others (bounded by restoreTimeout).
 func (r *Restorer) Restore(ctx context.Context, act *order.Activity) error {
 	if _, found, err := r.inv.Remaining(ctx, act.ID); err != nil || found {
 		return err
 	}
-	return r.restore(ctx, act.ID)
+	done := r.flight.DoChan(strconv.FormatInt(act.ID, 10), func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
+		defer cancel()
+		return nil, r.restore(rctx, act.ID)
+	})
+	select {
+	case res := <-done:
+		return res.Err
+	case <-ctx.Done():
+		return fmt.Errorf("restore activity %d: %w", act.ID, ctx.Err())
+	}
 }
 
 func (r *Restorer) restore(ctx context.Context, id int64) error {
+	// A restore that ended just before this one started loaded it.
+	if _, found, err := r.inv.Remaining(ctx, id); err != nil || found {
+		return err
+	}
 	waiting, err := r.waitingOrders(ctx, id)
 	if err != nil {
 		return err
