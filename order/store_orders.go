@@ -153,29 +153,44 @@ func (s *Store) storedOrders(ctx context.Context, ids []string) (map[string]Orde
 	return m, nil
 }
 
-// orderWrite is one new order row and the outbox rows that commit with it.
-type orderWrite struct {
-	order  Order
+// newOrders are order rows to insert and the outbox rows that commit with
+// them, their events and pay-deadline messages: those of rows[i] are
+// outbox[ends[i-1]:ends[i]] (from 0 for the first). One flat outbox slice
+// rather than one per order: a batch costs a few allocations, not one per
+// order.
+type newOrders struct {
+	rows   []Order
 	outbox []outboxRow
+	ends   []int
 }
 
-// writeOrders stores ws in one transaction: the units of the created orders
-// taken from their activities, every row, and their outbox rows. It is all
-// or nothing: any failure (a unique key clash of one order among them)
-// writes none.
-func (s *Store) writeOrders(ctx context.Context, ws []orderWrite, now time.Time) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return insertOrders(tx, ws, now) })
+// outboxOf returns the outbox rows of rows[i].
+func (n newOrders) outboxOf(i int) []outboxRow {
+	start := 0
+	if i > 0 {
+		start = n.ends[i-1]
+	}
+	return n.outbox[start:n.ends[i]]
 }
 
-// writeOrder stores w in its own transaction, as writeOrders, and explains
-// a unique key clash: the same order id of the same activity and user is
-// a redelivery that raced with another worker (duplicate, no error);
-// another activity or user is ErrOrderIDClash; another live order of the
-// same user is ErrUserHasOrder, naming it. Its errors name the order.
-func (s *Store) writeOrder(ctx context.Context, w orderWrite, now time.Time) (duplicate bool, err error) {
-	r := w.order
+// writeOrders stores orders in one transaction: the units of the created
+// ones taken from their activities, every row, and their outbox rows. It
+// is all or nothing: any failure (a unique key clash of one order among
+// them) writes none.
+func (s *Store) writeOrders(ctx context.Context, orders newOrders, now time.Time) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return insertOrders(tx, orders, now) })
+}
+
+// writeOrder stores one order and its outbox rows in its own transaction,
+// as writeOrders, and explains a unique key clash: the same order id of
+// the same activity and user is a redelivery that raced with another
+// worker (duplicate, no error); another activity or user is
+// ErrOrderIDClash; another live order of the same user is ErrUserHasOrder,
+// naming it. Its errors name the order.
+func (s *Store) writeOrder(ctx context.Context, r Order, outbox []outboxRow, now time.Time) (duplicate bool, err error) {
 	db := s.db.WithContext(ctx)
-	err = db.Transaction(func(tx *gorm.DB) error { return insertOrders(tx, []orderWrite{w}, now) })
+	one := newOrders{rows: []Order{r}, outbox: outbox, ends: []int{len(outbox)}}
+	err = db.Transaction(func(tx *gorm.DB) error { return insertOrders(tx, one, now) })
 	if err == nil {
 		return false, nil
 	}
@@ -205,11 +220,11 @@ func (s *Store) writeOrder(ctx context.Context, w orderWrite, now time.Time) (du
 // checks of the insert take shared locks on it (two workers would
 // otherwise deadlock on MySQL upgrading them), and activities are locked in
 // id order for the same reason.
-func insertOrders(tx *gorm.DB, ws []orderWrite, now time.Time) error {
+func insertOrders(tx *gorm.DB, orders newOrders, now time.Time) error {
 	need := make(map[int64]int64)
-	for _, w := range ws {
-		if w.order.State == StateCreated {
-			need[w.order.ActivityID]++
+	for _, r := range orders.rows {
+		if r.State == StateCreated {
+			need[r.ActivityID]++
 		}
 	}
 	aids := make([]int64, 0, len(need))
@@ -233,18 +248,8 @@ func insertOrders(tx *gorm.DB, ws []orderWrite, now time.Time) error {
 			return fmt.Errorf("take %d units of activity %d: %w", n, aid, ErrOutOfStock)
 		}
 	}
-	rows := make([]Order, len(ws))
-	n := 0
-	for _, w := range ws {
-		n += len(w.outbox)
+	if err := tx.CreateInBatches(orders.rows, sqldb.InsertBatchSize).Error; err != nil {
+		return fmt.Errorf("insert %d orders: %w", len(orders.rows), err)
 	}
-	msgs := make([]outboxRow, 0, n)
-	for i, w := range ws {
-		rows[i] = w.order
-		msgs = append(msgs, w.outbox...)
-	}
-	if err := tx.CreateInBatches(rows, sqldb.InsertBatchSize).Error; err != nil {
-		return fmt.Errorf("insert %d orders: %w", len(rows), err)
-	}
-	return insertOutbox(tx, msgs)
+	return insertOutbox(tx, orders.outbox)
 }

@@ -96,34 +96,34 @@ type tracedStore struct {
 	tracer trace.Tracer
 }
 
-func (s tracedStore) writeOrders(ctx context.Context, ws []orderWrite, now time.Time) error {
-	ctx, span := s.startTx(ctx, "order batch tx", ws)
-	err := s.batchStore.writeOrders(ctx, ws, now)
+func (s tracedStore) writeOrders(ctx context.Context, orders newOrders, now time.Time) error {
+	ctx, span := s.startTx(ctx, "order batch tx", orders.rows)
+	err := s.batchStore.writeOrders(ctx, orders, now)
 	endSpan(span, err)
 	return err
 }
 
-func (s tracedStore) writeOrder(ctx context.Context, w orderWrite, now time.Time) (bool, error) {
-	ctx, span := s.startTx(ctx, "order tx", []orderWrite{w})
-	duplicate, err := s.batchStore.writeOrder(ctx, w, now)
+func (s tracedStore) writeOrder(ctx context.Context, r Order, outbox []outboxRow, now time.Time) (bool, error) {
+	ctx, span := s.startTx(ctx, "order tx", []Order{r})
+	duplicate, err := s.batchStore.writeOrder(ctx, r, outbox, now)
 	endSpan(span, err)
 	return duplicate, err
 }
 
-// startTx starts the span of a transaction writing ws (never empty), with
-// its size, its activity (or activities) and its created and cancelled
-// orders.
-func (s tracedStore) startTx(ctx context.Context, name string, ws []orderWrite) (context.Context, trace.Span) {
+// startTx starts the span of a transaction writing rows (never empty),
+// with its size, its activity (or activities) and its created and
+// cancelled orders.
+func (s tracedStore) startTx(ctx context.Context, name string, rows []Order) (context.Context, trace.Span) {
 	var created, cancelled int
 	var activities []int64
-	for _, w := range ws {
-		if w.order.State == StateCreated {
+	for _, r := range rows {
+		if r.State == StateCreated {
 			created++
 		} else {
 			cancelled++
 		}
-		if !slices.Contains(activities, w.order.ActivityID) {
-			activities = append(activities, w.order.ActivityID)
+		if !slices.Contains(activities, r.ActivityID) {
+			activities = append(activities, r.ActivityID)
 		}
 	}
 	activity := ActivityIDKey.Int64(activities[0])
@@ -132,5 +132,5 @@ func (s tracedStore) startTx(ctx context.Context, name string, ws []orderWrite) 
 		activity = ActivityIDsKey.Int64Slice(activities)
 	}
 	return s.tracer.Start(ctx, name, trace.WithAttributes(
-		BatchSizeKey.Int(len(ws)), activity, CreatedKey.Int(created), CancelledKey.Int(cancelled)))
+		BatchSizeKey.Int(len(rows)), activity, CreatedKey.Int(created), CancelledKey.Int(cancelled)))
 }

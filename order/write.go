@@ -50,8 +50,8 @@ type writer interface {
 type batchStore interface {
 	GetActivity(ctx context.Context, id int64) (*Activity, error)
 	storedOrders(ctx context.Context, ids []string) (map[string]Order, error)
-	writeOrders(ctx context.Context, ws []orderWrite, now time.Time) error
-	writeOrder(ctx context.Context, w orderWrite, now time.Time) (duplicate bool, err error)
+	writeOrders(ctx context.Context, orders newOrders, now time.Time) error
+	writeOrder(ctx context.Context, r Order, outbox []outboxRow, now time.Time) (duplicate bool, err error)
 }
 
 // newWriter returns the writer of a worker: a batchWriter over store, and
@@ -106,11 +106,11 @@ func (b *batchWriter) write(ctx context.Context, batch []*request) map[string]ou
 		return out
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	ws := b.claim(ctx, fresh, now, out)
-	if len(ws) == 0 {
+	writes := b.claim(ctx, fresh, now, out)
+	if len(writes.rows) == 0 {
 		return out
 	}
-	b.commit(ctx, ws, now, out)
+	b.commit(ctx, writes, now, out)
 	return out
 }
 
@@ -165,12 +165,16 @@ func (b *batchWriter) unstored(ctx context.Context, orders []queuedOrder, out ma
 // write lock), and returns what to write: each order created when its
 // reservation was claimed, cancelled when it was gone. The orders of an
 // unknown activity, or whose claim failed, fail.
-func (b *batchWriter) claim(ctx context.Context, orders []queuedOrder, now time.Time, out map[string]outcome) []orderWrite {
+func (b *batchWriter) claim(ctx context.Context, orders []queuedOrder, now time.Time, out map[string]outcome) newOrders {
 	byActivity := make(map[int64][]queuedOrder)
 	for _, o := range orders {
 		byActivity[o.msg.ActivityID] = append(byActivity[o.msg.ActivityID], o)
 	}
-	ws := make([]orderWrite, 0, len(orders))
+	writes := newOrders{
+		rows:   make([]Order, 0, len(orders)),
+		outbox: make([]outboxRow, 0, 2*len(orders)), // a created order has two
+		ends:   make([]int, 0, len(orders)),
+	}
 	for aid, os := range byActivity {
 		a, err := b.activity(ctx, aid)
 		if err != nil {
@@ -186,60 +190,62 @@ func (b *batchWriter) claim(ctx context.Context, orders []queuedOrder, now time.
 			continue
 		}
 		for i, o := range os {
-			ws = append(ws, newOrderWrite(&a, o, claimed[i], now))
+			writes.add(&a, o, claimed[i], now)
 		}
 	}
-	return ws
+	return writes
 }
 
-// newOrderWrite builds the row of order o of activity a, created when its
-// reservation was claimed and cancelled when not, with the outbox rows
-// that commit with it, so that neither its events nor its pay-deadline
-// message can be lost between the write and a publish.
-func newOrderWrite(a *Activity, o queuedOrder, claimed bool, now time.Time) orderWrite {
+// add adds the row of order o of activity a, created when its reservation
+// was claimed and cancelled when not, with the outbox rows that commit with
+// it, so that neither its events nor its pay-deadline message can be lost
+// between the write and a publish.
+func (n *newOrders) add(a *Activity, o queuedOrder, claimed bool, now time.Time) {
 	m := o.msg
-	w := orderWrite{order: Order{
+	r := Order{
 		ID: m.OrderID, ActivityID: m.ActivityID, UserID: m.UserID,
 		RequestID: m.RequestID, TraceID: m.TraceID,
 		State: StateCreated, PriceCents: m.PriceCents,
 		PayDeadline: now.Add(time.Duration(a.PayTimeoutSeconds) * time.Second),
 		CreatedAt:   now, UpdatedAt: now,
-	}}
-	if claimed {
-		w.outbox = []outboxRow{newEvent(&w.order, ordermsg.EventCreated, "", a.Name, now), newTimeout(&w.order, now)}
-	} else {
-		w.order.State = StateCancelled
-		w.outbox = []outboxRow{newEvent(&w.order, ordermsg.EventCancelled, ordermsg.ReasonReservationLost, a.Name, now)}
 	}
-	tracedRows(w.outbox, o.trace)
-	return w
+	start := len(n.outbox)
+	if claimed {
+		n.outbox = append(n.outbox, newEvent(&r, ordermsg.EventCreated, "", a.Name, now), newTimeout(&r, now))
+	} else {
+		r.State = StateCancelled
+		n.outbox = append(n.outbox, newEvent(&r, ordermsg.EventCancelled, ordermsg.ReasonReservationLost, a.Name, now))
+	}
+	tracedRows(n.outbox[start:], o.trace)
+	n.rows = append(n.rows, r)
+	n.ends = append(n.ends, len(n.outbox))
 }
 
-// commit writes ws in one transaction for the whole batch; if that fails,
-// in one transaction per order, so that one bad order cannot fail its
-// neighbours.
-func (b *batchWriter) commit(ctx context.Context, ws []orderWrite, now time.Time, out map[string]outcome) {
-	err := b.store.writeOrders(ctx, ws, now)
+// commit writes orders in one transaction for the whole batch; if that
+// fails, in one transaction per order, so that one bad order cannot fail
+// its neighbours.
+func (b *batchWriter) commit(ctx context.Context, orders newOrders, now time.Time, out map[string]outcome) {
+	err := b.store.writeOrders(ctx, orders, now)
 	if err == nil {
 		b.committed()
-		for _, w := range ws {
-			out[w.order.ID] = outcome{result: rowResult(w.order)}
+		for _, r := range orders.rows {
+			out[r.ID] = outcome{result: rowResult(r)}
 		}
 		return
 	}
-	if len(ws) > 1 {
-		b.log.Debug("batch write failed, writing orders one by one", "orders", len(ws), "err", err)
+	if len(orders.rows) > 1 {
+		b.log.Debug("batch write failed, writing orders one by one", "orders", len(orders.rows), "err", err)
 	}
 	wrote := false
-	for _, w := range ws {
-		duplicate, err := b.store.writeOrder(ctx, w, now)
+	for i, r := range orders.rows {
+		duplicate, err := b.store.writeOrder(ctx, r, orders.outboxOf(i), now)
 		switch {
 		case err != nil:
-			out[w.order.ID] = outcome{result: resultFailed, err: err}
+			out[r.ID] = outcome{result: resultFailed, err: err}
 		case duplicate:
-			out[w.order.ID] = outcome{result: resultDuplicate}
+			out[r.ID] = outcome{result: resultDuplicate}
 		default:
-			out[w.order.ID] = outcome{result: rowResult(w.order)}
+			out[r.ID] = outcome{result: rowResult(r)}
 		}
 		wrote = wrote || err == nil
 	}
