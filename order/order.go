@@ -3,6 +3,12 @@
 // into the database in batches, the lifecycle (pay, cancel, sweep), the
 // outbox relay of order events and the reconciler. The messages on the
 // order topics are in ordermsg; the database plumbing is in sqldb.
+//
+// Every statement on the tables is the Store's (store*.go, one file per
+// table or use). The Worker only batches (worker.go); what a batch does,
+// claims, rows and outbox, is its writer's (write.go), and tracing wraps
+// both as decorators (worker_tracing.go). The Reconciler speaks to Redis in
+// inventory's own types.
 package order
 
 import (
