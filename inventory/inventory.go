@@ -85,13 +85,6 @@ var ErrMaybeReserved = errors.New("inventory: the reserve may hold a unit until 
 // rather than treating its reservations as released.
 var ErrNotLoaded = errors.New("inventory: activity not loaded in redis")
 
-// ErrMaybeReserved marks a failed reserve that may have taken a unit still
-// held: the script may have run before its reply was lost, and the release
-// that would have undone it failed too. The reaper releases such a pending
-// reservation after the reservation timeout; until then a caller must not
-// tell the buyer that nothing was reserved.
-var ErrMaybeReserved = errors.New("inventory: the reserve may hold a unit")
-
 // Activity is what Redis needs to know about an activity.
 type Activity struct {
 	ID       int64
