@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	_ "embed"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -116,6 +117,9 @@ type QueueInlet struct {
 	Head, Total, Active, Skipped int64
 	SoldOut                      bool
 	StartsAt                     time.Time
+	// Epoch names the set-up: a waiting room lost with Redis and set up
+	// again has another, and every place learned before is void.
+	Epoch int64
 }
 
 // wrScripts are the waiting room's scripts, each prepended with lib.lua
@@ -152,9 +156,12 @@ func (s *Store) runWR(ctx context.Context, sc *redis.Script, c scriptCall, args 
 func (s *Store) SetupQueue(ctx context.Context, id int64, q QueueSettings) (bool, error) {
 	var secret [16]byte
 	_, _ = rand.Read(secret[:])
+	var epoch [6]byte // below 2^48: exact in a Lua number
+	_, _ = rand.Read(epoch[:])
 	c := scriptCall{op: "queue setup", activity: id}
 	r, err := s.runWR(ctx, s.sc.wr.setup, c, q.StartsAt.UnixMilli(), q.StartsAt.Add(-q.Prequeue).UnixMilli(),
-		strconv.FormatFloat(q.Rate, 'f', -1, 64), q.Active, q.Pass.Milliseconds(), hex.EncodeToString(secret[:]))
+		strconv.FormatFloat(q.Rate, 'f', -1, 64), q.Active, q.Pass.Milliseconds(), hex.EncodeToString(secret[:]),
+		int64(binary.BigEndian.Uint64(append([]byte{0, 0}, epoch[:]...)))+1)
 	if err != nil {
 		return false, err
 	}
@@ -197,10 +204,11 @@ func (s *Store) QueueInlet(ctx context.Context, id int64, now time.Time) (QueueI
 		return QueueInlet{}, err
 	}
 	v, ok := r.ints()
-	if !ok || r.status != statusOK || len(v) != 6 {
+	if !ok || r.status != statusOK || len(v) != 7 {
 		return QueueInlet{}, c.unexpected(r)
 	}
-	return QueueInlet{Head: v[0], Total: v[1], Active: v[2], SoldOut: v[3] == 1, StartsAt: time.UnixMilli(v[4]), Skipped: v[5]}, nil
+	return QueueInlet{Head: v[0], Total: v[1], Active: v[2], SoldOut: v[3] == 1, StartsAt: time.UnixMilli(v[4]),
+		Skipped: v[5], Epoch: v[6]}, nil
 }
 
 // ResolveQueue records that admitted user's buy was answered (bought:

@@ -90,6 +90,7 @@ type QueueView struct {
 // room is one activity's waiting room as this gateway knows it.
 type room struct {
 	mu      sync.Mutex
+	epoch   int64 // the set-up the places below were learned in
 	inlet   inventory.QueueInlet
 	fetched time.Time
 	// headAt samples the head over time, for the admission pace.
@@ -186,7 +187,7 @@ func (s *Service) QueueStatus(ctx context.Context, id int64, user string) (Queue
 	now := s.now()
 	rm := s.rooms.get(a.ID)
 	rm.mu.Lock()
-	pl := rm.places[user]
+	pl, epoch := rm.places[user], rm.epoch
 	var cached *QueueView
 	switch {
 	case pl == nil:
@@ -212,7 +213,7 @@ func (s *Service) QueueStatus(ctx context.Context, id int64, user string) (Queue
 		if pl.rank >= 0 {
 			gen := s.soldOut.generation(a.ID)
 			in, err := s.inlet(ctx, a, rm, now)
-			if err == nil && in.SoldOut {
+			if err == nil && in.Epoch == epoch && in.SoldOut {
 				// Nothing left and nothing pending: everyone waiting hears
 				// it from memory until a unit comes back (a release clears
 				// the flag).
@@ -220,7 +221,7 @@ func (s *Service) QueueStatus(ctx context.Context, id int64, user string) (Queue
 				s.metrics.queuePolls.WithLabelValues("memory").Inc()
 				return s.answer(a, user, inventory.QueuePlace{Status: inventory.QueueSoldOut, Rank: pl.rank}, now), nil
 			}
-			if err == nil && pl.rank >= in.Head {
+			if err == nil && in.Epoch == epoch && pl.rank >= in.Head {
 				s.metrics.queuePolls.WithLabelValues("memory").Inc()
 				return s.answer(a, user, inventory.QueuePlace{Status: inventory.QueueWaiting, Rank: pl.rank,
 					Head: in.Head, Total: in.Total, Active: in.Active}, now), nil
@@ -235,6 +236,9 @@ func (s *Service) QueueStatus(ctx context.Context, id int64, user string) (Queue
 		return QueueView{}, err
 	}
 	if p.Status == inventory.QueueNotJoined {
+		rm.mu.Lock()
+		delete(rm.places, user)
+		rm.mu.Unlock()
 		return QueueView{}, notFoundf("user %s is not in the waiting room of activity %d: join with POST /api/v1/activities/%d/queue", user, a.ID, a.ID)
 	}
 	if p.Status == inventory.QueueSoldOut {
@@ -298,6 +302,11 @@ func (s *Service) inlet(ctx context.Context, a *order.Activity, rm *room, now ti
 			return nil, err
 		}
 		rm.mu.Lock()
+		if in.Epoch != rm.epoch {
+			// Set up again (lost with Redis): every place learned
+			// before belongs to a queue that is gone.
+			rm.places, rm.headAt, rm.epoch = map[string]*place{}, nil, in.Epoch
+		}
 		rm.inlet, rm.fetched = in, now
 		rm.headAt = append(rm.headAt, headSample{now, in.Head})
 		if len(rm.headAt) > 64 {
@@ -349,8 +358,12 @@ func (s *Service) answer(a *order.Activity, user string, p inventory.QueuePlace,
 	if p.Status == inventory.QueuePrequeue || p.Status == 0 {
 		p.Rank = -1
 	}
+	next := now.Add(min(v.PollAfter, soldOutPoll))
+	if p.Status == inventory.QueuePrequeue && next.After(a.StartsAt) {
+		next = a.StartsAt // the draw happens at the start: a pre-queue answer is stale from then
+	}
 	rm.mu.Lock()
-	rm.places[user] = &place{status: p.Status, rank: p.Rank, view: v, next: now.Add(min(v.PollAfter, soldOutPoll))}
+	rm.places[user] = &place{status: p.Status, rank: p.Rank, view: v, next: next}
 	rm.mu.Unlock()
 	return v
 }

@@ -1,7 +1,9 @@
 -- wr_lib.lua is prepended, after lib.lua, to the waiting room's scripts
 -- (waitroom.go): an activity's queue, in its slot with its stock.
 --
--- KEYS[6] WR   hash: starts_ms, open_ms, rate, cap, pass_ms, secret, and
+-- KEYS[6] WR   hash: starts_ms, open_ms, rate, cap, pass_ms, secret, epoch
+--              (which set-up this is: a queue lost with Redis and set up
+--              again has another), and
 --              the inlet: head (places admitted), active (admitted, not
 --              yet resolved), skipped (admitted, the pass lapsed unused),
 --              last_ms, credit, seq
