@@ -81,9 +81,23 @@ func (c CoalesceConfig) withDefaults() CoalesceConfig {
 // So the gateway's answer to a Reserve error, 503 "nothing was reserved",
 // stays true: nothing is kept.
 //
-// A batch that fails as a whole (Redis unreachable, a reply that is not
-// the script's) gives every caller in it the error, wrapping
-// ErrUnavailable.
+// Lost answers. A reserve whose script call fails (a deadline exceeded or
+// a connection reset while the reply was on its way, Redis unreachable, a
+// reply that is not the script's) may still have run in Redis and taken a
+// unit and the user's mark, for an order id nobody will ever hear of. So
+// after a batch that fails as a whole, and after a failed Store.Reserve
+// when coalescing is off (MaxBatch 1), the Coalescer releases the order id
+// of each of its reserves (Release: an id that holds nothing releases
+// nothing), each with its own short deadline, before it answers. A caller
+// whose release confirmed that nothing is held (released, or nothing to
+// release) gets an error wrapping ErrUnavailable, as any Redis failure: the
+// gateway may say nothing was reserved, and the user may buy again at
+// once. A caller whose release failed too gets an error wrapping both
+// ErrUnavailable and ErrMaybeReserved: the unit may stay held until the
+// reaper releases it after the reservation timeout. One case escapes the
+// release: a Redis so slow that the reserve, sent before the deadline ran
+// out, runs only after its release; it then keeps its unit until the
+// reaper, like the abandoned reserve above whose release failed.
 type Coalescer struct {
 	*Store
 	cfg CoalesceConfig
@@ -148,7 +162,11 @@ type call struct {
 // the same activity (see Coalescer for cancellation).
 func (c *Coalescer) Reserve(ctx context.Context, activityID int64, userID, requestID, orderID string, now time.Time) (ReserveResult, error) {
 	if c.cfg.MaxBatch <= 1 {
-		return c.Store.Reserve(ctx, activityID, userID, requestID, orderID, now)
+		r, err := c.Store.Reserve(ctx, activityID, userID, requestID, orderID, now)
+		if errors.Is(err, ErrUnavailable) {
+			err = c.releaseLost(ctx, activityID, orderID, err)
+		}
+		return r, err
 	}
 	if userID == "" || orderID == "" {
 		return ReserveResult{}, invalid("reserve", activityID, "empty user or order id")
@@ -258,12 +276,12 @@ func (c *Coalescer) flush(b *batch) {
 			reqs[i] = reserveRequest{cl.userID, cl.requestID, cl.orderID, cl.now}
 		}
 		answers, err := c.Store.reserveBatch(ctx, b.key.activity, reqs)
+		if err != nil {
+			c.releaseBatch(b.key.activity, live, err)
+			break
+		}
 		for i, cl := range live {
-			if err != nil {
-				cl.err = err
-			} else {
-				cl.res, cl.err = answers[i].res, answers[i].err
-			}
+			cl.res, cl.err = answers[i].res, answers[i].err
 		}
 	case opConfirm:
 		ids := make([]string, len(live))
@@ -293,16 +311,48 @@ func (c *Coalescer) flush(b *batch) {
 	}
 }
 
-// abandonedReleaseTimeout bounds the release of a reservation whose caller
-// gave up; the reaper is the net behind it.
-const abandonedReleaseTimeout = 2 * time.Second
+// releaseTimeout bounds a release the Coalescer makes on its own (of a
+// reservation whose caller gave up, or whose answer was lost); the reaper
+// is the net behind it. It does not depend on the caller's context, which
+// may be what ended the reserve.
+const releaseTimeout = 2 * time.Second
 
 func (c *Coalescer) releaseAbandoned(activityID int64, cl *call) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(cl.ctx), abandonedReleaseTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(cl.ctx), releaseTimeout)
 	defer cancel()
 	// Errors are left to ReapPending: the reservation is pending and its
 	// order id was never handed out.
 	_, _ = c.Store.Release(ctx, activityID, cl.orderID)
+}
+
+// releaseBatch gives every call of a reserve batch that failed with err its
+// error, after releasing its order id (releaseLost), all at once: one
+// release's deadline bounds the wait, not one per call.
+func (c *Coalescer) releaseBatch(activityID int64, calls []*call, err error) {
+	var wg sync.WaitGroup
+	for _, cl := range calls {
+		wg.Go(func() { cl.err = c.releaseLost(cl.ctx, activityID, cl.orderID, err) })
+	}
+	wg.Wait()
+}
+
+// releaseLost releases orderID after its reserve failed with err (the
+// reserve may have run in Redis and its answer been lost) and returns the
+// error for the caller: err when the release confirmed that orderID holds
+// nothing now (released, or nothing to release), and err joined with
+// ErrMaybeReserved when that is not known.
+func (c *Coalescer) releaseLost(ctx context.Context, activityID int64, orderID string, err error) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	switch res, rerr := c.Store.Release(rctx, activityID, orderID); {
+	case rerr != nil:
+		return fmt.Errorf("%w (%w: releasing order %s failed too: %w)", err, ErrMaybeReserved, orderID, rerr)
+	case res == NotReleasedClaimed:
+		// Cannot happen: only a worker claims, and no message names an
+		// order id whose reserve was never answered.
+		return fmt.Errorf("%w (%w: order %s is claimed)", err, ErrMaybeReserved, orderID)
+	}
+	return err
 }
 
 // batchContext is the context of one batch's script call: the first

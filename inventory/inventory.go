@@ -69,17 +69,21 @@ const (
 // errors.Is(err, inventory.ErrUnavailable).
 var ErrUnavailable = errors.New("inventory: redis unavailable")
 
+// ErrMaybeReserved joins ErrUnavailable on a reserve whose answer was lost
+// (Coalescer.Reserve) when the Coalescer could not make sure afterwards
+// that nothing is held: the reserve may have taken a unit, and the user's
+// one-per-user mark with it, that are still held. Nobody was told the order
+// id, so no order is written for it: the reaper (ReapPending) releases the
+// reservation once it is older than the reservation timeout. Until then the
+// user's buy without a request id answers AlreadyPurchased. Without it, a
+// Coalescer's reserve error means nothing is kept (see Coalescer for the
+// two cases where that holds only once Redis has answered).
+var ErrMaybeReserved = errors.New("inventory: the reserve may hold a unit until the reaper releases it")
+
 // ErrNotLoaded is returned by Claim when the activity is not in Redis (its
 // data was lost): the caller retries once the activity is loaded again
 // rather than treating its reservations as released.
 var ErrNotLoaded = errors.New("inventory: activity not loaded in redis")
-
-// ErrMaybeReserved marks a failed reserve that may have taken a unit still
-// held: the script may have run before its reply was lost, and the release
-// that would have undone it failed too. The reaper releases such a pending
-// reservation after the reservation timeout; until then a caller must not
-// tell the buyer that nothing was reserved.
-var ErrMaybeReserved = errors.New("inventory: the reserve may hold a unit")
 
 // Activity is what Redis needs to know about an activity.
 type Activity struct {

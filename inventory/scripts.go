@@ -52,6 +52,8 @@ var (
 // script is not cached there yet (a restart, a new cluster node).
 type scripts struct {
 	reserve, confirm, release, claim, reap, restore, load, stats *redis.Script
+	// The waiting room's (waitroom.go).
+	wr wrScripts
 	// The Coalescer's (coalesce.go).
 	reserveBatch, confirmBatch *redis.Script
 	// The reconciler's (scan.go).
@@ -84,6 +86,7 @@ func newScripts() scripts {
 		lower:        mk(luaLower),
 		redrive:      mk(luaRedrive),
 		redriveUndo:  mk(luaRedriveUndo),
+		wr:           newWRScripts(),
 	}
 }
 

@@ -11,11 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	"gorm.io/gorm"
 
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order/ordermsg"
-	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/platform/metrics"
 )
 
@@ -149,10 +147,10 @@ func (l *Lifecycle) Pay(ctx context.Context, orderID, userID string) (*Order, er
 			_, last = l.CancelExpired(ctx, orderID)
 			continue
 		}
-		won, err := l.transition(ctx, o, StatePaid, lockShare, now, func(tx *gorm.DB, name string) error {
+		won, err := l.transition(ctx, o, StatePaid, now, func(name string) []outboxRow {
 			rows := []outboxRow{newEvent(o, ordermsg.EventPaid, "", name, now)}
 			tracedRows(rows, trace.SpanContextFromContext(ctx)) // the payment request's trace
-			return insertOutbox(tx, rows)
+			return rows
 		})
 		if err != nil {
 			return nil, err
@@ -204,23 +202,10 @@ func (l *Lifecycle) cancelExpired(ctx context.Context, orderID string) (string, 
 		if now.Before(o.PayDeadline) {
 			return OutcomeFailed, fmt.Errorf("order %s due at %s: %w", orderID, o.PayDeadline.Format(time.RFC3339Nano), errNotDue)
 		}
-		won, err := l.transition(ctx, o, StateCancelled, lockUpdate, now, func(tx *gorm.DB, name string) error {
-			res := tx.Model(&Activity{}).
-				Where("id = ? AND available < stock", o.ActivityID).
-				Updates(map[string]any{
-					"available":  gorm.Expr("available + 1"),
-					"version":    gorm.Expr("version + 1"),
-					"updated_at": now,
-				})
-			if res.Error != nil {
-				return fmt.Errorf("return the unit of order %s to activity %d: %w", o.ID, o.ActivityID, res.Error)
-			}
-			if res.RowsAffected == 0 {
-				return fmt.Errorf("return the unit of order %s to activity %d: %w", o.ID, o.ActivityID, ErrStockInconsistent)
-			}
+		won, err := l.transition(ctx, o, StateCancelled, now, func(name string) []outboxRow {
 			rows := []outboxRow{newEvent(o, ordermsg.EventCancelled, ordermsg.ReasonPayTimeout, name, now)}
 			tracedRows(rows, trace.SpanContextFromContext(ctx))
-			return insertOutbox(tx, rows)
+			return rows
 		})
 		if err != nil {
 			return OutcomeFailed, err
@@ -235,55 +220,14 @@ func (l *Lifecycle) cancelExpired(ctx context.Context, orderID string) (string, 
 	return OutcomeFailed, fmt.Errorf("order %s: cancel: the order kept changing", orderID)
 }
 
-// Activity row locks a transition takes first, on MySQL.
-const (
-	lockShare  = " LOCK IN SHARE MODE" // MariaDB knows no FOR SHARE
-	lockUpdate = " FOR UPDATE"
-)
-
-// transition moves o from created to state if nobody changed it since it was
-// read (its version), running also in the same transaction. It reports
-// whether it won; false means another transition got there first.
-//
-// On MySQL it first locks the order's activity row (lock): updating an
-// order re-checks its foreign key, which takes a shared lock on the
-// activity, and a cancel then needs that row exclusively to return the
-// unit. Two cancels that both took the shared lock first would deadlock
-// on the upgrade; taking the activity lock before the order's makes every
-// transition lock in the same order.
-func (l *Lifecycle) transition(ctx context.Context, o *Order, state, lock string, now time.Time, also func(tx *gorm.DB, activityName string) error) (bool, error) {
-	a, err := l.store.GetActivity(ctx, o.ActivityID)
-	if err != nil {
-		return false, err
-	}
-	won := false
-	err = sqldb.Transaction(ctx, l.store.db, func(tx *gorm.DB) error {
-		won = false // a deadlock victim runs again from the start
-		if tx.Dialector.Name() == "mysql" {
-			var id int64
-			if err := tx.Raw("SELECT id FROM activities WHERE id = ?"+lock, o.ActivityID).Scan(&id).Error; err != nil {
-				return fmt.Errorf("order %s: lock activity %d: %w", o.ID, o.ActivityID, err)
-			}
-		}
-		res := tx.Model(&Order{}).
-			Where("id = ? AND version = ? AND state = ?", o.ID, o.Version, StateCreated).
-			Updates(map[string]any{"state": state, "version": gorm.Expr("version + 1"), "updated_at": now})
-		if res.Error != nil {
-			return fmt.Errorf("order %s: %s: %w", o.ID, state, res.Error)
-		}
-		if res.RowsAffected == 0 {
-			return nil
-		}
-		won = true
-		return also(tx, a.Name)
-	})
-	if err != nil {
-		return false, err
-	}
+// transition moves o from created to state in the store (Store.transition)
+// and tells the relay when it won.
+func (l *Lifecycle) transition(ctx context.Context, o *Order, state string, now time.Time, events func(activityName string) []outboxRow) (bool, error) {
+	won, err := l.store.transition(ctx, o, state, now, events)
 	if won {
 		l.changed()
 	}
-	return won, nil
+	return won, err
 }
 
 func (l *Lifecycle) release(ctx context.Context, o *Order) error {
@@ -299,12 +243,9 @@ func (l *Lifecycle) release(ctx context.Context, o *Order) error {
 // message was lost is cancelled by the next sweep. It returns how many it
 // cancelled; one failing order does not stop the others.
 func (l *Lifecycle) Sweep(ctx context.Context, limit int) (int, error) {
-	var due []string
-	err := l.store.db.WithContext(ctx).Model(&Order{}).
-		Where("state = ? AND pay_deadline <= ?", StateCreated, l.now().UTC()).
-		Order("pay_deadline").Limit(limit).Pluck("id", &due).Error
+	due, err := l.store.dueOrders(ctx, l.now().UTC(), limit)
 	if err != nil {
-		return 0, fmt.Errorf("sweep: find expired orders: %w", err)
+		return 0, fmt.Errorf("sweep: %w", err)
 	}
 	var errs []error
 	n := 0

@@ -159,6 +159,49 @@ func TestWorkerWritesOutbox(t *testing.T) {
 	})
 }
 
+// When a batch's transaction fails and its orders are written one by one,
+// each keeps exactly its own outbox rows: a cancelled one (its reservation
+// gone) its cancelled event, a created one its created event and timeout,
+// and the order that cannot be written none.
+func TestWorkerWritesOutboxOneByOne(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *gorm.DB) {
+		s := NewStore(db)
+		a := newActivity(t, s, 10)
+		claimer := &fakeClaimer{released: map[string]bool{"gone": true}}
+		w, _ := testWorker(t, s, claimer, WorkerConfig{BatchSize: 1})
+		if err := w.Handle(context.Background(), mqMessage(t, message(a.ID, "first", "alice"))); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		// alice's second order fails the batch's transaction.
+		w, _ = testWorker(t, s, claimer, WorkerConfig{BatchSize: 4, Linger: long})
+		errs := handleAll(t, w, []ordermsg.Message{
+			message(a.ID, "gone", "u1"), message(a.ID, "second", "alice"),
+			message(a.ID, "kept-1", "u2"), message(a.ID, "kept-2", "u3"),
+		})
+		if errs[0] != nil || errs[2] != nil || errs[3] != nil || !errors.Is(errs[1], ErrUserHasOrder) {
+			t.Fatalf("Handle = %v; want only alice's second order to fail", errs)
+		}
+		want := map[string][]string{
+			"gone":   {ordermsg.EventID("gone", ordermsg.EventCancelled)},
+			"second": nil,
+			"kept-1": {ordermsg.EventID("kept-1", ordermsg.EventCreated), timeoutID("kept-1")},
+			"kept-2": {ordermsg.EventID("kept-2", ordermsg.EventCreated), timeoutID("kept-2")},
+		}
+		for id, events := range want {
+			rows := outboxOf(t, s, id)
+			if len(rows) != len(events) {
+				t.Errorf("order %s: %d outbox rows, want %v", id, len(rows), events)
+			}
+			for _, ev := range events {
+				if _, ok := rows[ev]; !ok {
+					t.Errorf("order %s: no outbox row %s", id, ev)
+				}
+			}
+		}
+	})
+}
+
 func TestPay(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *gorm.DB) {
 		ctx := context.Background()

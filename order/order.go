@@ -3,6 +3,12 @@
 // into the database in batches, the lifecycle (pay, cancel, sweep), the
 // outbox relay of order events and the reconciler. The messages on the
 // order topics are in ordermsg; the database plumbing is in sqldb.
+//
+// Every statement on the tables is the Store's (store*.go, one file per
+// table or use). The Worker only batches (worker.go); what a batch does,
+// claims, rows and outbox, is its writer's (write.go), and tracing wraps
+// both as decorators (worker_tracing.go). The Reconciler speaks to Redis in
+// inventory's own types.
 package order
 
 import (
@@ -11,6 +17,15 @@ import (
 )
 
 // Order states, as stored and as answered by the API.
+// Admissions of an activity.
+const (
+	// AdmissionOpen: whoever's buy reaches Redis first wins (the default).
+	AdmissionOpen = "open"
+	// AdmissionQueue: buyers join a waiting room that admits them in a
+	// drawn order, each with a pass to buy.
+	AdmissionQueue = "queue"
+)
+
 const (
 	StateQueued    = "queued" // never stored: only reported from a Redis reservation
 	StateCreated   = "created"
@@ -32,9 +47,12 @@ type Activity struct {
 	StartsAt          time.Time `gorm:"not null"`
 	EndsAt            time.Time `gorm:"not null"`
 	PayTimeoutSeconds int64     `gorm:"not null"`
-	Version           int64     `gorm:"not null"`
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	// Admission is AdmissionOpen or AdmissionQueue: how buyers reach the
+	// sale (migration 0005).
+	Admission string `gorm:"size:8;not null;default:open"`
+	Version   int64  `gorm:"not null"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Order is one unit sold (or once sold, then cancelled) to one user.

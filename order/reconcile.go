@@ -2,7 +2,6 @@ package order
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,9 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
-	"github.com/flashsale/seckill/order/ordermsg"
-	"github.com/flashsale/seckill/platform/metrics"
 )
 
 // The Reconciler heals what slips through the pipeline's own safety nets
@@ -78,80 +76,29 @@ const (
 // HeaderRedriven marks an order message the reconciler published again.
 const HeaderRedriven = "x-redriven-by"
 
-// ReservationStatus is a Redis reservation's status as the Reconciler
-// sees it.
-type ReservationStatus string
-
-const (
-	ReservationPending ReservationStatus = "pending" // the order message is not known to be in the queue yet (the reaper's)
-	ReservationQueued  ReservationStatus = "queued"  // the queue accepted the order message
-	ReservationClaimed ReservationStatus = "claimed" // an order worker took it to write the order
-)
-
-// Reservation is one Redis reservation.
-type Reservation struct {
-	OrderID    string
-	UserID     string
-	RequestID  string
-	ReservedAt time.Time
-	Status     ReservationStatus
-}
-
-// ReservationPage is one page of ReconcileInventory.Reservations.
-type ReservationPage struct {
-	Reservations []Reservation
-	Malformed    []string // order ids whose stored value does not decode
-	Next         uint64   // cursor of the next page; 0 when done
-}
-
-// InventoryStats is the Redis side of an activity, read in one step.
-type InventoryStats struct {
-	Stock     int64
-	Remaining int64
-	Reserved  int64 // reservations of every status
-}
-
-// MetaRepairResult is what ReconcileInventory.RepairMeta found.
-type MetaRepairResult int
-
-const (
-	MetaFound       MetaRepairResult = iota + 1 // meta exists: nothing changed
-	MetaRebuilt                                 // meta was missing and was written
-	ActivityMissing                             // no key of the activity exists: nothing changed
-)
-
-// RedriveDecision is the answer of ReconcileInventory.MarkRedrive.
-type RedriveDecision int
-
-const (
-	RedriveNow       RedriveDecision = iota + 1 // marked: publish it now
-	RedriveSkip                                 // gone, newer than the cutoff, or re-driven less than the gap ago
-	RedriveExhausted                            // re-driven the most times allowed already
-)
-
-// ReconcileInventory is the Redis side the Reconciler reads and repairs.
-// The gateway adapts inventory.Store to it; each method is one Redis
-// command or one script.
+// ReconcileInventory is the Redis side the Reconciler reads and repairs,
+// in inventory's own terms; *inventory.Store satisfies it. Each method is
+// one Redis command or one script.
 type ReconcileInventory interface {
-	// Stats reads stock, remaining and the number of reservations in one
-	// step; false when the activity's meta is missing.
-	Stats(ctx context.Context, activityID int64) (InventoryStats, bool, error)
+	// Stats reads stock, remaining and the reservations in one step;
+	// false when the activity's meta is missing.
+	Stats(ctx context.Context, activityID int64) (inventory.Stats, bool, error)
 	// Reservations reads one page of an activity's reservations (start
 	// at cursor 0, follow Next until 0); one may come twice.
-	Reservations(ctx context.Context, activityID int64, cursor uint64, count int64) (ReservationPage, error)
+	Reservations(ctx context.Context, activityID int64, cursor uint64, count int64) (inventory.ReservationPage, error)
 	// Held reports which orders hold a reservation.
 	Held(ctx context.Context, activityID int64, orderIDs []string) ([]bool, error)
 	// RepairMeta writes a missing meta with remaining = stock -
 	// reservations, at most maxRemaining, when other keys survived.
-	RepairMeta(ctx context.Context, a *Activity, maxRemaining int64) (MetaRepairResult, int64, error)
+	RepairMeta(ctx context.Context, a inventory.Activity, maxRemaining int64) (inventory.MetaRepair, error)
 	// LowerRemaining lowers remaining to stock - reservations when it is
 	// above, and returns the units taken off sale.
-	LowerRemaining(ctx context.Context, activityID int64) (int64, error)
+	LowerRemaining(ctx context.Context, activityID int64) (int64, bool, error)
 	// MarkRedrive records, for every process at once, that orderID's
 	// message is published again now, if it is still queued or claimed,
 	// reserved before reservedBefore, not re-driven in the last gap and
 	// re-driven fewer than maxTimes.
-	MarkRedrive(ctx context.Context, activityID int64, orderID string, reservedBefore, now time.Time, gap time.Duration, maxTimes int) (RedriveDecision, error)
+	MarkRedrive(ctx context.Context, activityID int64, orderID string, reservedBefore, now time.Time, gap time.Duration, maxTimes int) (inventory.RedriveDecision, error)
 	// UnmarkRedrive takes back the last MarkRedrive of orderID (its
 	// publish failed), so it counts neither as a re-drive nor for the gap.
 	UnmarkRedrive(ctx context.Context, activityID int64, orderID string) error
@@ -160,10 +107,10 @@ type ReconcileInventory interface {
 }
 
 // ActivityRestorer loads an activity that Redis lost entirely from the
-// database and the order messages still in the queue (the all-in-one's
-// restore). It does nothing when the activity is there.
+// database and the order messages still in the queue (the order service's
+// Restorer). It does nothing when the activity is there.
 type ActivityRestorer interface {
-	RestoreActivity(ctx context.Context, a *Activity) error
+	Restore(ctx context.Context, a *Activity) error
 }
 
 // OrderPublisher publishes re-driven order messages (mq.Publisher does).
@@ -256,7 +203,7 @@ type ReconcileReport struct {
 	// Measured is false when the activity could not be compared (Redis
 	// does not hold it yet); the fields below are then zero.
 	Measured bool
-	Redis    InventoryStats
+	Redis    inventory.Stats
 	DB       Snapshot
 	// Missing: live (created or paid) orders without a reservation.
 	Missing int64
@@ -374,15 +321,10 @@ func (r *Reconciler) redriveCutoff(ctx context.Context, now time.Time) (time.Tim
 	return cutoff, true
 }
 
-// scanResult is what the scan of one activity's reservations found.
-type scanResult struct {
-	seen      int
-	unwritten int64         // reservations whose order is not in the database
-	cancelled []string      // reservations whose order is cancelled
-	redrive   []Reservation // queued or claimed, reserved before the cutoff, not in the database
-	malformed []string
-}
-
+// activity reconciles one activity: it scans its reservations, returns the
+// units of cancelled orders, repairs a lost meta (or restores the
+// activity), takes off sale what reservations hold, re-drives lost order
+// messages when redrive allows, then measures what is left.
 func (r *Reconciler) activity(ctx context.Context, a *Activity, now, cutoff time.Time, redrive bool) (ReconcileReport, error) {
 	rep := ReconcileReport{ActivityID: a.ID}
 	_, found, err := r.inv.Stats(ctx, a.ID)
@@ -424,7 +366,7 @@ func (r *Reconciler) activity(ctx context.Context, a *Activity, now, cutoff time
 		}
 	}
 
-	lowered, err := r.inv.LowerRemaining(ctx, a.ID)
+	lowered, _, err := r.inv.LowerRemaining(ctx, a.ID)
 	if err != nil {
 		return rep, err
 	}
@@ -447,68 +389,6 @@ func (r *Reconciler) activity(ctx context.Context, a *Activity, now, cutoff time
 	return rep, r.measure(ctx, a, &rep)
 }
 
-// repairMissing handles an activity whose meta is missing. It reports
-// whether the activity is in Redis now (measure it) or not (wait).
-func (r *Reconciler) repairMissing(ctx context.Context, a *Activity, now time.Time, sc scanResult, rep *ReconcileReport) (bool, error) {
-	if sc.seen == 0 {
-		// Nothing of the activity's reservations survived: the database
-		// and the queue are the truth, restored as at start.
-		return r.restore(ctx, a, rep)
-	}
-	if first := r.setMetaMissing(a.ID, now); now.Sub(first) < r.cfg.MetaSettle {
-		rep.MetaPending = true
-		r.log.Info("reconciler: activity meta missing while reservations exist; rebuilt next pass unless a restore completes it",
-			"activity_id", a.ID, "reservations", sc.seen)
-		return false, nil
-	}
-	// The database bounds what may be on sale: its available units less
-	// the reservations not written yet. Read after the scan, so a unit
-	// written meanwhile is counted twice (off sale), never not at all.
-	snap, err := r.store.Snapshot(ctx, a.ID)
-	if err != nil {
-		return false, err
-	}
-	bound := snap.Activity.Available - sc.unwritten
-	res, remaining, err := r.inv.RepairMeta(ctx, a, bound)
-	if err != nil {
-		return false, err
-	}
-	switch res {
-	case MetaRebuilt:
-		r.setMetaMissing(a.ID, time.Time{})
-		rep.MetaRebuilt = true
-		r.metrics.repaired(RepairMetaRebuilt)
-		r.log.Warn("reconciler rebuilt the lost meta of an activity from its surviving reservations",
-			"activity_id", a.ID, "stock", a.Stock, "remaining", remaining, "reservations", sc.seen,
-			"db_available", snap.Activity.Available, "unwritten", sc.unwritten, "bound", bound)
-		return true, nil
-	case ActivityMissing:
-		return r.restore(ctx, a, rep)
-	}
-	r.setMetaMissing(a.ID, time.Time{})
-	return true, nil // someone else restored it
-}
-
-// restore hands an activity Redis lost entirely to the restorer.
-func (r *Reconciler) restore(ctx context.Context, a *Activity, rep *ReconcileReport) (bool, error) {
-	if r.cfg.Restorer == nil {
-		r.log.Error("reconciler: activity missing from redis and no restorer configured", "activity_id", a.ID)
-		return false, nil
-	}
-	if err := r.cfg.Restorer.RestoreActivity(ctx, a); err != nil {
-		return false, fmt.Errorf("restore into redis: %w", err)
-	}
-	_, found, err := r.inv.Stats(ctx, a.ID)
-	if err != nil || !found {
-		return false, err
-	}
-	r.setMetaMissing(a.ID, time.Time{})
-	rep.Restored = true
-	r.metrics.repaired(RepairActivityRestored)
-	r.log.Warn("reconciler restored an activity redis had lost, from the database and the queue", "activity_id", a.ID)
-	return true, nil
-}
-
 // setMetaMissing records when meta of activity id was first seen missing
 // (now) and returns that time; a zero now forgets it.
 func (r *Reconciler) setMetaMissing(id int64, now time.Time) time.Time {
@@ -523,224 +403,6 @@ func (r *Reconciler) setMetaMissing(id int64, now time.Time) time.Time {
 	}
 	r.metaMissing[id] = now
 	return now
-}
-
-// scan reads every reservation of activity aid and classifies it by its
-// order's state in the database.
-func (r *Reconciler) scan(ctx context.Context, aid int64, cutoff time.Time) (scanResult, error) {
-	var out scanResult
-	seen := make(map[string]bool)
-	var cursor uint64
-	for {
-		page, err := r.inv.Reservations(ctx, aid, cursor, int64(r.cfg.PageSize))
-		if err != nil {
-			return out, err
-		}
-		out.malformed = append(out.malformed, page.Malformed...)
-		fresh := make([]Reservation, 0, len(page.Reservations))
-		for _, res := range page.Reservations {
-			if !seen[res.OrderID] {
-				seen[res.OrderID] = true
-				fresh = append(fresh, res)
-			}
-		}
-		for start := 0; start < len(fresh); start += r.cfg.PageSize {
-			chunk := fresh[start:min(start+r.cfg.PageSize, len(fresh))]
-			ids := make([]string, len(chunk))
-			for i, res := range chunk {
-				ids[i] = res.OrderID
-			}
-			states, err := r.store.orderStates(ctx, ids)
-			if err != nil {
-				return out, err
-			}
-			for _, res := range chunk {
-				switch state, ok := states[res.OrderID]; {
-				case !ok:
-					out.unwritten++
-					if res.Status != ReservationPending && res.ReservedAt.Before(cutoff) {
-						out.redrive = append(out.redrive, res)
-					}
-				case state == StateCancelled:
-					out.cancelled = append(out.cancelled, res.OrderID)
-				}
-			}
-		}
-		out.seen = len(seen)
-		if page.Next == 0 {
-			return out, nil
-		}
-		cursor = page.Next
-	}
-}
-
-// redrive publishes again the order messages of reservations that waited
-// too long, each at most once per Age over all processes.
-func (r *Reconciler) redrive(ctx context.Context, a *Activity, now, cutoff time.Time, list []Reservation, rep *ReconcileReport) error {
-	var stuck []string
-	for _, res := range list {
-		if rep.Redriven >= r.cfg.RedriveLimit {
-			r.log.Info("reconciler: re-drive limit of the pass reached; the rest next pass", "activity_id", a.ID, "limit", r.cfg.RedriveLimit)
-			break
-		}
-		d, err := r.inv.MarkRedrive(ctx, a.ID, res.OrderID, cutoff, now, r.cfg.Age, r.cfg.MaxRedrives)
-		if err != nil {
-			return err
-		}
-		switch d {
-		case RedriveExhausted:
-			stuck = append(stuck, res.OrderID)
-			continue
-		case RedriveNow:
-		default:
-			continue
-		}
-		payload, err := json.Marshal(ordermsg.Message{
-			OrderID: res.OrderID, ActivityID: a.ID, UserID: res.UserID, RequestID: res.RequestID,
-			PriceCents: a.PriceCents, ReservedAt: res.ReservedAt.UTC(),
-		})
-		if err != nil {
-			return fmt.Errorf("marshal order message: %w", err)
-		}
-		err = r.pub.Publish(ctx, ordermsg.TopicOrders, &mq.Message{
-			ID: res.OrderID, Key: res.UserID, Payload: payload,
-			Headers: map[string]string{HeaderRedriven: "reconciler"},
-		})
-		if err != nil {
-			// The queue is likely down: take the mark back, so the order
-			// keeps its re-drives, and leave the rest to the next pass.
-			if uerr := r.inv.UnmarkRedrive(ctx, a.ID, res.OrderID); uerr != nil {
-				err = errors.Join(err, uerr)
-			}
-			r.log.Warn("reconciler: re-drive of an unwritten order failed; the next pass tries again", "activity_id", a.ID, "order_id", res.OrderID, "err", err)
-			break
-		}
-		rep.Redriven++
-		r.metrics.repaired(RepairRedriven)
-		r.log.Warn("reconciler re-drove an order the database never received", "activity_id", a.ID, "order_id", res.OrderID,
-			"user_id", res.UserID, "status", string(res.Status), "reserved_at", res.ReservedAt.UTC())
-	}
-	rep.Stuck = len(stuck)
-	if len(stuck) > 0 {
-		r.log.Error("reconciler: orders re-driven the most times allowed and still not written; see the dead-letter topic of orders",
-			"activity_id", a.ID, "count", len(stuck), "max_redrives", r.cfg.MaxRedrives, "order_ids", sample(stuck))
-	}
-	return nil
-}
-
-// measure compares both sides of the activity (after the repairs), sets
-// the drift gauge and logs any drift with both sides.
-func (r *Reconciler) measure(ctx context.Context, a *Activity, rep *ReconcileReport) error {
-	st, found, err := r.inv.Stats(ctx, a.ID)
-	if err != nil || !found {
-		return err
-	}
-	snap, err := r.store.Snapshot(ctx, a.ID)
-	if err != nil {
-		return err
-	}
-	missing, err := r.missing(ctx, a.ID)
-	if err != nil {
-		return err
-	}
-	live := snap.Created + snap.Paid
-	redisGap := st.Stock - st.Remaining - st.Reserved
-	dbGap := snap.Activity.Stock - snap.Activity.Available - live
-	rep.Measured, rep.Redis, rep.DB, rep.Missing = true, st, *snap, int64(len(missing))
-	rep.Drift = (st.Stock - snap.Activity.Stock) + rep.Missing - rep.Stale - redisGap + dbGap
-	r.setDrift(a.ID, rep.Drift)
-	if rep.Drift != 0 || redisGap != 0 || dbGap != 0 || rep.Missing != 0 || st.Stock != snap.Activity.Stock {
-		r.log.Warn("reconciler: redis and the database disagree; reported, not repaired",
-			"activity_id", a.ID, "drift", rep.Drift,
-			"redis_stock", st.Stock, "redis_remaining", st.Remaining, "redis_reservations", st.Reserved,
-			"db_stock", snap.Activity.Stock, "db_available", snap.Activity.Available,
-			"db_created", snap.Created, "db_paid", snap.Paid, "db_cancelled", snap.Cancelled,
-			"live_orders_without_reservation", rep.Missing, "sample", sample(missing),
-			"cancelled_orders_still_reserved", rep.Stale, "unwritten_reservations", rep.Unwritten)
-	}
-	return nil
-}
-
-// missing returns the live (created or paid) orders of activity aid that
-// hold no reservation. A live order's reservation goes only after its
-// cancel committed, so an order found without one and still live when
-// read again afterwards truly lacks it.
-func (r *Reconciler) missing(ctx context.Context, aid int64) ([]string, error) {
-	var out []string
-	for _, state := range []string{StateCreated, StatePaid} {
-		after := ""
-		for {
-			var ids []string
-			err := r.store.db.WithContext(ctx).Model(&Order{}).
-				Where("activity_id = ? AND state = ? AND id > ?", aid, state, after).
-				Order("id").Limit(r.cfg.PageSize).Pluck("id", &ids).Error
-			if err != nil {
-				return nil, fmt.Errorf("list %s orders of activity %d: %w", state, aid, err)
-			}
-			if len(ids) == 0 {
-				break
-			}
-			held, err := r.inv.Held(ctx, aid, ids)
-			if err != nil {
-				return nil, err
-			}
-			if len(held) != len(ids) {
-				return nil, fmt.Errorf("reservations of activity %d: %d answers for %d orders", aid, len(held), len(ids))
-			}
-			var absent []string
-			for i, id := range ids {
-				if !held[i] {
-					absent = append(absent, id)
-				}
-			}
-			if len(absent) > 0 {
-				states, err := r.store.orderStates(ctx, absent)
-				if err != nil {
-					return nil, err
-				}
-				for _, id := range absent {
-					if s := states[id]; s == StateCreated || s == StatePaid {
-						out = append(out, id)
-					}
-				}
-			}
-			if len(ids) < r.cfg.PageSize {
-				break
-			}
-			after = ids[len(ids)-1]
-		}
-	}
-	return out, nil
-}
-
-// orderStates returns the state of each of ids that is stored.
-func (s *Store) orderStates(ctx context.Context, ids []string) (map[string]string, error) {
-	out := make(map[string]string, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	var rows []struct {
-		ID    string
-		State string
-	}
-	if err := s.db.WithContext(ctx).Model(&Order{}).Select("id", "state").Where("id IN ?", ids).Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("look up %d orders: %w", len(ids), err)
-	}
-	for _, row := range rows {
-		out[row.ID] = row.State
-	}
-	return out, nil
-}
-
-// setDrift sets the gauge of activity id.
-func (r *Reconciler) setDrift(id int64, drift int64) {
-	if r.metrics == nil {
-		return
-	}
-	r.mu.Lock()
-	r.gauged[id] = true
-	r.mu.Unlock()
-	r.metrics.drift.WithLabelValues(strconv.FormatInt(id, 10)).Set(float64(drift))
 }
 
 // forget drops the state and the gauge of activities no longer reconciled.
@@ -766,39 +428,4 @@ func sample(ids []string) []string {
 		return ids[:5]
 	}
 	return ids
-}
-
-// reconcileMetrics is nil when the reconciler has no Registerer.
-type reconcileMetrics struct {
-	drift   *prometheus.GaugeVec
-	repairs *prometheus.CounterVec
-}
-
-func newReconcileMetrics(reg prometheus.Registerer, log *slog.Logger) *reconcileMetrics {
-	m := &reconcileMetrics{
-		drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "seckill_reconcile_drift",
-			Help: "Units Redis would sell beyond what the database can back (positive: oversell risk) or that neither side sells (negative: undersell), per activity, after the reconciler's repairs; 0 when Redis and the database agree.",
-		}, []string{"activity_id"}),
-		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "seckill_reconcile_repairs_total",
-			Help: "Repairs made by the reconciler, by kind: redriven (an order message published again), released_cancelled, meta_rebuilt, activity_restored, remaining_lowered.",
-		}, []string{"kind"}),
-	}
-	var errs [2]error
-	m.drift, errs[0] = metrics.Shared(reg, m.drift)
-	m.repairs, errs[1] = metrics.Shared(reg, m.repairs)
-	if err := errors.Join(errs[:]...); err != nil {
-		log.Warn("order worker metric not registered", "err", err)
-	}
-	for _, k := range []string{RepairRedriven, RepairReleasedCancelled, RepairMetaRebuilt, RepairActivityRestored, RepairRemainingLowered} {
-		m.repairs.WithLabelValues(k)
-	}
-	return m
-}
-
-func (m *reconcileMetrics) repaired(kind string) {
-	if m != nil {
-		m.repairs.WithLabelValues(kind).Inc()
-	}
 }

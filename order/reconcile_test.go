@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,30 +30,36 @@ type fakeInventory struct {
 	loaded    bool
 	stock     int64
 	remaining int64
-	res       map[string]Reservation
+	res       map[string]inventory.Reservation
 	malformed []string
 	marks     map[string]int
 	pageSize  int // Reservations answers at most this many per page
 }
 
 func newFakeInventory(stock int64) *fakeInventory {
-	return &fakeInventory{loaded: true, stock: stock, remaining: stock, res: map[string]Reservation{}, marks: map[string]int{}, pageSize: 2}
+	return &fakeInventory{loaded: true, stock: stock, remaining: stock, res: map[string]inventory.Reservation{}, marks: map[string]int{}, pageSize: 2}
 }
 
-func (f *fakeInventory) hold(oid, user string, status ReservationStatus, at time.Time) {
+func (f *fakeInventory) hold(oid, user string, status inventory.Status, at time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.res[oid] = Reservation{OrderID: oid, UserID: user, RequestID: "req-" + oid, ReservedAt: at, Status: status}
+	f.res[oid] = inventory.Reservation{OrderID: oid, UserID: user, RequestID: "req-" + oid, ReservedAt: at, Status: status}
 	f.remaining--
 }
 
-func (f *fakeInventory) Stats(context.Context, int64) (InventoryStats, bool, error) {
+func (f *fakeInventory) Stats(context.Context, int64) (inventory.Stats, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return InventoryStats{Stock: f.stock, Remaining: f.remaining, Reserved: int64(len(f.res))}, f.loaded, nil
+	var pending int64
+	for _, r := range f.res {
+		if r.Status == inventory.StatusPending {
+			pending++
+		}
+	}
+	return inventory.Stats{Stock: f.stock, Remaining: f.remaining, Reserved: int64(len(f.res)), Pending: pending}, f.loaded, nil
 }
 
-func (f *fakeInventory) Reservations(_ context.Context, _ int64, cursor uint64, _ int64) (ReservationPage, error) {
+func (f *fakeInventory) Reservations(_ context.Context, _ int64, cursor uint64, _ int64) (inventory.ReservationPage, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ids := make([]string, 0, len(f.res))
@@ -60,7 +67,7 @@ func (f *fakeInventory) Reservations(_ context.Context, _ int64, cursor uint64, 
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	var p ReservationPage
+	var p inventory.ReservationPage
 	if cursor == 0 {
 		p.Malformed = f.malformed
 	}
@@ -84,44 +91,44 @@ func (f *fakeInventory) Held(_ context.Context, _ int64, ids []string) ([]bool, 
 	return out, nil
 }
 
-func (f *fakeInventory) RepairMeta(_ context.Context, a *Activity, bound int64) (MetaRepairResult, int64, error) {
+func (f *fakeInventory) RepairMeta(_ context.Context, a inventory.Activity, bound int64) (inventory.MetaRepair, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
 	case f.loaded:
-		return MetaFound, 0, nil
+		return inventory.MetaRepair{Outcome: inventory.MetaPresent}, nil
 	case len(f.res) == 0:
-		return ActivityMissing, 0, nil
+		return inventory.MetaRepair{Outcome: inventory.ActivityAbsent}, nil
 	}
 	f.loaded, f.stock = true, a.Stock
 	f.remaining = max(min(a.Stock-int64(len(f.res)), bound), 0)
-	return MetaRebuilt, f.remaining, nil
+	return inventory.MetaRepair{Outcome: inventory.MetaRebuilt, Remaining: f.remaining}, nil
 }
 
-func (f *fakeInventory) LowerRemaining(context.Context, int64) (int64, error) {
+func (f *fakeInventory) LowerRemaining(context.Context, int64) (int64, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	want := max(f.stock-int64(len(f.res)), 0)
 	if !f.loaded || f.remaining <= want {
-		return 0, nil
+		return 0, f.loaded, nil
 	}
 	n := f.remaining - want
 	f.remaining = want
-	return n, nil
+	return n, true, nil
 }
 
-func (f *fakeInventory) MarkRedrive(_ context.Context, _ int64, oid string, before, _ time.Time, _ time.Duration, maxTimes int) (RedriveDecision, error) {
+func (f *fakeInventory) MarkRedrive(_ context.Context, _ int64, oid string, before, _ time.Time, _ time.Duration, maxTimes int) (inventory.RedriveDecision, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, ok := f.res[oid]
-	if !ok || r.Status == ReservationPending || !r.ReservedAt.Before(before) {
-		return RedriveSkip, nil
+	if !ok || r.Status == inventory.StatusPending || !r.ReservedAt.Before(before) {
+		return inventory.RedriveGone, nil
 	}
 	if f.marks[oid] >= maxTimes {
-		return RedriveExhausted, nil
+		return inventory.RedriveExhausted, nil
 	}
 	f.marks[oid]++
-	return RedriveNow, nil
+	return inventory.RedriveNow, nil
 }
 
 func (f *fakeInventory) UnmarkRedrive(_ context.Context, _ int64, oid string) error {
@@ -243,25 +250,25 @@ func TestReconcilerEachRepair(t *testing.T) {
 			Now: func() time.Time { return clock },
 		})
 		old := time.Now()
-		inv.hold("written", "u1", ReservationClaimed, old)
+		inv.hold("written", "u1", inventory.StatusClaimed, old)
 		storeOrder(t, s, a, "written", "u1", StateCreated)
-		inv.hold("paid", "u2", ReservationClaimed, old)
+		inv.hold("paid", "u2", inventory.StatusClaimed, old)
 		storeOrder(t, s, a, "paid", "u2", StatePaid)
-		inv.hold("cancelled", "u3", ReservationClaimed, old)
+		inv.hold("cancelled", "u3", inventory.StatusClaimed, old)
 		storeOrder(t, s, a, "cancelled", "u3", StateCancelled)
-		inv.hold("lost", "u4", ReservationQueued, old)
-		inv.hold("pending", "u5", ReservationPending, old)
-		inv.hold("young", "u6", ReservationQueued, clock)
+		inv.hold("lost", "u4", inventory.StatusQueued, old)
+		inv.hold("pending", "u5", inventory.StatusPending, old)
+		inv.hold("young", "u6", inventory.StatusQueued, clock)
 		inv.malformed = []string{"garbage"}
 
 		rep := reportOf(t, onceOK(t, r), a.ID)
 		want := ReconcileReport{ActivityID: a.ID, Redriven: 1, Released: 1, Malformed: 1, Reservations: 6, Unwritten: 3, Measured: true}
 		got := rep
-		got.Redis, got.DB = InventoryStats{}, Snapshot{}
+		got.Redis, got.DB = inventory.Stats{}, Snapshot{}
 		if got != want {
 			t.Errorf("report = %+v; want %+v", got, want)
 		}
-		if rep.Redis != (InventoryStats{Stock: 10, Remaining: 5, Reserved: 5}) || rep.DB.Created != 1 || rep.DB.Paid != 1 || rep.DB.Cancelled != 1 || rep.DB.Activity.Available != 8 {
+		if rep.Redis != (inventory.Stats{Stock: 10, Remaining: 5, Reserved: 5, Pending: 1}) || rep.DB.Created != 1 || rep.DB.Paid != 1 || rep.DB.Cancelled != 1 || rep.DB.Activity.Available != 8 {
 			t.Errorf("sides = %+v / %+v", rep.Redis, rep.DB)
 		}
 		if len(pub.msgs) != 1 || pub.msgs[0].ID != "lost" {
@@ -309,7 +316,7 @@ func TestReconcilerEachRepair(t *testing.T) {
 		// Redis loses everything and no restorer is configured: reported,
 		// nothing measured, no error.
 		inv.mu.Lock()
-		inv.loaded, inv.res = false, map[string]Reservation{}
+		inv.loaded, inv.res = false, map[string]inventory.Reservation{}
 		inv.mu.Unlock()
 		if rep := reportOf(t, onceOK(t, r), a.ID); rep.Restored || rep.Measured {
 			t.Errorf("lost activity without a restorer: %+v", rep)
@@ -358,7 +365,7 @@ func TestReconcilerRestoresThroughTheRestorer(t *testing.T) {
 
 type restorerFunc func(ctx context.Context, a *Activity) error
 
-func (f restorerFunc) RestoreActivity(ctx context.Context, a *Activity) error { return f(ctx, a) }
+func (f restorerFunc) Restore(ctx context.Context, a *Activity) error { return f(ctx, a) }
 
 func TestReconcilerRedriveLimitsAndFailures(t *testing.T) {
 	s := NewStore(openTestDB(t, sqldb.Config{DataDir: t.TempDir()}))
@@ -366,7 +373,7 @@ func TestReconcilerRedriveLimitsAndFailures(t *testing.T) {
 	inv := newFakeInventory(10)
 	old := time.Now().Add(-time.Hour)
 	for i := range 5 {
-		inv.hold(fmt.Sprintf("lost-%d", i), fmt.Sprintf("u%d", i), ReservationQueued, old)
+		inv.hold(fmt.Sprintf("lost-%d", i), fmt.Sprintf("u%d", i), inventory.StatusQueued, old)
 	}
 	pub := &capturePublisher{err: errors.New("queue full")}
 	r := NewReconciler(s, inv, pub, ReconcilerConfig{Logger: quiet(), RedriveLimit: 2, MaxRedrives: 2})
@@ -445,7 +452,7 @@ func TestReconcilerLookups(t *testing.T) {
 			storeOrder(t, s, a, oid, "uc"+oid, StateCreated)
 			all = append(all, oid)
 			if i%3 != 0 {
-				inv.hold(oid, "uc"+oid, ReservationClaimed, time.Now())
+				inv.hold(oid, "uc"+oid, inventory.StatusClaimed, time.Now())
 			}
 		}
 		for i := range 4 {
@@ -453,7 +460,7 @@ func TestReconcilerLookups(t *testing.T) {
 			storeOrder(t, s, a, oid, "up"+oid, StatePaid)
 			all = append(all, oid)
 			if i != 0 {
-				inv.hold(oid, "up"+oid, ReservationClaimed, time.Now())
+				inv.hold(oid, "up"+oid, inventory.StatusClaimed, time.Now())
 			}
 		}
 		storeOrder(t, s, a, "x-cancelled", "ux", StateCancelled)

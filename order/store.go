@@ -14,7 +14,10 @@ import (
 var ErrInvalidActivity = errors.New("order: invalid activity")
 
 // Store reads and writes activities and orders. It is safe for concurrent
-// use.
+// use. It holds every statement of the package, by table: this file the
+// activities, store_orders.go the orders (the worker's batch writes
+// included), store_outbox.go the outbox, store_lifecycle.go payments,
+// cancels and the sweep, store_naive.go the naive mode's buy.
 type Store struct {
 	db *gorm.DB
 }
@@ -71,6 +74,11 @@ func (s *Store) CreateActivity(ctx context.Context, a *Activity) error {
 	case !ends.After(starts):
 		return fmt.Errorf("%w: ends_at must be after starts_at (as stored, to the microsecond: %s and %s)",
 			ErrInvalidActivity, ends.Format(time.RFC3339Nano), starts.Format(time.RFC3339Nano))
+	case a.Admission != "" && a.Admission != AdmissionOpen && a.Admission != AdmissionQueue:
+		return fmt.Errorf("%w: admission must be %q or %q, got %q", ErrInvalidActivity, AdmissionOpen, AdmissionQueue, a.Admission)
+	}
+	if a.Admission == "" {
+		a.Admission = AdmissionOpen
 	}
 	a.ID = 0
 	a.Available = a.Stock
@@ -105,20 +113,6 @@ func (s *Store) ListActivities(ctx context.Context) ([]Activity, error) {
 	return as, nil
 }
 
-// GetOrder returns order id, or an error wrapping ErrNotFound (the order may
-// still be queued: the caller then asks Redis).
-func (s *Store) GetOrder(ctx context.Context, id string) (*Order, error) {
-	var o Order
-	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&o).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, fmt.Errorf("order %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get order %s: %w", id, err)
-	}
-	return &o, nil
-}
-
 // Snapshot is an activity row and its orders by state, read together.
 type Snapshot struct {
 	Activity  Activity `gorm:"embedded"`
@@ -146,19 +140,4 @@ func (s *Store) Snapshot(ctx context.Context, id int64) (*Snapshot, error) {
 		return nil, fmt.Errorf("activity %d: %w", id, ErrNotFound)
 	}
 	return &rows[0], nil
-}
-
-// ActiveOrders returns the orders of an activity that hold a unit (created
-// or paid), by id. After an in-memory Redis lost its data, they are what
-// the reservations are rebuilt from.
-func (s *Store) ActiveOrders(ctx context.Context, activityID int64) ([]Order, error) {
-	var os []Order
-	err := s.db.WithContext(ctx).
-		Where("activity_id = ? AND state IN ?", activityID, []string{StateCreated, StatePaid}).
-		Order("id").
-		Find(&os).Error
-	if err != nil {
-		return nil, fmt.Errorf("active orders of activity %d: %w", activityID, err)
-	}
-	return os, nil
 }

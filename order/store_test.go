@@ -138,3 +138,39 @@ func TestCreateActivityValidation(t *testing.T) {
 		t.Errorf("invalid activities were stored: %+v", list)
 	}
 }
+
+// Holdings reads the activity, its live orders and the states of the
+// orders asked about; a missing activity is ErrNotFound.
+func TestStoreHoldings(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		s := NewStore(db)
+		a := newActivity(t, s, 10)
+		other := newActivity(t, s, 10)
+		storeOrder(t, s, a, "created", "u1", StateCreated)
+		storeOrder(t, s, a, "paid", "u2", StatePaid)
+		storeOrder(t, s, a, "cancelled", "u3", StateCancelled)
+		storeOrder(t, s, other, "elsewhere", "u1", StateCreated)
+
+		h, err := s.Holdings(ctx, a.ID, []string{"cancelled", "created", "queued"})
+		if err != nil {
+			t.Fatalf("Holdings: %v", err)
+		}
+		if h.Activity.ID != a.ID || h.Activity.Available != 8 || h.Activity.Stock != 10 {
+			t.Errorf("activity = %+v; want activity %d with 8 of 10 available", h.Activity, a.ID)
+		}
+		var live []string
+		for _, o := range h.Live {
+			live = append(live, o.ID)
+		}
+		if !slices.Equal(live, []string{"created", "paid"}) {
+			t.Errorf("live orders = %v; want created and paid, by id", live)
+		}
+		if len(h.States) != 2 || h.States["cancelled"] != StateCancelled || h.States["created"] != StateCreated {
+			t.Errorf("states = %v; want the two stored of the three asked", h.States)
+		}
+		if _, err := s.Holdings(ctx, other.ID+1000, nil); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Holdings(missing) = %v; want ErrNotFound", err)
+		}
+	})
+}

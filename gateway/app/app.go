@@ -181,6 +181,7 @@ func (a *App) register(opts Options) {
 		wg.Go(func() { a.limits.PerIP.Run(ctx, sweep) })
 		wg.Go(func() { a.limits.PerUser.Run(ctx, sweep) })
 		wg.Go(func() { a.limits.BuyTokenPerUser.Run(ctx, sweep) })
+		wg.Go(func() { a.limits.QueuePerUser.Run(ctx, sweep) })
 		wg.Wait()
 	}))
 	a.lc.Add(background(ComponentReleases, []string{ComponentSale}, a.followReleases))
@@ -230,6 +231,11 @@ func newLimits(cfg config.Config) httpapi.Limits {
 		// of its own: fetching the pass must not spend the buys.
 		BuyTokenPerUser: ratelimit.NewKeyed(ratelimit.Config{
 			Rate: rate.Limit(cfg.RatePerUser), Burst: cfg.RatePerUserBurst, IdleTTL: cfg.RateLimiterIdle,
+		}),
+		// The waiting room's routes too: a page polls at its poll_after
+		// (twice a second at most), which this never refuses.
+		QueuePerUser: ratelimit.NewKeyed(ratelimit.Config{
+			Rate: rate.Limit(max(cfg.RatePerUser, 2)), Burst: max(cfg.RatePerUserBurst, 5), IdleTTL: cfg.RateLimiterIdle,
 		}),
 	}
 }
@@ -284,10 +290,13 @@ func (a *App) startSale(ctx context.Context) error {
 		// itself when tracing is off).
 		Publisher: mqotel.NewPublisher(b.Queue, b.Tracing.MQ()), Tracer: tracer,
 		Tokens: tokens, BuyTokens: auth.NewBuyTokens(cfg.JWTSecret, cfg.BuyTokenTTL), DemoContacts: demoContacts,
+		Queue: b.Inventory, Passes: auth.NewQueuePasses(cfg.JWTSecret),
 		Registerer: b.Registry, Logger: a.log,
 	}, sale.Config{
 		SoldOutTTL: cfg.SoldOutTTL, PublishTimeout: cfg.PublishTimeout, MaxBuysInFlight: cfg.MaxBuysInFlight,
 		RequireBuyToken: cfg.BuyToken == config.BuyTokenRequired,
+		QueuePrequeue:   cfg.QueuePrequeue, QueueActive: cfg.QueueActive, QueueRate: cfg.QueueRate,
+		QueuePollBudget: cfg.QueuePollBudget, QueuePass: cfg.QueuePassTTL,
 	})
 	if err != nil {
 		return err

@@ -45,14 +45,29 @@ type BuyTokens struct {
 	now  func() time.Time
 }
 
+// queuePassContext keys the passes of a waiting room (NewQueuePasses)
+// apart from the buy tokens: a token from GET /buy-token is never a pass.
+const queuePassContext = "seckill queue pass v1"
+
 // NewBuyTokens returns BuyTokens keyed from secret (the user-token secret)
 // whose tokens live ttl (DefaultBuyTokenTTL when ttl <= 0).
 func NewBuyTokens(secret []byte, ttl time.Duration) *BuyTokens {
+	return newBuyTokens(secret, ttl, buyTokenContext)
+}
+
+// NewQueuePasses returns the passes a waiting room hands to the people it
+// admits: buy tokens of their own kind, keyed apart from NewBuyTokens's,
+// each valid until the admission's expiry (IssueUntil).
+func NewQueuePasses(secret []byte) *BuyTokens {
+	return newBuyTokens(secret, DefaultBuyTokenTTL, queuePassContext)
+}
+
+func newBuyTokens(secret []byte, ttl time.Duration, context string) *BuyTokens {
 	if ttl <= 0 {
 		ttl = DefaultBuyTokenTTL
 	}
 	derive := hmac.New(sha256.New, secret)
-	derive.Write([]byte(buyTokenContext))
+	derive.Write([]byte(context))
 	b := &BuyTokens{key: derive.Sum(nil), ttl: ttl, now: time.Now}
 	b.macs.New = func() any { return &scratch{mac: hmac.New(sha256.New, b.key)} }
 	return b
@@ -71,10 +86,17 @@ func (b *BuyTokens) mac(dst []byte, signed string) []byte {
 // Issue returns a token for userID and activityID and when it expires.
 // The caller checks that the sale has started.
 func (b *BuyTokens) Issue(userID string, activityID int64) (string, time.Time, error) {
+	return b.IssueUntil(userID, activityID, b.now().Add(b.ttl))
+}
+
+// IssueUntil returns a token for userID and activityID valid until expiry
+// (to the second). Every gateway issues the same token for the same
+// expiry, so a pass answered twice by two gateways is one pass.
+func (b *BuyTokens) IssueUntil(userID string, activityID int64, expiry time.Time) (string, time.Time, error) {
 	if !ValidUserID(userID) {
 		return "", time.Time{}, fmt.Errorf("user id %q: want 1-64 characters of letters, digits and _.@:-", userID)
 	}
-	exp := b.now().Add(b.ttl).Truncate(time.Second)
+	exp := expiry.Truncate(time.Second)
 	tok := make([]byte, 0, 20+1+len(userID)+1+11+1+22)
 	tok = strconv.AppendInt(tok, activityID, 10)
 	tok = append(tok, '.')

@@ -89,3 +89,36 @@ func BenchmarkBuyTokenVerify(b *testing.B) {
 		}
 	}
 }
+
+// A waiting room's pass is a buy token of its own kind: a token from
+// GET /buy-token does not pass for one, nor the other way round; a pass
+// lasts until the expiry it was issued with.
+func TestQueuePassesAreKeyedApart(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	tokens, passes := NewBuyTokens(secret, time.Minute), NewQueuePasses(secret)
+	tok, _, err := tokens.Issue("alice", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass, exp, err := passes.IssueUntil("alice", 7, time.Now().Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := passes.Verify(pass, "alice", 7); err != nil {
+		t.Fatalf("a pass: %v", err)
+	}
+	if err := passes.Verify(tok, "alice", 7); !errors.Is(err, ErrBuyTokenInvalid) {
+		t.Fatalf("a buy token as a pass: %v, want invalid", err)
+	}
+	if err := tokens.Verify(pass, "alice", 7); !errors.Is(err, ErrBuyTokenInvalid) {
+		t.Fatalf("a pass as a buy token: %v, want invalid", err)
+	}
+	again, _, _ := passes.IssueUntil("alice", 7, exp)
+	if again != pass {
+		t.Fatal("the same admission's pass differs between two issues")
+	}
+	old, _, _ := passes.IssueUntil("alice", 7, time.Now().Add(-time.Second))
+	if err := passes.Verify(old, "alice", 7); !errors.Is(err, ErrBuyTokenExpired) {
+		t.Fatalf("a lapsed pass: %v, want expired", err)
+	}
+}

@@ -124,6 +124,16 @@ type Config struct {
 	// others (SECKILL_REDIS_BATCH_WAIT).
 	RedisBatchWait time.Duration
 
+	// The waiting room of activities with queue admission (gateway/sale's
+	// waitroom.go): SECKILL_QUEUE_PREQUEUE, SECKILL_QUEUE_ACTIVE (0: the
+	// units left), SECKILL_QUEUE_RATE (0: no bound),
+	// SECKILL_QUEUE_POLL_BUDGET, SECKILL_QUEUE_PASS_TTL.
+	QueuePrequeue   time.Duration
+	QueueActive     int64
+	QueueRate       float64
+	QueuePollBudget float64
+	QueuePassTTL    time.Duration
+
 	// Notify is the notifier of the all-in-one process (SECKILL_SMTP_*,
 	// SECKILL_SMS_*, SECKILL_MAIL_*, SECKILL_NOTIFY_*, SECKILL_NOTIFIER_ENABLED).
 	Notify notifyconfig.Delivery
@@ -219,6 +229,16 @@ func read(r *env.Reader) Config {
 	c.BuyTokenTTL = r.Duration("SECKILL_BUY_TOKEN_TTL", DefaultBuyTokenTTL, "how long a buy token is valid")
 	c.LogFormat = r.DefaultText("text in demo mode, json otherwise").
 		OneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Demo], []string{"text", "json"}, "log line format")
+	c.QueuePrequeue = r.Duration("SECKILL_QUEUE_PREQUEUE", sale.DefaultQueuePrequeue,
+		"waiting room (activities with admission `queue`): how long before the start buyers may join; their order is drawn at the start")
+	c.QueueActive = int64(r.DefaultText("the units left").PositiveInt("SECKILL_QUEUE_ACTIVE", 0,
+		"waiting room: most admitted buyers who have neither bought nor let their pass lapse"))
+	c.QueueRate = r.DefaultText("no bound").PositiveFloat("SECKILL_QUEUE_RATE", 0,
+		"waiting room: most buyers admitted per second")
+	c.QueuePollBudget = r.PositiveFloat("SECKILL_QUEUE_POLL_BUDGET", sale.DefaultQueuePollBudget,
+		"waiting room: the polling the whole queue may cause, in requests per second; poll_after_ms grows with the queue to keep within it")
+	c.QueuePassTTL = r.Duration("SECKILL_QUEUE_PASS_TTL", sale.DefaultQueuePass,
+		"waiting room: how long an admitted buyer's pass (the buy token it gets) lasts")
 	c.Notify = notifyconfig.ReadDelivery(r, c.Demo)
 
 	if s := r.DefaultText("random per start in demo mode; required otherwise").Raw("SECKILL_JWT_SECRET",

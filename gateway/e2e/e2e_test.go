@@ -564,3 +564,73 @@ func TestBuyRetriesAfterRetryAfter(t *testing.T) {
 	}
 	noPageErrors(t, ctx)
 }
+
+// TestWaitingRoom walks two buyers through a sale with queue admission, each
+// in a browser of their own: during the countdown the page joins the
+// waiting room and says so; at the start the order is drawn, the one
+// admitted gets a pass and the page buys by itself (an order appears, no
+// click), and the other page says sold out once the only unit is sold.
+func TestWaitingRoom(t *testing.T) {
+	browser := newBrowser(t)
+	h := startApp(t, nil)
+	starts := time.Now().Add(8 * time.Second).Truncate(time.Second)
+	var a struct {
+		ID string `json:"id"`
+	}
+	if code := h.call(http.MethodPost, "/api/v1/admin/activities", adminToken, map[string]any{
+		"name": "E2E console", "stock": 1, "price_cents": 49900, "admission": "queue",
+		"starts_at": starts.UTC().Format(time.RFC3339), "ends_at": starts.Add(time.Hour).UTC().Format(time.RFC3339),
+		"pay_timeout_seconds": 300,
+	}, &a); code != http.StatusCreated {
+		t.Fatalf("create queue activity: %d", code)
+	}
+	tabs := map[string]context.Context{}
+	for _, user := range []string{"queue-ann", "queue-bob"} {
+		ctx := newTab(t, browser, 390, 844)
+		do(t, ctx, "open the sale page",
+			chromedp.Navigate(h.base+"/?activity="+a.ID),
+			chromedp.WaitVisible(chromedp.ID("sale")),
+		)
+		signIn(t, ctx, user)
+		waitFor(t, ctx, "the pre-queue", `document.getElementById("queue").dataset.state === "prequeue"`, 10*time.Second)
+		if q := text(t, ctx, "queue"); !strings.Contains(q, "waiting room") || !strings.Contains(q, "drawn at the start") {
+			fail(t, ctx, "pre-queue text %q", q)
+		}
+		if !eval[bool](t, ctx, `document.getElementById("buy").disabled`) {
+			fail(t, ctx, "the buy button is enabled before the start")
+		}
+		tabs[user] = ctx
+	}
+	screenshot(t, tabs["queue-ann"], "waiting-room-prequeue.png")
+	if time.Now().After(starts) {
+		t.Fatal("the countdown was over before both pages joined: the test machine is too slow for this start time")
+	}
+	// After the start: exactly one page gets the unit by itself, the other
+	// hears sold out.
+	won, lost := "", ""
+	deadline := time.Now().Add(40 * time.Second)
+	for won == "" || lost == "" {
+		for user, ctx := range tabs {
+			if eval[bool](t, ctx, `!document.getElementById("order").classList.contains("hidden")`) {
+				won = user
+			} else if eval[string](t, ctx, `document.getElementById("queue").dataset.state`) == "sold_out" {
+				lost = user
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the start: won %q, lost %q; want one of each", won, lost)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if won == lost {
+		t.Fatalf("%s both won and lost", won)
+	}
+	if q := text(t, tabs[lost], "queue"); !strings.Contains(q, "Sold out") {
+		fail(t, tabs[lost], "the loser's page says %q", q)
+	}
+	screenshot(t, tabs[won], "waiting-room-admitted-bought.png")
+	screenshot(t, tabs[lost], "waiting-room-sold-out.png")
+	for _, ctx := range tabs {
+		noPageErrors(t, ctx)
+	}
+}

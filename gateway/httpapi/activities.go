@@ -20,6 +20,7 @@ type activityJSON struct {
 	StartsAt          time.Time `json:"starts_at"`
 	EndsAt            time.Time `json:"ends_at"`
 	PayTimeoutSeconds int64     `json:"pay_timeout_seconds"`
+	Admission         string    `json:"admission"`
 	State             string    `json:"state"`
 	ServerTime        time.Time `json:"server_time"`
 }
@@ -29,7 +30,7 @@ func activityJSONOf(v sale.ActivityView) activityJSON {
 	return activityJSON{
 		ID: strconv.FormatInt(a.ID, 10), Name: a.Name, Stock: a.Stock, Remaining: v.Remaining,
 		PriceCents: a.PriceCents, StartsAt: a.StartsAt.UTC(), EndsAt: a.EndsAt.UTC(),
-		PayTimeoutSeconds: a.PayTimeoutSeconds, State: v.State, ServerTime: v.ServerTime,
+		PayTimeoutSeconds: a.PayTimeoutSeconds, Admission: a.Admission, State: v.State, ServerTime: v.ServerTime,
 	}
 }
 

@@ -80,6 +80,8 @@ type options struct {
 	Tokens       *auth.Tokens
 	BuyTokens    *auth.BuyTokens
 	DemoContacts sale.DemoContacts
+	Queue        sale.Queue
+	Passes       *auth.BuyTokens
 	Naive        sale.NaiveStore // set: the buy route runs the naive mode
 	// the sale's settings
 	SoldOutTTL, PublishTimeout, RedisTimeout time.Duration
@@ -117,7 +119,7 @@ func (o options) build() (*httpapi.Server, *sale.Service, error) {
 	}
 	sl, err := sale.New(sale.Deps{
 		Inventory: o.Inventory, Store: o.Store, Publisher: o.Publisher, Payer: o.Payer, Restorer: o.Restorer,
-		IDs: o.IDs, Tokens: o.Tokens, BuyTokens: o.BuyTokens, DemoContacts: o.DemoContacts,
+		IDs: o.IDs, Tokens: o.Tokens, BuyTokens: o.BuyTokens, DemoContacts: o.DemoContacts, Queue: o.Queue, Passes: o.Passes,
 		Tracer: tracer, Registerer: o.Registry, Logger: o.Logger, Now: o.Now,
 	}, sale.Config{
 		SoldOutTTL: o.SoldOutTTL, PublishTimeout: o.PublishTimeout, RedisTimeout: o.RedisTimeout,
@@ -168,7 +170,8 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	}
 	opts := options{
 		Inventory: f.inv, Store: f.store, Publisher: broker, IDs: ids, Tokens: f.tokens,
-		BuyTokens:  auth.NewBuyTokens([]byte(secret), 0),
+		BuyTokens: auth.NewBuyTokens([]byte(secret), 0),
+		Queue:     f.inv, Passes: auth.NewQueuePasses([]byte(secret)),
 		Payer:      order.NewLifecycle(f.store, f.inv, order.LifecycleConfig{Logger: quiet()}),
 		Restorer:   orderservice.NewRestorer(orderservice.Deps{DB: f.store, Inventory: f.inv, Logger: quiet()}),
 		AdminToken: auth.AdminToken(adminToken), Demo: true, Logger: quiet(),

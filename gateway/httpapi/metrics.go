@@ -25,14 +25,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "method"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "seckill_rate_limited_total", Help: "Requests rejected with 429, by limiter (global, ip, user, buy_token_user).",
+			Name: "seckill_rate_limited_total", Help: "Requests rejected with 429, by limiter (global, ip, user, buy_token_user, queue_user).",
 		}, []string{"limiter"}),
 	}
 	metrics.MustRegister(reg, m.requests, m.latency, m.rateLimited)
 	// Export every known label value from the start at 0, so a dashboard
 	// shows "0 rate-limited" rather than "no data", and rate() sees the
 	// first increment.
-	for _, l := range []string{"global", "ip", "user", "buy_token_user"} {
+	for _, l := range []string{"global", "ip", "user", "buy_token_user", "queue_user"} {
 		m.rateLimited.WithLabelValues(l)
 	}
 	return m

@@ -37,6 +37,9 @@ type Sale interface {
 	DemoLogin(ctx context.Context, userID string) (string, error)
 	CreateActivity(ctx context.Context, req sale.NewActivity) (sale.ActivityView, error)
 	Stats(ctx context.Context, id int64) (sale.Stats, error)
+	JoinQueue(ctx context.Context, id int64, user string) (sale.QueueView, error)
+	QueueStatus(ctx context.Context, id int64, user string) (sale.QueueView, error)
+	QueueAudit(ctx context.Context, id int64) ([]inventory.QueueMember, string, error)
 	// Snapshot and StockStats feed the live dashboard's sampler.
 	Snapshot(ctx context.Context, id int64) (*order.Snapshot, error)
 	StockStats(ctx context.Context, id int64) (inventory.Stats, bool, error)
@@ -52,6 +55,9 @@ type Limits struct {
 	// BuyTokenPerUser limits GET /activities/{id}/buy-token per user, in
 	// buckets of its own: fetching the pass must not spend the buys.
 	BuyTokenPerUser *ratelimit.Keyed
+	// QueuePerUser limits the waiting-room routes per user, in buckets of
+	// their own: polling the queue must not spend the buys.
+	QueuePerUser *ratelimit.Keyed
 }
 
 // Deps are what the routes call and what serves them. Sale and Tokens are
@@ -214,12 +220,15 @@ func New(deps Deps, cfg Config) (*Server, error) {
 	api.GET("/dashboard/activities/:id/stream", s.dashboardAccess, s.dashboardStream)
 	user := api.Group("", s.requireUser)
 	user.GET("/activities/:id/buy-token", s.limitBuyTokenUser, s.getBuyToken)
+	user.POST("/activities/:id/queue", s.limitQueueUser, s.joinQueue)
+	user.GET("/activities/:id/queue", s.limitQueueUser, s.getQueue)
 	user.POST("/activities/:id/orders", s.limitUser, s.postOrder)
 	user.GET("/orders/:id", s.getOrder)
 	user.POST("/orders/:id/pay", s.payOrder)
 	admin := api.Group("/admin", s.requireAdmin)
 	admin.POST("/activities", s.createActivity)
 	admin.GET("/activities/:id/stats", s.stats)
+	admin.GET("/activities/:id/queue", s.queueAudit)
 	admin.GET("/dead-letters/:topic", s.listDeadLetters)
 	admin.POST("/dead-letters/:topic/replay", s.replayDeadLetters)
 	admin.POST("/dead-letters/:topic/discard", s.discardDeadLetters)

@@ -28,6 +28,9 @@ type NewActivity struct {
 	StartsAt          string `json:"starts_at"`
 	EndsAt            string `json:"ends_at"`
 	PayTimeoutSeconds *int64 `json:"pay_timeout_seconds"`
+	// Admission is "open" (the default: a race) or "queue" (a waiting
+	// room in front of the sale).
+	Admission string `json:"admission"`
 }
 
 // activity checks the command and returns the activity it describes. The
@@ -73,12 +76,20 @@ func (req *NewActivity) activity() (*order.Activity, error) {
 			bad("pay_timeout_seconds", fmt.Sprintf("must be between 1 and %d, got %d", maxPayTimeout, payTimeout))
 		}
 	}
+	admission := req.Admission
+	switch admission {
+	case "":
+		admission = order.AdmissionOpen
+	case order.AdmissionOpen, order.AdmissionQueue:
+	default:
+		bad("admission", fmt.Sprintf("must be %q or %q, got %q", order.AdmissionOpen, order.AdmissionQueue, req.Admission))
+	}
 	if len(problems) > 0 {
 		return nil, invalidf("%s", strings.Join(problems, "; "))
 	}
 	return &order.Activity{
 		Name: name, Stock: *req.Stock, Available: *req.Stock, PriceCents: *req.PriceCents,
-		StartsAt: starts, EndsAt: ends, PayTimeoutSeconds: payTimeout,
+		StartsAt: starts, EndsAt: ends, PayTimeoutSeconds: payTimeout, Admission: admission,
 	}, nil
 }
 
@@ -102,7 +113,12 @@ func (s *Service) CreateActivity(ctx context.Context, req NewActivity) (Activity
 	if err := s.deps.Restorer.Restore(ctx, a); err != nil {
 		s.log.Warn("preload activity stock", "activity_id", a.ID, "err", err)
 	}
-	s.log.Info("activity created", "activity_id", a.ID, "stock", a.Stock, "starts_at", a.StartsAt, "ends_at", a.EndsAt)
+	if a.Admission == order.AdmissionQueue && s.deps.Queue != nil {
+		if err := s.setupQueue(ctx, a); err != nil {
+			s.log.Warn("set up the waiting room (the first join does it instead)", "activity_id", a.ID, "err", err)
+		}
+	}
+	s.log.Info("activity created", "activity_id", a.ID, "stock", a.Stock, "admission", a.Admission, "starts_at", a.StartsAt, "ends_at", a.EndsAt)
 	return View(a, a.Stock, s.now()), nil
 }
 

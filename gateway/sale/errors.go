@@ -39,6 +39,12 @@ const (
 	CodeBuyTokenExpired       = "BUY_TOKEN_EXPIRED"
 	CodeBuyTokenWrongUser     = "BUY_TOKEN_WRONG_USER"
 	CodeBuyTokenWrongActivity = "BUY_TOKEN_WRONG_ACTIVITY"
+	// CodeOpenAdmission answers a waiting-room route of an activity with
+	// open admission (409).
+	CodeOpenAdmission = "OPEN_ADMISSION"
+	// CodeQueueAdmission answers GET /buy-token of an activity that
+	// admits through its waiting room (403): the pass comes from there.
+	CodeQueueAdmission = "QUEUE_ADMISSION"
 )
 
 // Error is a use case's answer that is not a success.

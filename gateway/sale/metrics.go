@@ -1,8 +1,11 @@
 package sale
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/platform/metrics"
 )
 
@@ -22,6 +25,10 @@ type saleMetrics struct {
 	// orphans and reaped count what the reaper settled (reaper.go).
 	orphans *prometheus.CounterVec
 	reaped  prometheus.Counter
+	// The waiting rooms (waitroom.go): polls by how they were answered,
+	// and each activity's inlet as this gateway last read it.
+	queuePolls                                             *prometheus.CounterVec
+	queueWaiting, queueAdmitted, queueActive, queueSkipped *prometheus.GaugeVec
 }
 
 // newMetrics makes the series and registers them on reg (nil: unexported).
@@ -58,15 +65,34 @@ func newMetrics(reg prometheus.Registerer) *saleMetrics {
 		reaped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "seckill_reaped_reservations_total", Help: "Pending reservations released after SECKILL_RESERVATION_TIMEOUT without a confirmed publish.",
 		}),
+		queuePolls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seckill_queue_polls_total", Help: "Waiting-room requests by how they were answered: join (a join, from Redis), memory (this gateway's memory: before poll_after, behind the inlet's head, sold out), redis (a place read from Redis).",
+		}, []string{"answer"}),
+		queueWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "seckill_queue_waiting", Help: "People in an activity's waiting room not yet admitted, as this gateway last read its inlet.",
+		}, []string{"activity_id"}),
+		queueAdmitted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "seckill_queue_admitted", Help: "People an activity's waiting room admitted so far (passed-over places included).",
+		}, []string{"activity_id"}),
+		queueActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "seckill_queue_active", Help: "Admitted people who hold a pass and have not bought yet (bounded by SECKILL_QUEUE_ACTIVE or the units left).",
+		}, []string{"activity_id"}),
+		queueSkipped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "seckill_queue_skipped", Help: "Admitted people whose pass lapsed unused: their places were passed over and the inlet moved on.",
+		}, []string{"activity_id"}),
 	}
 	if reg != nil {
 		metrics.MustRegister(reg, m.reserve, m.soldOutLocal, m.publishLatency, m.publishFailed,
-			m.buyTokensIssued, m.buyTokenRefused, m.inFlight, m.refused, m.orphans, m.reaped)
+			m.buyTokensIssued, m.buyTokenRefused, m.inFlight, m.refused, m.orphans, m.reaped,
+			m.queuePolls, m.queueWaiting, m.queueAdmitted, m.queueActive, m.queueSkipped)
 	}
 	// Every known label value from the start at 0, so a dashboard shows
 	// "0 failures" rather than "no data", and rate() sees the first one.
 	for _, r := range []string{"full", "error"} {
 		m.publishFailed.WithLabelValues(r)
+	}
+	for _, a := range []string{"join", "memory", "redis"} {
+		m.queuePolls.WithLabelValues(a)
 	}
 	for _, h := range []string{"published", "released"} {
 		m.orphans.WithLabelValues(h)
@@ -75,4 +101,13 @@ func newMetrics(reg prometheus.Registerer) *saleMetrics {
 		m.buyTokenRefused.WithLabelValues(r.answer.Reason)
 	}
 	return m
+}
+
+// observeInlet exports activity id's inlet as last read.
+func (m *saleMetrics) observeInlet(id int64, in inventory.QueueInlet) {
+	l := strconv.FormatInt(id, 10)
+	m.queueWaiting.WithLabelValues(l).Set(float64(max(in.Total-in.Head, 0)))
+	m.queueAdmitted.WithLabelValues(l).Set(float64(in.Head))
+	m.queueActive.WithLabelValues(l).Set(float64(in.Active))
+	m.queueSkipped.WithLabelValues(l).Set(float64(in.Skipped))
 }

@@ -47,11 +47,11 @@ var _ Placer = (*Service)(nil)
 // sold-out or not-started spike never reaches Redis. It answers with the
 // order in the queue: a new one, or the one p.RequestID already placed.
 func (s *Service) Place(ctx context.Context, p Purchase) (Placed, error) {
-	if err := s.checkBuyToken(p); err != nil {
-		return Placed{}, err
-	}
 	a, err := s.activity(ctx, p.ActivityID)
 	if err != nil {
+		return Placed{}, err
+	}
+	if err := s.checkPass(a, p); err != nil {
 		return Placed{}, err
 	}
 	now := s.now()
@@ -79,6 +79,16 @@ func (s *Service) Place(ctx context.Context, p Purchase) (Placed, error) {
 	}
 	defer s.inFlight.release()
 	orderID, err := s.reserveAndPublish(ctx, a, p, now)
+	if a.Admission == order.AdmissionQueue {
+		// The place is resolved: bought (this buy, or an earlier one), or
+		// sold out. A busy answer leaves it admitted: the pass is retried.
+		switch {
+		case err == nil || errors.Is(err, ErrAlreadyPurchased):
+			s.resolveQueue(ctx, a, p.UserID, true)
+		case errors.Is(err, ErrSoldOut):
+			s.resolveQueue(ctx, a, p.UserID, false)
+		}
+	}
 	if err != nil {
 		return Placed{}, err
 	}

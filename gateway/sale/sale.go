@@ -81,6 +81,10 @@ type Deps struct {
 	// verifies the buy tokens.
 	Tokens    *auth.Tokens
 	BuyTokens *auth.BuyTokens
+	// Queue is the waiting rooms' Redis side and Passes the passes they
+	// hand out; both are needed only for activities with queue admission.
+	Queue  Queue
+	Passes *auth.BuyTokens
 	// DemoContacts, when set, records a made-up contact for every demo
 	// login, so the notifier has an address to write to.
 	DemoContacts DemoContacts
@@ -130,6 +134,21 @@ type Config struct {
 	// RequireBuyToken refuses a buy without a valid buy token
 	// (SECKILL_BUY_TOKEN=required).
 	RequireBuyToken bool
+
+	// The waiting room of activities with queue admission
+	// (waitroom.go). QueuePrequeue is how long before the start people
+	// may join (SECKILL_QUEUE_PREQUEUE); QueueActive bounds the admitted
+	// people who have not bought nor let their pass lapse, 0 meaning the
+	// units left (SECKILL_QUEUE_ACTIVE); QueueRate admits at most this
+	// many a second, 0 meaning no bound (SECKILL_QUEUE_RATE);
+	// QueuePollBudget is the polling the whole queue may cause, in
+	// requests a second (SECKILL_QUEUE_POLL_BUDGET); QueuePass is how
+	// long a pass lasts (SECKILL_QUEUE_PASS_TTL).
+	QueuePrequeue   time.Duration
+	QueueActive     int64
+	QueueRate       float64
+	QueuePollBudget float64
+	QueuePass       time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -145,6 +164,11 @@ func (c Config) withDefaults() Config {
 	if c.MaxBuysInFlight <= 0 {
 		c.MaxBuysInFlight = DefaultMaxBuysInFlight
 	}
+	def(&c.QueuePrequeue, DefaultQueuePrequeue)
+	def(&c.QueuePass, DefaultQueuePass)
+	if c.QueuePollBudget <= 0 {
+		c.QueuePollBudget = DefaultQueuePollBudget
+	}
 	return c
 }
 
@@ -159,6 +183,7 @@ type Service struct {
 	acts     activityCache
 	list     activityList
 	inFlight *inFlight
+	rooms    rooms // the waiting rooms (waitroom.go)
 }
 
 // New builds the sale on deps.
@@ -173,6 +198,9 @@ func New(deps Deps, cfg Config) (*Service, error) {
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
+	}
+	if (deps.Queue == nil) != (deps.Passes == nil) {
+		return nil, errors.New("sale: Queue and Passes go together (the waiting room)")
 	}
 	m := newMetrics(deps.Registerer)
 	s := &Service{

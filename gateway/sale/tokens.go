@@ -3,9 +3,11 @@ package sale
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/flashsale/seckill/gateway/auth"
+	"github.com/flashsale/seckill/order"
 )
 
 // The buy path does not exist before the start: the sale page asks for a
@@ -43,12 +45,30 @@ func TokenRefusals() []*Error {
 	return out
 }
 
+// checkPass admits p to the buy of a: with queue admission only with a
+// pass from its waiting room, whatever SECKILL_BUY_TOKEN says (the queue
+// is the door); with open admission as checkBuyToken says.
+func (s *Service) checkPass(a *order.Activity, p Purchase) *Error {
+	if a.Admission != order.AdmissionQueue {
+		return s.checkBuyToken(p)
+	}
+	if s.deps.Passes == nil {
+		return internal(errors.New("a queue activity without waiting-room passes"))
+	}
+	return s.refusal(s.deps.Passes.Verify(p.BuyToken, p.UserID, p.ActivityID))
+}
+
 // checkBuyToken admits p when buy tokens are off or p carries a valid one.
 func (s *Service) checkBuyToken(p Purchase) *Error {
 	if !s.cfg.RequireBuyToken {
 		return nil
 	}
-	err := s.deps.BuyTokens.Verify(p.BuyToken, p.UserID, p.ActivityID)
+	return s.refusal(s.deps.BuyTokens.Verify(p.BuyToken, p.UserID, p.ActivityID))
+}
+
+// refusal is the answer to a token that failed to verify with err (nil:
+// admitted), counted by reason.
+func (s *Service) refusal(err error) *Error {
 	if err == nil {
 		return nil
 	}
@@ -74,6 +94,10 @@ func (s *Service) IssueBuyToken(ctx context.Context, activityID int64, user stri
 	a, err := s.activity(ctx, activityID)
 	if err != nil {
 		return BuyToken{}, err
+	}
+	if a.Admission == order.AdmissionQueue {
+		return BuyToken{}, &Error{Kind: KindTokenRefused, Code: CodeQueueAdmission, Reason: "queue",
+			Message: fmt.Sprintf("activity %d admits buyers through its waiting room: join with POST /api/v1/activities/%d/queue, and the pass to buy comes from there", a.ID, a.ID)}
 	}
 	now := s.now()
 	switch {

@@ -24,9 +24,9 @@ import (
 	"github.com/flashsale/seckill/testkit"
 )
 
-// The reconciler on the real parts: inventory.Store through the adapter of
-// reconcile.go (moved here from gateway/app with the order side), order.Store, the order worker and the lifecycle, on
-// miniredis + SQLite and on the real Redis + MariaDB of SECKILL_TEST_*.
+// The reconciler on the real parts: inventory.Store, order.Store, the order
+// worker and the lifecycle, on miniredis + SQLite and on the real Redis +
+// MariaDB of SECKILL_TEST_*.
 
 // recEnv is one backend pair with an activity loaded in both.
 type recEnv struct {
@@ -178,14 +178,14 @@ func (e *recEnv) reconciler(ahead *atomic.Int64, cfg order.ReconcilerConfig) *or
 		cfg.Restorer = dbRestorer{e}
 	}
 	cfg.Logger, cfg.Registerer = quietLog(), e.reg
-	return order.NewReconciler(e.db, reconcileInventory{e.inv}, e.pub, cfg)
+	return order.NewReconciler(e.db, e.inv, e.pub, cfg)
 }
 
 // dbRestorer restores a lost activity from the database's live orders, as
 // the gateway's restore does when nothing waits in the queue.
 type dbRestorer struct{ e *recEnv }
 
-func (r dbRestorer) RestoreActivity(ctx context.Context, a *order.Activity) error {
+func (r dbRestorer) Restore(ctx context.Context, a *order.Activity) error {
 	live, err := r.e.db.ActiveOrders(ctx, a.ID)
 	if err != nil {
 		return err

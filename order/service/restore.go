@@ -3,10 +3,12 @@ package service
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/order"
@@ -15,13 +17,21 @@ import (
 
 // Restorer puts activities that Redis lost back from the database and the
 // queue. It needs no running worker: a gateway-only process uses one when
-// it finds an activity missing.
+// it finds an activity missing. One Restorer runs one restore of an
+// activity at a time, however many callers ask for it (see Restore), so
+// share it within a process: every caller of the process then shares it.
 type Restorer struct {
 	db    *order.Store
 	inv   *inventory.Store
 	queue QueueReader // nil: nothing waiting in the queue can be read
 	log   *slog.Logger
+
+	flight singleflight.Group // by activity id
 }
+
+// restoreTimeout bounds one restore, which runs for every caller that
+// waits on it and so on none of their contexts.
+const restoreTimeout = time.Minute
 
 // NewRestorer builds a Restorer on deps.DB, deps.Inventory and the optional
 // deps.QueueReader.
@@ -58,42 +68,90 @@ func (r *Restorer) RestoreAll(ctx context.Context) error {
 }
 
 // Restore loads one activity into Redis if it is missing there (the
-// embedded Redis starts empty; a real one may have lost its data). The
-// database's live orders hold their units as claimed reservations. An order
-// answered 202 whose message still waits in the queue (the process died
-// before a worker wrote it) holds a unit the database does not know about
-// yet: counting that unit as free would let the gateway sell it twice, so it
-// is restored as a queued reservation and the worker claims it as usual.
-// Claims wait while the activity is missing from Redis, so no order of it is
-// written between the two reads.
+// embedded Redis starts empty; a real one may have lost its data). Only
+// act.ID is used: the activity's stock and what is left of it are read
+// again, with its orders, rather than taken from a row the caller may have
+// cached.
+//
+// The database's live orders hold their units as claimed reservations. An
+// order answered 202 whose message still waits in the queue (the process
+// died before a worker wrote it) holds a unit the database does not know
+// about yet: counting that unit as free would let the gateway sell it
+// twice, so it is restored as a queued reservation and the worker claims it
+// as usual.
+//
+// A worker that claimed its reservations before Redis lost them may still
+// commit while Restore runs, so the reads come in this order: the queue
+// first, then the activity's available units, its live orders and which of
+// the queued orders are stored, in one database snapshot (Store.Holdings).
+// An order committed before the snapshot is live in it and its unit gone
+// from available; one committed after it is still in the queue read before
+// and is restored as queued, its unit off sale. Either way Redis never
+// sells more than the database holds: remaining = available - queued.
 //
 // Reservations that survived the loss of the activity's meta (an eviction
 // or a manual delete of that one key, or a restore interrupted half-way)
 // keep their units too: those the database and the queue do not know
 // about are taken off sale, and remaining + reservations never exceeds the
 // stock afterwards (inventory's RepairMeta and LowerRemaining).
+//
+// After Redis lost an activity, every buy and page view of it asks for a
+// restore at once. Callers that ask while a restore of the activity runs
+// wait for it and share its result, so the database and the queue are read
+// once, not once per caller. The restore runs on none of their contexts:
+// a caller whose context ends stops waiting and gets its error, and the
+// restore goes on for the others (bounded by restoreTimeout).
 func (r *Restorer) Restore(ctx context.Context, act *order.Activity) error {
 	if _, found, err := r.inv.Remaining(ctx, act.ID); err != nil || found {
 		return err
 	}
-	live, err := r.db.ActiveOrders(ctx, act.ID)
-	if err != nil {
-		return fmt.Errorf("read live orders of activity %d: %w", act.ID, err)
+	done := r.flight.DoChan(strconv.FormatInt(act.ID, 10), func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
+		defer cancel()
+		return nil, r.restore(rctx, act.ID)
+	})
+	select {
+	case res := <-done:
+		return res.Err
+	case <-ctx.Done():
+		return fmt.Errorf("restore activity %d: %w", act.ID, ctx.Err())
 	}
-	existing := make([]inventory.Reservation, 0, len(live))
-	holders := make(map[string]bool, len(live))
-	known := make(map[string]bool, len(live))
-	for _, o := range live {
+}
+
+func (r *Restorer) restore(ctx context.Context, id int64) error {
+	// A restore that ended just before this one started loaded it.
+	if _, found, err := r.inv.Remaining(ctx, id); err != nil || found {
+		return err
+	}
+	waiting, err := r.waitingOrders(ctx, id)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(waiting))
+	for i, m := range waiting {
+		ids[i] = m.OrderID
+	}
+	h, err := r.db.Holdings(ctx, id, ids)
+	if err != nil {
+		return err
+	}
+	act := &h.Activity
+	existing := make([]inventory.Reservation, 0, len(h.Live))
+	holders := make(map[string]bool, len(h.Live))
+	known := make(map[string]bool, len(h.Live))
+	for _, o := range h.Live {
 		existing = append(existing, inventory.Reservation{OrderID: o.ID, UserID: o.UserID, RequestID: o.RequestID, ReservedAt: o.CreatedAt, Status: inventory.StatusClaimed})
 		holders[o.UserID] = true
 		known[o.ID] = true
 	}
-	queued, err := r.queuedOrders(ctx, act.ID, holders)
-	if err != nil {
-		return err
-	}
-	for _, q := range queued {
-		known[q.OrderID] = true
+	var queued []inventory.Reservation
+	for _, m := range waiting {
+		if _, stored := h.States[m.OrderID]; stored || holders[m.UserID] {
+			continue // written (a redelivery whose ack was lost), or its user holds a unit already
+		}
+		holders[m.UserID] = true
+		known[m.OrderID] = true
+		queued = append(queued, inventory.Reservation{OrderID: m.OrderID, UserID: m.UserID, RequestID: m.RequestID, ReservedAt: m.ReservedAt, Status: inventory.StatusQueued})
 	}
 	existing = append(existing, queued...)
 	surviving, unknown, err := r.surviving(ctx, act.ID, known)
@@ -134,7 +192,7 @@ func (r *Restorer) Restore(ctx context.Context, act *order.Activity) error {
 	}
 	if loaded {
 		r.log.Info("loaded activity stock into redis", "activity_id", act.ID, "remaining", remaining,
-			"claimed", len(live), "queued", len(queued), "surviving", surviving)
+			"claimed", len(h.Live), "queued", len(queued), "surviving", surviving)
 	}
 	if surviving > 0 || loaded {
 		// The bound above is read before Load: a reservation written
@@ -208,11 +266,11 @@ func allSurvive(ctx context.Context, inv *inventory.Store, aid int64, existing [
 	return true
 }
 
-// queuedOrders reads the order messages of activity aid that wait in the
-// queue and are not in the database yet, as queued reservations. Only the
-// NATS backend can be read without consuming; Kafka deployments run on a
-// real Redis, which keeps its reservations.
-func (r *Restorer) queuedOrders(ctx context.Context, aid int64, holders map[string]bool) ([]inventory.Reservation, error) {
+// waitingOrders reads the order messages of activity aid that wait in the
+// queue, whether or not a worker wrote them meanwhile (the caller asks the
+// database). Only the NATS backend can be read without consuming; Kafka
+// deployments run on a real Redis, which keeps its reservations.
+func (r *Restorer) waitingOrders(ctx context.Context, aid int64) ([]ordermsg.Message, error) {
 	if r.queue == nil {
 		return nil, nil
 	}
@@ -220,27 +278,13 @@ func (r *Restorer) queuedOrders(ctx context.Context, aid int64, holders map[stri
 	if err != nil {
 		return nil, fmt.Errorf("read queued orders of activity %d: %w", aid, err)
 	}
-	var out []inventory.Reservation
+	var out []ordermsg.Message
 	for _, sm := range stored {
 		var m ordermsg.Message
-		if err := json.Unmarshal(sm.Payload, &m); err != nil || m.ActivityID != aid || m.OrderID == "" || holders[m.UserID] {
+		if err := json.Unmarshal(sm.Payload, &m); err != nil || m.ActivityID != aid || m.OrderID == "" {
 			continue // the worker dead-letters what is malformed
 		}
-		if _, err := r.db.GetOrder(ctx, m.OrderID); err == nil {
-			continue // written (a redelivery whose ack was lost)
-		} else if !errors.Is(err, order.ErrNotFound) {
-			return nil, err
-		}
-		holders[m.UserID] = true
-		out = append(out, inventory.Reservation{OrderID: m.OrderID, UserID: m.UserID, RequestID: m.RequestID, ReservedAt: m.ReservedAt, Status: inventory.StatusQueued})
+		out = append(out, m)
 	}
 	return out, nil
-}
-
-// restorerAdapter is a Restorer as order.ActivityRestorer (the reconciler
-// hands it an activity Redis lost entirely).
-type restorerAdapter struct{ r *Restorer }
-
-func (a restorerAdapter) RestoreActivity(ctx context.Context, act *order.Activity) error {
-	return a.r.Restore(ctx, act)
 }

@@ -225,9 +225,9 @@ func (s *Service) start(ctx context.Context, cfg Config, deps Deps) (err error) 
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	rec := order.NewReconciler(deps.DB, reconcileInventory{deps.Inventory}, pub, order.ReconcilerConfig{
+	rec := order.NewReconciler(deps.DB, deps.Inventory, pub, order.ReconcilerConfig{
 		Interval: cfg.ReconcileInterval, Age: cfg.ReconcileAge,
-		Restorer: restorerAdapter{s.Restorer}, Backlog: s.orderBacklog,
+		Restorer: s.Restorer, Backlog: s.orderBacklog,
 		Logger: deps.Logger, Registerer: deps.Registerer,
 	})
 	s.bg.Go(func() { s.relay.Run(bg) })

@@ -28,6 +28,12 @@
     buyTokenFetch: null, // the fetch in flight, shared by the clock and a click
     buyTokenNext: 0, // Date.now() before which the clock does not fetch again after a failure
     demo: true,
+    // The waiting room of a sale with queue admission: the last answer,
+    // the next poll, and whether a join or poll is in flight.
+    queue: null,
+    queueTimer: 0,
+    queueBusy: false,
+    queueNext: 0, // Date.now() before which the clock does not join again
   };
   S.user = userOf(S.token);
 
@@ -191,7 +197,13 @@
     else if (S.buying) label = "Sending…";
     else if (now < S.retryAt) label = (S.autoRetry ? "Retrying in " : "Try again in ") + Math.ceil((S.retryAt - now) / 1000) + " s";
     else enabled = true;
-    if (p === "active" && S.token && !S.orderId && !haveBuyToken() && !S.buyTokenFetch && Date.now() >= S.buyTokenNext) fetchBuyToken();
+    if (queued()) {
+      // The waiting room decides: the button opens with the pass.
+      if (p !== "sold_out" && p !== "ended" && S.token && !S.orderId && !S.queue && !S.queueBusy && Date.now() >= S.queueNext) joinQueue();
+      if (enabled && !haveBuyToken()) { enabled = false; label = "Waiting for your turn"; }
+      if (enabled && S.autoBuy) { S.autoBuy = false; setTimeout(() => buy(true), 0); }
+      renderQueue();
+    } else if (p === "active" && S.token && !S.orderId && !haveBuyToken() && !S.buyTokenFetch && Date.now() >= S.buyTokenNext) fetchBuyToken();
     b.textContent = label;
     b.disabled = !enabled;
     b.dataset.phase = p;
@@ -295,9 +307,11 @@
     return !!t && t.key === buyTokenKey() && Date.now() < t.expiresAt - 5000;
   }
 
-  // fetchBuyToken resolves to true once a fresh token is held.
+  // fetchBuyToken resolves to true once a fresh token is held. A sale with
+  // queue admission has no buy token: its pass comes from the waiting room.
   function fetchBuyToken() {
     if (haveBuyToken()) return Promise.resolve(true);
+    if (queued()) return Promise.resolve(false);
     if (S.buyTokenFetch) return S.buyTokenFetch;
     const key = buyTokenKey();
     S.buyTokenFetch = (async () => {
@@ -386,6 +400,7 @@
         break;
       case 410:
         sessionStorage.removeItem(requestKey());
+        if (queued()) S.queue = { state: "sold_out" };
         S.act.remaining = 0;
         S.act.state = "sold_out";
         say("message", "Sold out: every unit is taken. Units return if an order is not paid in time.", "warn");
@@ -419,6 +434,108 @@
         say("message", (r.body.message || "Unexpected answer") + " (" + r.status + ")", "error");
     }
     tick();
+  }
+
+  // ---- the waiting room ---------------------------------------------------
+  // A sale with queue admission: the page joins during the countdown (the
+  // pre-queue, whose order is drawn at the start), shows the place, the
+  // people ahead and the estimated wait, asks again when the answer says
+  // (poll_after_ms: asking sooner gains nothing), and buys by itself the
+  // moment it is admitted, with the pass it gets.
+
+  function queued() { return !!S.act && S.act.admission === "queue"; }
+  const queuePath = () => "/api/v1/activities/" + encodeURIComponent(S.activityId) + "/queue";
+
+  function scheduleQueue(ms) {
+    clearTimeout(S.queueTimer);
+    S.queueTimer = setTimeout(pollQueue, Math.max(ms, 100));
+  }
+
+  async function joinQueue() {
+    S.queueBusy = true;
+    let r;
+    try {
+      r = await api("POST", queuePath(), undefined, true);
+    } catch (e) {
+      S.queueNext = Date.now() + 2000;
+      return;
+    } finally {
+      S.queueBusy = false;
+    }
+    if (r.status === 200) return onQueue(r.body);
+    if (r.status === 401) return signedOut();
+    // Too early (the pre-queue is not open yet), rate limited or busy: the
+    // clock joins again a little later.
+    S.queueNext = Date.now() + (r.status === 429 || r.status === 503 ? retryAfterMs(r.headers) : 5000);
+    if (r.status === 403 && r.body.code === "NOT_STARTED") S.queueNote = r.body.message || "";
+    tick();
+  }
+
+  async function pollQueue() {
+    if (!queued() || S.orderId || !S.token) return;
+    S.queueBusy = true;
+    let r;
+    try {
+      r = await api("GET", queuePath(), undefined, true);
+    } catch (e) {
+      return scheduleQueue(2000);
+    } finally {
+      S.queueBusy = false;
+    }
+    if (r.status === 200) return onQueue(r.body);
+    if (r.status === 401) return signedOut();
+    if (r.status === 404) { S.queue = null; return tick(); } // not in it (the queue was lost): join again
+    scheduleQueue(r.status === 429 || r.status === 503 ? retryAfterMs(r.headers) : 2000);
+  }
+
+  function onQueue(q) {
+    S.queue = q;
+    if (q.state === "admitted" && q.buy_token) {
+      // The pass: the buy token of this sale, until expires_at (server time).
+      S.buyToken = { token: q.buy_token, expiresAt: Date.parse(q.expires_at) - S.offset, key: buyTokenKey() };
+      S.autoBuy = true; // the clock buys at once (or the moment the sale opens on this page's clock)
+      tick();
+      return;
+    }
+    if (q.state === "sold_out") {
+      S.act.remaining = 0;
+      render();
+    }
+    tick();
+    if (q.state !== "bought" && q.state !== "expired") scheduleQueue(q.poll_after_ms);
+  }
+
+  function renderQueue() {
+    const el = $("queue"), q = S.queue;
+    el.classList.toggle("hidden", !S.token || !!S.orderId);
+    let text = "";
+    if (!q) {
+      text = S.queueNote ? "The waiting room is not open yet. " + S.queueNote : "Joining the waiting room…";
+    } else {
+      switch (q.state) {
+        case "prequeue":
+          text = "You are in the waiting room with " + q.waiting + " people. Your place is drawn at the start: arriving earlier gives no edge.";
+          break;
+        case "waiting":
+          text = "Your place: #" + q.position + " · " + q.ahead + " ahead" +
+            (q.estimated_wait_s ? " · about " + Math.ceil(q.estimated_wait_s) + " s" : "") + ". Keep this page open; it buys for you when it is your turn.";
+          break;
+        case "admitted":
+          text = "It is your turn! Your pass is valid until " + new Date(Date.parse(q.expires_at)).toLocaleTimeString() + ".";
+          break;
+        case "sold_out":
+          text = "Sold out: every unit is taken. If one comes back, the next people in the queue get their turn.";
+          break;
+        case "expired":
+          text = "Your turn passed unused and your pass expired.";
+          break;
+        case "bought":
+          text = "You bought with your pass.";
+          break;
+      }
+    }
+    el.textContent = text;
+    el.dataset.state = q ? q.state : "";
   }
 
   // ---- the order --------------------------------------------------------
