@@ -139,20 +139,18 @@ type Config struct {
 	Notify notifyconfig.Delivery
 }
 
+// Settings describes every environment variable Load reads, with its
+// default and description, in the order read: the all-in-one's and the
+// gateway's part of docs/configuration.md, which is generated from it.
+//
+//go:generate go run ../internal/configdoc -o ../../docs/configuration.md
+func Settings() []env.Setting {
+	return env.Describe(func(r *env.Reader) { read(r) })
+}
+
 // Names lists every environment variable Load reads, so deploy files can be
 // checked against it (an unknown name in a manifest is a typo nobody sees).
-func Names() []string {
-	names := append(orderservice.SharedNames(),
-		"SECKILL_JWT_SECRET", "SECKILL_ADMIN_TOKEN", "SECKILL_DEMO", "SECKILL_LOG_FORMAT",
-		"SECKILL_RATE_GLOBAL", "SECKILL_RATE_GLOBAL_BURST", "SECKILL_RATE_PER_IP", "SECKILL_RATE_PER_IP_BURST",
-		"SECKILL_RATE_PER_USER", "SECKILL_RATE_PER_USER_BURST", "SECKILL_RATE_LIMITER_IDLE",
-		"SECKILL_TRUSTED_PROXIES", "SECKILL_MAX_BODY_BYTES", "SECKILL_SOLDOUT_TTL", "SECKILL_BUY_MODE",
-		"SECKILL_DASHBOARD_STREAMS_PER_IP", "SECKILL_MAX_BUYS_IN_FLIGHT",
-		"SECKILL_REDIS_BATCH", "SECKILL_REDIS_BATCH_WAIT", "SECKILL_BUY_TOKEN", "SECKILL_BUY_TOKEN_TTL",
-		"SECKILL_QUEUE_PREQUEUE", "SECKILL_QUEUE_ACTIVE", "SECKILL_QUEUE_RATE", "SECKILL_QUEUE_POLL_BUDGET", "SECKILL_QUEUE_PASS_TTL",
-	)
-	return append(names, notifyconfig.Names()...)
-}
+func Names() []string { return env.Names(Settings()) }
 
 // Embedded reports whether every backend is the in-process default.
 func (c Config) Embedded() bool {
@@ -166,32 +164,52 @@ func (c Config) Embedded() bool {
 // order/service.LoadProcessConfig.)
 func Load(getenv func(string) string) (Config, error) {
 	r := env.New(getenv)
+	c := read(r)
+	return c, r.Err()
+}
+
+// read reads every setting through r, each with its description; a new
+// setting is one more read here (or in ReadShared when the order worker
+// reads it too), then go generate ./gateway/config.
+func read(r *env.Reader) Config {
 	c := Config{
 		// "seckill" is the all-in-one process; the app names the split
 		// gateway "seckill-gateway".
-		Shared:           orderservice.ReadShared(r, "seckill"),
-		RateGlobal:       r.PositiveFloat("SECKILL_RATE_GLOBAL", 20000),
-		RateGlobalBurst:  r.PositiveInt("SECKILL_RATE_GLOBAL_BURST", 20000),
-		RatePerIP:        r.PositiveFloat("SECKILL_RATE_PER_IP", 10000),
-		RatePerIPBurst:   r.PositiveInt("SECKILL_RATE_PER_IP_BURST", 20000),
-		RatePerUser:      r.PositiveFloat("SECKILL_RATE_PER_USER", 2),
-		RatePerUserBurst: r.PositiveInt("SECKILL_RATE_PER_USER_BURST", 5),
-		RateLimiterIdle:  r.Duration("SECKILL_RATE_LIMITER_IDLE", DefaultRateLimiterIdle),
-		TrustedProxies:   r.List("SECKILL_TRUSTED_PROXIES"),
-		MaxBodyBytes:     int64(r.PositiveInt("SECKILL_MAX_BODY_BYTES", httpapi.DefaultMaxBodyBytes)),
-		SoldOutTTL:       r.Duration("SECKILL_SOLDOUT_TTL", sale.DefaultSoldOutTTL),
-		BuyMode:          r.OneOf("SECKILL_BUY_MODE", BuyModePipeline, BuyModePipeline, BuyModeNaive),
+		Shared: orderservice.ReadShared(r, "seckill"),
+		RateGlobal: r.PositiveFloat("SECKILL_RATE_GLOBAL", 20000,
+			"requests per second over all API routes, per gateway"),
+		RateGlobalBurst: r.PositiveInt("SECKILL_RATE_GLOBAL_BURST", 20000, "bucket of the global rate"),
+		RatePerIP: r.PositiveFloat("SECKILL_RATE_PER_IP", 10000,
+			"requests per second per client IP (a whole load-test machine is one IP; see SECKILL_TRUSTED_PROXIES)"),
+		RatePerIPBurst: r.PositiveInt("SECKILL_RATE_PER_IP_BURST", 20000, "bucket of the per-IP rate"),
+		RatePerUser: r.PositiveFloat("SECKILL_RATE_PER_USER", 2,
+			"buys per second per user, on the buy route only (the buy-token route has buckets of its own with the same numbers)"),
+		RatePerUserBurst: r.PositiveInt("SECKILL_RATE_PER_USER_BURST", 5, "bucket of the per-user rate"),
+		RateLimiterIdle: r.Duration("SECKILL_RATE_LIMITER_IDLE", DefaultRateLimiterIdle,
+			"a key's limiter is dropped once its bucket has been full this long, checked every half of it (a returning key starts full, so no decision changes): short, so a spike of distinct buyers holds only its last seconds' keys"),
+		TrustedProxies: r.List("SECKILL_TRUSTED_PROXIES",
+			"comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed. Unset: none, the per-IP limit keys on the socket's address"),
+		MaxBodyBytes: int64(r.PositiveInt("SECKILL_MAX_BODY_BYTES", httpapi.DefaultMaxBodyBytes,
+			"request body limit in bytes; past it 413 BODY_TOO_LARGE")),
+		SoldOutTTL: r.Duration("SECKILL_SOLDOUT_TTL", sale.DefaultSoldOutTTL,
+			"how long the local sold-out flag (and holder snapshot) answers before one request checks Redis again; a release announcement clears it sooner"),
+		BuyMode: r.OneOf("SECKILL_BUY_MODE", BuyModePipeline, []string{BuyModePipeline, BuyModeNaive},
+			"`pipeline`, or `naive`: the teaching anti-pattern that `make spike-compare` measures (the buy locks the stock row and inserts the order inside the request; no Redis, no queue). Never `naive` in production"),
 	}
-	c.DashboardStreamsPerIP = r.PositiveInt("SECKILL_DASHBOARD_STREAMS_PER_IP", httpapi.DefaultDashboardStreamsPerIP)
-	c.MaxBuysInFlight = r.PositiveInt("SECKILL_MAX_BUYS_IN_FLIGHT", DefaultMaxBuysInFlight)
+	c.DashboardStreamsPerIP = r.PositiveInt("SECKILL_DASHBOARD_STREAMS_PER_IP", httpapi.DefaultDashboardStreamsPerIP,
+		"live dashboard streams (SSE) one client IP may hold at once, within the process's 64; past it 503 BUSY")
+	c.MaxBuysInFlight = r.PositiveInt("SECKILL_MAX_BUYS_IN_FLIGHT", DefaultMaxBuysInFlight,
+		"admission control: buys one gateway works on at once, 1 to 100000; past it a buy is answered 503 BUSY with `Retry-After` at once, nothing reserved (the naive mode is not bounded)")
 	if c.MaxBuysInFlight > MaxMaxBuysInFlight {
 		r.Fail("SECKILL_MAX_BUYS_IN_FLIGHT", "must be at most %d (a bound that large no longer bounds the wait), got %d", MaxMaxBuysInFlight, c.MaxBuysInFlight)
 	}
-	c.RedisBatch = r.PositiveInt("SECKILL_REDIS_BATCH", DefaultRedisBatch)
+	c.RedisBatch = r.PositiveInt("SECKILL_REDIS_BATCH", DefaultRedisBatch,
+		"most concurrent reserves (and, apart, confirms) of one activity sent to Redis in one script call, at most 1000; each buyer still gets its own answer. `1` turns coalescing off")
 	if c.RedisBatch > MaxRedisBatch {
 		r.Fail("SECKILL_REDIS_BATCH", "must be at most %d (one script call blocks Redis for the whole batch), got %d", MaxRedisBatch, c.RedisBatch)
 	}
-	c.RedisBatchWait = r.Duration("SECKILL_REDIS_BATCH_WAIT", DefaultRedisBatchWait)
+	c.RedisBatchWait = r.Duration("SECKILL_REDIS_BATCH_WAIT", DefaultRedisBatchWait,
+		"longest the first request of a Redis batch waits for others before the batch is sent (a full batch goes at once); at most `10ms`")
 	if c.RedisBatchWait > MaxRedisBatchWait {
 		r.Fail("SECKILL_REDIS_BATCH_WAIT", "must be a positive duration of at most %s (e.g. 200us), got %s", MaxRedisBatchWait, c.RedisBatchWait)
 	}
@@ -203,18 +221,28 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 
-	c.Demo = r.Bool("SECKILL_DEMO", c.Embedded())
-	c.BuyToken = r.OneOf("SECKILL_BUY_TOKEN", map[bool]string{true: BuyTokenOff, false: BuyTokenRequired}[c.Demo], BuyTokenRequired, BuyTokenOff)
-	c.BuyTokenTTL = r.Duration("SECKILL_BUY_TOKEN_TTL", DefaultBuyTokenTTL)
-	c.LogFormat = r.OneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Demo], "text", "json")
-	c.QueuePrequeue = r.Duration("SECKILL_QUEUE_PREQUEUE", sale.DefaultQueuePrequeue)
-	c.QueueActive = int64(r.PositiveInt("SECKILL_QUEUE_ACTIVE", 0))
-	c.QueueRate = r.PositiveFloat("SECKILL_QUEUE_RATE", 0)
-	c.QueuePollBudget = r.PositiveFloat("SECKILL_QUEUE_POLL_BUDGET", sale.DefaultQueuePollBudget)
-	c.QueuePassTTL = r.Duration("SECKILL_QUEUE_PASS_TTL", sale.DefaultQueuePass)
+	c.Demo = r.DefaultText("true when every backend is embedded (only the all-in-one can be)").Bool("SECKILL_DEMO", c.Embedded(),
+		"demo mode: text logs; in the all-in-one and the gateway also the demo login, a seeded demo activity, buy tokens off and generated secrets; in the notifier, mail and SMS without a server go to the log")
+	c.BuyToken = r.DefaultText("required; off in demo mode").OneOf("SECKILL_BUY_TOKEN",
+		map[bool]string{true: BuyTokenOff, false: BuyTokenRequired}[c.Demo], []string{BuyTokenRequired, BuyTokenOff},
+		"`required`: a buy must carry a buy token from `GET /api/v1/activities/{id}/buy-token`, issued from the sale's start; `off`: no check")
+	c.BuyTokenTTL = r.Duration("SECKILL_BUY_TOKEN_TTL", DefaultBuyTokenTTL, "how long a buy token is valid")
+	c.LogFormat = r.DefaultText("text in demo mode, json otherwise").
+		OneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Demo], []string{"text", "json"}, "log line format")
+	c.QueuePrequeue = r.Duration("SECKILL_QUEUE_PREQUEUE", sale.DefaultQueuePrequeue,
+		"waiting room (activities with admission `queue`): how long before the start buyers may join; their order is drawn at the start")
+	c.QueueActive = int64(r.DefaultText("the units left").PositiveInt("SECKILL_QUEUE_ACTIVE", 0,
+		"waiting room: most admitted buyers who have neither bought nor let their pass lapse"))
+	c.QueueRate = r.DefaultText("no bound").PositiveFloat("SECKILL_QUEUE_RATE", 0,
+		"waiting room: most buyers admitted per second")
+	c.QueuePollBudget = r.PositiveFloat("SECKILL_QUEUE_POLL_BUDGET", sale.DefaultQueuePollBudget,
+		"waiting room: the polling the whole queue may cause, in requests per second; poll_after_ms grows with the queue to keep within it")
+	c.QueuePassTTL = r.Duration("SECKILL_QUEUE_PASS_TTL", sale.DefaultQueuePass,
+		"waiting room: how long an admitted buyer's pass (the buy token it gets) lasts")
 	c.Notify = notifyconfig.ReadDelivery(r, c.Demo)
 
-	if s := r.Raw("SECKILL_JWT_SECRET"); s != "" {
+	if s := r.DefaultText("random per start in demo mode; required otherwise").Raw("SECKILL_JWT_SECRET",
+		"HS256 secret of user tokens, from which the buy tokens' key is derived; 16 bytes or more, a secret (the order worker uses none, but refuses a short one)"); s != "" {
 		if len(s) < 16 {
 			r.Fail("SECKILL_JWT_SECRET", "must be at least 16 bytes")
 		}
@@ -224,7 +252,8 @@ func Load(getenv func(string) string) (Config, error) {
 	} else {
 		r.Fail("SECKILL_JWT_SECRET", "is required outside demo mode")
 	}
-	if s := r.Raw("SECKILL_ADMIN_TOKEN"); s != "" {
+	if s := r.DefaultText("random per start, printed, in demo mode; required otherwise").Raw("SECKILL_ADMIN_TOKEN",
+		"bearer token of `/api/v1/admin`; 16 characters or more, a secret (the order worker uses none, but refuses a short one)"); s != "" {
 		if len(s) < 16 {
 			r.Fail("SECKILL_ADMIN_TOKEN", "must be at least 16 characters")
 		}
@@ -235,7 +264,7 @@ func Load(getenv func(string) string) (Config, error) {
 	} else {
 		r.Fail("SECKILL_ADMIN_TOKEN", "is required outside demo mode")
 	}
-	return c, r.Err()
+	return c
 }
 
 // Redacted returns the settings that are safe to log: no secrets, no

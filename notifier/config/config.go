@@ -68,18 +68,14 @@ func (d Delivery) Channels() (mail, sms bool) {
 	return d.SMTP != nil || d.LogMail, d.SMS != nil || d.LogSMS
 }
 
-// Names lists the variables Load reads.
-func Names() []string {
-	return []string{
-		"SECKILL_NOTIFIER_ENABLED",
-		"SECKILL_SMTP_URL", "SECKILL_SMTP_USER", "SECKILL_SMTP_PASSWORD", "SECKILL_SMTP_STARTTLS", "SECKILL_SMTP_FROM",
-		"SECKILL_SMS_WEBHOOK_URL", "SECKILL_SMS_WEBHOOK_AUTH_HEADER", "SECKILL_SMS_WEBHOOK_BODY", "SECKILL_SMS_WEBHOOK_ALLOW_HTTP",
-		"SECKILL_MAIL_RATE", "SECKILL_MAIL_BURST", "SECKILL_SMS_RATE", "SECKILL_SMS_BURST",
-		"SECKILL_NOTIFY_CONCURRENCY", "SECKILL_NOTIFY_SEND_TIMEOUT",
-		"SECKILL_NOTIFY_RETRY_MIN", "SECKILL_NOTIFY_RETRY_MAX", "SECKILL_NOTIFY_RETRY_FOR", "SECKILL_NOTIFY_RETENTION",
-		"SECKILL_NOTIFY_TEMPLATE_DIR", "SECKILL_NOTIFY_TIMEZONE",
-	}
+// Settings describes the variables Load reads, with their defaults and
+// descriptions, in the order read.
+func Settings() []env.Setting {
+	return env.Describe(func(r *env.Reader) { ReadDelivery(r, false) })
 }
+
+// Names lists the variables Load reads.
+func Names() []string { return env.Names(Settings()) }
 
 // Load reads the delivery settings. demo is the process's demo mode: it
 // turns an unconfigured channel into a logging one.
@@ -94,19 +90,27 @@ func Load(getenv func(string) string, demo bool) (Delivery, error) {
 // (the all-in-one's gateway/config), so one error lists them all.
 func ReadDelivery(r *env.Reader, demo bool) Delivery {
 	d := Delivery{
-		Enabled:     r.Bool("SECKILL_NOTIFIER_ENABLED", true),
-		MailRate:    r.PositiveFloat("SECKILL_MAIL_RATE", 10),
-		MailBurst:   r.PositiveInt("SECKILL_MAIL_BURST", 20),
-		SMSRate:     r.PositiveFloat("SECKILL_SMS_RATE", 5),
-		SMSBurst:    r.PositiveInt("SECKILL_SMS_BURST", 10),
-		Concurrency: r.PositiveInt("SECKILL_NOTIFY_CONCURRENCY", 8),
-		SendTimeout: r.Duration("SECKILL_NOTIFY_SEND_TIMEOUT", 10*time.Second),
-		RetryMin:    r.Duration("SECKILL_NOTIFY_RETRY_MIN", time.Second),
-		RetryMax:    r.Duration("SECKILL_NOTIFY_RETRY_MAX", 5*time.Minute),
-		RetryFor:    r.Duration("SECKILL_NOTIFY_RETRY_FOR", 24*time.Hour),
-		Retention:   r.Duration("SECKILL_NOTIFY_RETENTION", 30*24*time.Hour),
-		TemplateDir: r.String("SECKILL_NOTIFY_TEMPLATE_DIR", ""),
-		Location:    time.UTC,
+		Enabled: r.Bool("SECKILL_NOTIFIER_ENABLED", true,
+			"run the notifier inside the all-in-one process (and declare its consumer group); seckill-notifier ignores it"),
+		MailRate:  r.PositiveFloat("SECKILL_MAIL_RATE", 10, "mails per second one notifier process sends"),
+		MailBurst: r.PositiveInt("SECKILL_MAIL_BURST", 20, "bucket of the mail rate"),
+		SMSRate:   r.PositiveFloat("SECKILL_SMS_RATE", 5, "SMS per second one notifier process sends"),
+		SMSBurst:  r.PositiveInt("SECKILL_SMS_BURST", 10, "bucket of the SMS rate"),
+		Concurrency: r.PositiveInt("SECKILL_NOTIFY_CONCURRENCY", 8,
+			"order events handled at once, and parked notifications retried at once"),
+		SendTimeout: r.Duration("SECKILL_NOTIFY_SEND_TIMEOUT", 10*time.Second,
+			"bound on one send attempt, and on the wait for the rate limit before it"),
+		RetryMin: r.Duration("SECKILL_NOTIFY_RETRY_MIN", time.Second,
+			"first backoff after a transient send failure; doubled per failure up to SECKILL_NOTIFY_RETRY_MAX, jittered"),
+		RetryMax: r.Duration("SECKILL_NOTIFY_RETRY_MAX", 5*time.Minute,
+			"longest backoff between send attempts"),
+		RetryFor: r.Duration("SECKILL_NOTIFY_RETRY_FOR", 24*time.Hour,
+			"how long transient failures are retried before the notification is dead-lettered"),
+		Retention: r.Duration("SECKILL_NOTIFY_RETENTION", 30*24*time.Hour,
+			"how long sent notifications are kept: the memory that recognises a redelivered event as a duplicate (at least 24h)"),
+		TemplateDir: r.String("SECKILL_NOTIFY_TEMPLATE_DIR", "",
+			"directory of templates that override the embedded ones file by file (see docs/notifier.md). Unset: the embedded templates"),
+		Location: time.UTC,
 	}
 	if d.RetryMax < d.RetryMin {
 		r.Fail("SECKILL_NOTIFY_RETRY_MAX", "must not be shorter than SECKILL_NOTIFY_RETRY_MIN (%s)", d.RetryMin)
@@ -117,7 +121,8 @@ func ReadDelivery(r *env.Reader, demo bool) Delivery {
 	if d.Retention < 24*time.Hour {
 		r.Fail("SECKILL_NOTIFY_RETENTION", "must be at least 24h: it is how long a redelivered event is still recognised as a duplicate")
 	}
-	if tz := r.String("SECKILL_NOTIFY_TIMEZONE", ""); tz != "" {
+	if tz := r.DefaultText("UTC").String("SECKILL_NOTIFY_TIMEZONE", "",
+		"IANA time zone the pay deadline is shown in, e.g. `Asia/Shanghai`"); tz != "" {
 		loc, err := time.LoadLocation(tz)
 		if err != nil {
 			r.Fail("SECKILL_NOTIFY_TIMEZONE", "%q is not an IANA time zone (e.g. Asia/Shanghai)", tz)
@@ -140,17 +145,22 @@ func ReadDelivery(r *env.Reader, demo bool) Delivery {
 }
 
 func loadSMTP(r *env.Reader, timeout time.Duration) *mailch.SMTPConfig {
-	raw := r.String("SECKILL_SMTP_URL", "")
-	user, pass := r.Raw("SECKILL_SMTP_USER"), r.Raw("SECKILL_SMTP_PASSWORD")
+	raw := r.String("SECKILL_SMTP_URL", "",
+		"mail server: `smtp://[user:password@]host[:port]` (STARTTLS per SECKILL_SMTP_STARTTLS, port 587) or `smtps://...` (implicit TLS, port 465); a secret when it holds a password. Unset: mail goes to the log in demo mode, and is off otherwise")
+	user := r.Raw("SECKILL_SMTP_USER", "SMTP login, overriding the one in SECKILL_SMTP_URL")
+	pass := r.Raw("SECKILL_SMTP_PASSWORD",
+		"SMTP password, overriding the one in SECKILL_SMTP_URL (keep it in a secret store); only ever sent over TLS")
 	policy := r.OneOf("SECKILL_SMTP_STARTTLS", mailch.StartTLSOpportunistic,
-		mailch.StartTLSMandatory, mailch.StartTLSOpportunistic, mailch.StartTLSNone)
-	from := r.String("SECKILL_SMTP_FROM", DefaultFrom)
+		[]string{mailch.StartTLSMandatory, mailch.StartTLSOpportunistic, mailch.StartTLSNone},
+		"STARTTLS with `smtp://`: `mandatory`, `opportunistic` (upgrade when the server offers it) or `none`; not with `smtps://`")
+	from := r.String("SECKILL_SMTP_FROM", DefaultFrom,
+		"sender, `Name <addr>` or `addr`: an address your relay may send as")
 	if _, err := mail.ParseAddress(from); err != nil {
 		r.Fail("SECKILL_SMTP_FROM", "%q is not a mail address (\"Name <addr@example.com>\" or \"addr@example.com\")", from)
 	}
 	if raw == "" {
 		for _, n := range []string{"SECKILL_SMTP_USER", "SECKILL_SMTP_PASSWORD"} {
-			if r.String(n, "") != "" {
+			if r.IsSet(n) {
 				r.Fail(n, "is set but SECKILL_SMTP_URL is not: set the server too")
 			}
 		}
@@ -168,7 +178,7 @@ func loadSMTP(r *env.Reader, timeout time.Duration) *mailch.SMTPConfig {
 		cfg.Port = 587
 	case "smtps":
 		cfg.Port, cfg.ImplicitTLS = 465, true
-		if r.String("SECKILL_SMTP_STARTTLS", "") != "" {
+		if r.IsSet("SECKILL_SMTP_STARTTLS") {
 			r.Fail("SECKILL_SMTP_STARTTLS", "does not apply to smtps:// (TLS from the first byte); remove it or use smtp://")
 		}
 	default:
@@ -212,12 +222,16 @@ func loadSMTP(r *env.Reader, timeout time.Duration) *mailch.SMTPConfig {
 }
 
 func loadSMS(r *env.Reader, timeout time.Duration) *sms.WebhookConfig {
-	raw := r.String("SECKILL_SMS_WEBHOOK_URL", "")
-	auth := r.String("SECKILL_SMS_WEBHOOK_AUTH_HEADER", "")
-	body := r.Raw("SECKILL_SMS_WEBHOOK_BODY")
+	raw := r.String("SECKILL_SMS_WEBHOOK_URL", "",
+		"SMS provider endpoint (`https://...`), one JSON POST per message; redirects are not followed (a 3xx is a failed send naming its `Location`). Unset: SMS go to the log in demo mode, and are off otherwise")
+	auth := r.String("SECKILL_SMS_WEBHOOK_AUTH_HEADER", "",
+		"`Header-Name: value` sent with each SMS call; a secret")
+	body := r.DefaultText("`"+sms.DefaultBody+"`").Raw("SECKILL_SMS_WEBHOOK_BODY",
+		"`text/template` of the SMS call's JSON body, over `.To`, `.Text` and `.Key`; `{{json .X}}` quotes a value")
 	// http:// would send the auth header and the phone numbers in clear:
 	// only for local tests against a stub.
-	allowHTTP := r.Bool("SECKILL_SMS_WEBHOOK_ALLOW_HTTP", false)
+	allowHTTP := r.Bool("SECKILL_SMS_WEBHOOK_ALLOW_HTTP", false,
+		"`true` accepts an `http://` SECKILL_SMS_WEBHOOK_URL, which sends the auth header and the phone numbers in clear: for local tests against a stub only")
 	if _, _, err := sms.ParseAuthHeader(auth); err != nil {
 		r.Fail("SECKILL_SMS_WEBHOOK_AUTH_HEADER", "%v", err)
 	}
@@ -226,7 +240,7 @@ func loadSMS(r *env.Reader, timeout time.Duration) *sms.WebhookConfig {
 	}
 	if raw == "" {
 		for _, n := range []string{"SECKILL_SMS_WEBHOOK_AUTH_HEADER", "SECKILL_SMS_WEBHOOK_BODY"} {
-			if r.String(n, "") != "" {
+			if r.IsSet(n) {
 				r.Fail(n, "is set but SECKILL_SMS_WEBHOOK_URL is not")
 			}
 		}

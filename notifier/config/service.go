@@ -15,7 +15,7 @@ const ServiceName = "seckill-notifier"
 
 // Service is the configuration of the seckill-notifier binary: Delivery
 // plus the settings every seckill service shares. The shared names mean
-// what the README's configuration table says.
+// what docs/configuration.md says.
 type Service struct {
 	Delivery Delivery
 
@@ -43,43 +43,69 @@ type Service struct {
 	Tracing tracing.Config
 }
 
-// ServiceNames lists every variable LoadService reads.
-func ServiceNames() []string {
-	return append([]string{
-		"SECKILL_HTTP_ADDR", "SECKILL_METRICS_ADDR", "SECKILL_DB_DSN", "SECKILL_DATA_DIR",
-		"SECKILL_DB_MAX_OPEN_CONNS", "SECKILL_DB_MAX_IDLE_CONNS", "SECKILL_DB_CONN_MAX_LIFETIME",
-		"SECKILL_MQ", "SECKILL_NATS_URL", "SECKILL_NATS_REPLICAS", "SECKILL_KAFKA_BROKERS", "SECKILL_KAFKA_PARTITIONS", "SECKILL_KAFKA_REPLICATION",
-		"SECKILL_KAFKA_SESSION_TIMEOUT", "SECKILL_LOG_FORMAT", "SECKILL_LOG_LEVEL", "SECKILL_SHUTDOWN_TIMEOUT",
-		"SECKILL_DEMO",
-	}, append(Names(), tracing.Names()...)...)
+// ServiceSettings describes every variable LoadService reads, with its
+// default and description, in the order read.
+func ServiceSettings() []env.Setting {
+	return env.Describe(func(r *env.Reader) { readService(r) })
 }
+
+// ServiceNames lists every variable LoadService reads.
+func ServiceNames() []string { return env.Names(ServiceSettings()) }
 
 // LoadService reads the standalone notifier's configuration. The notifier
 // runs apart from the gateway on NATS or Kafka (the embedded queue lives
 // inside one process), and needs the shared database (contacts, notifications).
 func LoadService(getenv func(string) string) (Service, error) {
 	r := env.New(getenv)
+	s := readService(r)
+	return s, r.Err()
+}
+
+// readService reads the settings every seckill process shares with the
+// order side's own reader (order/service.ReadShared), which the notifier
+// does not import: same names, defaults and descriptions (the
+// configuration reference requires them equal), so a variable means one
+// thing in every process.
+func readService(r *env.Reader) Service {
 	s := Service{
-		HTTPAddr:            r.String("SECKILL_HTTP_ADDR", process.DefaultHTTPAddr),
-		MetricsAddr:         r.String("SECKILL_METRICS_ADDR", ""),
-		DBDSN:               r.String("SECKILL_DB_DSN", ""),
-		DataDir:             r.String("SECKILL_DATA_DIR", "./data"),
-		DBMaxOpenConns:      r.PositiveInt("SECKILL_DB_MAX_OPEN_CONNS", 0),
-		DBMaxIdleConns:      r.PositiveInt("SECKILL_DB_MAX_IDLE_CONNS", 0),
-		DBConnMaxLifetime:   r.Duration("SECKILL_DB_CONN_MAX_LIFETIME", 5*time.Minute),
-		MQ:                  r.OneOf("SECKILL_MQ", "embedded", "embedded", "nats", "kafka"),
-		NATSURL:             r.String("SECKILL_NATS_URL", ""),
-		NATSReplicas:        r.PositiveInt("SECKILL_NATS_REPLICAS", 1),
-		KafkaBrokers:        r.List("SECKILL_KAFKA_BROKERS"),
-		KafkaPartitions:     r.PositiveInt("SECKILL_KAFKA_PARTITIONS", 12),
-		KafkaReplication:    r.PositiveInt("SECKILL_KAFKA_REPLICATION", 1),
-		KafkaSessionTimeout: r.Duration("SECKILL_KAFKA_SESSION_TIMEOUT", 30*time.Second),
-		LogLevel:            r.OneOf("SECKILL_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
-		ShutdownTimeout:     r.Duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second),
-		Demo:                r.Bool("SECKILL_DEMO", false),
-		Tracing:             tracing.FromEnv(r, ServiceName),
+		HTTPAddr: r.String("SECKILL_HTTP_ADDR", process.DefaultHTTPAddr,
+			"listen address: the API of the all-in-one and the gateway; `/healthz`, `/readyz` and `/metrics` of the order worker and the notifier"),
+		MetricsAddr: r.String("SECKILL_METRICS_ADDR", "",
+			"`host:port` of a separate listener for `/metrics` (e.g. `127.0.0.1:9090`, a port only Prometheus reaches); the public port then answers 404 for `/metrics`. Unset: `/metrics` on SECKILL_HTTP_ADDR"),
+		DBDSN: r.String("SECKILL_DB_DSN", "",
+			"MySQL/MariaDB DSN (`user:pass@tcp(host:3306)/db`; a secret when it holds a password). Unset: an embedded SQLite file under SECKILL_DATA_DIR (the notifier requires a DSN)"),
+		DataDir: r.String("SECKILL_DATA_DIR", "./data",
+			"where embedded state lives: the SQLite file and the embedded queue's store"),
+		DBMaxOpenConns: r.DefaultText("16 on MySQL, 4 on SQLite").PositiveInt("SECKILL_DB_MAX_OPEN_CONNS", 0,
+			"database connections one process may open; workers × this must fit the server's `max_connections`"),
+		DBMaxIdleConns: r.DefaultText("SECKILL_DB_MAX_OPEN_CONNS").PositiveInt("SECKILL_DB_MAX_IDLE_CONNS", 0,
+			"idle database connections kept, at most SECKILL_DB_MAX_OPEN_CONNS"),
+		DBConnMaxLifetime: r.Duration("SECKILL_DB_CONN_MAX_LIFETIME", 5*time.Minute,
+			"database connections are closed and replaced after this long"),
+		MQ: r.OneOf("SECKILL_MQ", "embedded", []string{"embedded", "nats", "kafka"},
+			"the queue: `embedded` (NATS JetStream inside the process, stored under `SECKILL_DATA_DIR/queue`; the all-in-one only), `nats` (a NATS cluster, 2.12 or later) or `kafka`"),
+		NATSURL: r.String("SECKILL_NATS_URL", "",
+			"comma-separated `nats://` or `tls://` URLs of the NATS cluster; required with `SECKILL_MQ=nats`"),
+		NATSReplicas: r.PositiveInt("SECKILL_NATS_REPLICAS", 1,
+			"replicas of the NATS JetStream streams the process creates, 1 to 5: 3 on a 3-node cluster, so a stored message survives the loss of a node"),
+		KafkaBrokers: r.List("SECKILL_KAFKA_BROKERS",
+			"comma-separated `host:port` of the Kafka brokers; required with `SECKILL_MQ=kafka`"),
+		KafkaPartitions: r.PositiveInt("SECKILL_KAFKA_PARTITIONS", 12,
+			"partitions of the Kafka topics created at start: the most order workers that can share the load"),
+		KafkaReplication: r.PositiveInt("SECKILL_KAFKA_REPLICATION", 1,
+			"replication factor of the Kafka topics created at start (3 for a real cluster)"),
+		KafkaSessionTimeout: r.Duration("SECKILL_KAFKA_SESSION_TIMEOUT", 30*time.Second,
+			"how long a silent Kafka consumer keeps its partitions before the group gives them to the others: the pause after a worker crash"),
+		LogLevel: r.OneOf("SECKILL_LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"},
+			"least severe log level written"),
+		ShutdownTimeout: r.Duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second,
+			"how long each stage of a graceful shutdown (finishing requests, draining the queue) may take; a second SIGINT or SIGTERM exits at once, losing nothing accepted"),
+		Demo: r.DefaultText("true when every backend is embedded (only the all-in-one can be)").Bool("SECKILL_DEMO", false,
+			"demo mode: text logs; in the all-in-one and the gateway also the demo login, a seeded demo activity, buy tokens off and generated secrets; in the notifier, mail and SMS without a server go to the log"),
+		Tracing: tracing.FromEnv(r, ServiceName),
 	}
-	s.LogFormat = r.OneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[s.Demo], "text", "json")
+	s.LogFormat = r.DefaultText("text in demo mode, json otherwise").
+		OneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[s.Demo], []string{"text", "json"}, "log line format")
 	if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {
 		r.Fail("SECKILL_HTTP_ADDR", "must be host:port (e.g. :8080), got %q", s.HTTPAddr)
 	}
@@ -117,5 +143,5 @@ func LoadService(getenv func(string) string) (Service, error) {
 	if m, t := s.Delivery.Channels(); !m && !t {
 		r.Fail("SECKILL_SMTP_URL", "nothing to send: set SECKILL_SMTP_URL and/or SECKILL_SMS_WEBHOOK_URL (or SECKILL_DEMO=true to write notifications to the log)")
 	}
-	return s, r.Err()
+	return s
 }

@@ -85,51 +85,73 @@ const (
 // SharedNames lists the environment variables ReadShared reads; each
 // process's Names includes them.
 func SharedNames() []string {
-	return append([]string{
-		"SECKILL_HTTP_ADDR", "SECKILL_METRICS_ADDR", "SECKILL_REDIS_URL", "SECKILL_REDIS_PREFIX",
-		"SECKILL_DB_DSN", "SECKILL_DB_MAX_OPEN_CONNS", "SECKILL_DB_MAX_IDLE_CONNS", "SECKILL_DB_CONN_MAX_LIFETIME",
-		"SECKILL_DATA_DIR", "SECKILL_MQ", "SECKILL_NATS_URL", "SECKILL_NATS_REPLICAS", "SECKILL_QUEUE_SYNC", "SECKILL_QUEUE_CAPACITY",
-		"SECKILL_KAFKA_BROKERS", "SECKILL_KAFKA_PARTITIONS", "SECKILL_KAFKA_REPLICATION", "SECKILL_KAFKA_SESSION_TIMEOUT",
-		"SECKILL_LOG_LEVEL", "SECKILL_RESERVATION_TIMEOUT", "SECKILL_PUBLISH_TIMEOUT", "SECKILL_SHUTDOWN_TIMEOUT",
-		"SECKILL_WORKER_CONCURRENCY", "SECKILL_WORKER_BATCH", "SECKILL_SWEEP_INTERVAL",
-		"SECKILL_RECONCILE_INTERVAL", "SECKILL_RECONCILE_AGE",
-	}, tracing.Names()...)
+	return env.Names(env.Describe(func(r *env.Reader) { ReadShared(r, "") }))
 }
 
 // ReadShared reads the shared settings through r for the process named
 // service (its service.name in traces), recording every problem on r,
-// each naming its variable.
+// each naming its variable. The descriptions are the configuration
+// reference (docs/configuration.md): the notifier, which reads some of
+// these names itself (notifier/config.LoadService), describes them in the
+// same words.
 func ReadShared(r *env.Reader, service string) Shared {
 	s := Shared{
-		HTTPAddr:            r.String("SECKILL_HTTP_ADDR", process.DefaultHTTPAddr),
-		MetricsAddr:         r.String("SECKILL_METRICS_ADDR", ""),
-		RedisURL:            r.String("SECKILL_REDIS_URL", ""),
-		RedisPrefix:         r.String("SECKILL_REDIS_PREFIX", "seckill"),
-		DBDSN:               r.String("SECKILL_DB_DSN", ""),
-		MQ:                  r.OneOf("SECKILL_MQ", MQEmbedded, MQEmbedded, MQNATS, MQKafka),
-		NATSURL:             r.String("SECKILL_NATS_URL", ""),
-		NATSReplicas:        r.PositiveInt("SECKILL_NATS_REPLICAS", 1),
-		QueueSync:           r.OneOf("SECKILL_QUEUE_SYNC", DefaultQueueSync, QueueSyncAlways, QueueSyncInterval),
-		KafkaBrokers:        r.List("SECKILL_KAFKA_BROKERS"),
-		KafkaPartitions:     r.PositiveInt("SECKILL_KAFKA_PARTITIONS", 12),
-		KafkaReplication:    r.PositiveInt("SECKILL_KAFKA_REPLICATION", 1),
-		KafkaSessionTimeout: r.Duration("SECKILL_KAFKA_SESSION_TIMEOUT", 30*time.Second),
-		DBMaxOpenConns:      r.PositiveInt("SECKILL_DB_MAX_OPEN_CONNS", 0),
-		DBMaxIdleConns:      r.PositiveInt("SECKILL_DB_MAX_IDLE_CONNS", 0),
-		DBConnMaxLifetime:   r.Duration("SECKILL_DB_CONN_MAX_LIFETIME", 5*time.Minute),
-		DataDir:             r.String("SECKILL_DATA_DIR", "./data"),
-		LogLevel:            r.OneOf("SECKILL_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
-		PublishTimeout:      r.Duration("SECKILL_PUBLISH_TIMEOUT", 2*time.Second),
-		ReservationTTL:      r.Duration("SECKILL_RESERVATION_TIMEOUT", 30*time.Second),
-		QueueCapacity:       r.PositiveInt("SECKILL_QUEUE_CAPACITY", 100000),
-		ShutdownTimeout:     r.Duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second),
-		Tracing:             tracing.FromEnv(r, service),
+		HTTPAddr: r.String("SECKILL_HTTP_ADDR", process.DefaultHTTPAddr,
+			"listen address: the API of the all-in-one and the gateway; `/healthz`, `/readyz` and `/metrics` of the order worker and the notifier"),
+		MetricsAddr: r.String("SECKILL_METRICS_ADDR", "",
+			"`host:port` of a separate listener for `/metrics` (e.g. `127.0.0.1:9090`, a port only Prometheus reaches); the public port then answers 404 for `/metrics`. Unset: `/metrics` on SECKILL_HTTP_ADDR"),
+		RedisURL: r.String("SECKILL_REDIS_URL", "",
+			"`redis://` or `rediss://` (TLS) URL, or `redis+cluster://h1:p1,h2:p2` (`rediss+cluster://`) for a Redis Cluster. Unset: an embedded miniredis, in the all-in-one only (the order worker requires it)"),
+		RedisPrefix: r.String("SECKILL_REDIS_PREFIX", "seckill",
+			"prefix of every Redis key; give each environment sharing one Redis its own"),
+		DBDSN: r.String("SECKILL_DB_DSN", "",
+			"MySQL/MariaDB DSN (`user:pass@tcp(host:3306)/db`; a secret when it holds a password). Unset: an embedded SQLite file under SECKILL_DATA_DIR (the notifier requires a DSN)"),
+		MQ: r.OneOf("SECKILL_MQ", MQEmbedded, []string{MQEmbedded, MQNATS, MQKafka},
+			"the queue: `embedded` (NATS JetStream inside the process, stored under `SECKILL_DATA_DIR/queue`; the all-in-one only), `nats` (a NATS cluster, 2.12 or later) or `kafka`"),
+		NATSURL: r.String("SECKILL_NATS_URL", "",
+			"comma-separated `nats://` or `tls://` URLs of the NATS cluster; required with `SECKILL_MQ=nats`"),
+		NATSReplicas: r.PositiveInt("SECKILL_NATS_REPLICAS", 1,
+			"replicas of the NATS JetStream streams the process creates, 1 to 5: 3 on a 3-node cluster, so a stored message survives the loss of a node"),
+		QueueSync: r.OneOf("SECKILL_QUEUE_SYNC", DefaultQueueSync, []string{QueueSyncAlways, QueueSyncInterval},
+			"the embedded queue's disk writes: `always` fsyncs before a publish is acknowledged (group-committed; a 202 survives a power loss), `interval` leaves it to the server's sync interval (a 202 survives a crash of the process)"),
+		KafkaBrokers: r.List("SECKILL_KAFKA_BROKERS",
+			"comma-separated `host:port` of the Kafka brokers; required with `SECKILL_MQ=kafka`"),
+		KafkaPartitions: r.PositiveInt("SECKILL_KAFKA_PARTITIONS", 12,
+			"partitions of the Kafka topics created at start: the most order workers that can share the load"),
+		KafkaReplication: r.PositiveInt("SECKILL_KAFKA_REPLICATION", 1,
+			"replication factor of the Kafka topics created at start (3 for a real cluster)"),
+		KafkaSessionTimeout: r.Duration("SECKILL_KAFKA_SESSION_TIMEOUT", 30*time.Second,
+			"how long a silent Kafka consumer keeps its partitions before the group gives them to the others: the pause after a worker crash"),
+		DBMaxOpenConns: r.DefaultText("16 on MySQL, 4 on SQLite").PositiveInt("SECKILL_DB_MAX_OPEN_CONNS", 0,
+			"database connections one process may open; workers × this must fit the server's `max_connections`"),
+		DBMaxIdleConns: r.DefaultText("SECKILL_DB_MAX_OPEN_CONNS").PositiveInt("SECKILL_DB_MAX_IDLE_CONNS", 0,
+			"idle database connections kept, at most SECKILL_DB_MAX_OPEN_CONNS"),
+		DBConnMaxLifetime: r.Duration("SECKILL_DB_CONN_MAX_LIFETIME", 5*time.Minute,
+			"database connections are closed and replaced after this long"),
+		DataDir: r.String("SECKILL_DATA_DIR", "./data",
+			"where embedded state lives: the SQLite file and the embedded queue's store"),
+		LogLevel: r.OneOf("SECKILL_LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"},
+			"least severe log level written"),
+		PublishTimeout: r.Duration("SECKILL_PUBLISH_TIMEOUT", 2*time.Second,
+			"how long a buy waits for the queue to accept its order message; past it the unit is released and the answer is 503 BUSY"),
+		ReservationTTL: r.Duration("SECKILL_RESERVATION_TIMEOUT", 30*time.Second,
+			"a reservation whose publish was never confirmed this long is released by the reaper (a dead gateway's are settled sooner, through its node lease); must exceed SECKILL_PUBLISH_TIMEOUT. The restore of Redis runs every third of it"),
+		QueueCapacity: r.PositiveInt("SECKILL_QUEUE_CAPACITY", 100000,
+			"bound of each NATS topic (`embedded` or `nats`): order messages not yet written; past it buys get 503 BUSY"),
+		ShutdownTimeout: r.Duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second,
+			"how long each stage of a graceful shutdown (finishing requests, draining the queue) may take; a second SIGINT or SIGTERM exits at once, losing nothing accepted"),
+		Tracing: tracing.FromEnv(r, service),
 		Service: Config{
-			WorkerConcurrency: r.PositiveInt("SECKILL_WORKER_CONCURRENCY", DefaultWorkerConcurrency),
-			WorkerBatch:       r.PositiveInt("SECKILL_WORKER_BATCH", DefaultWorkerBatch),
-			SweepInterval:     r.Duration("SECKILL_SWEEP_INTERVAL", DefaultSweepInterval),
-			ReconcileInterval: r.Duration("SECKILL_RECONCILE_INTERVAL", DefaultReconcileInterval),
-			ReconcileAge:      r.Duration("SECKILL_RECONCILE_AGE", DefaultReconcileAge),
+			WorkerConcurrency: r.PositiveInt("SECKILL_WORKER_CONCURRENCY", DefaultWorkerConcurrency,
+				"order messages in flight in one process's workers; batches fill from these, so keep it at least SECKILL_WORKER_BATCH"),
+			WorkerBatch: r.PositiveInt("SECKILL_WORKER_BATCH", DefaultWorkerBatch,
+				"most orders written per database transaction"),
+			SweepInterval: r.Duration("SECKILL_SWEEP_INTERVAL", DefaultSweepInterval,
+				"how often each worker process cancels the unpaid orders past their deadline whose pay-deadline message was lost"),
+			ReconcileInterval: r.Duration("SECKILL_RECONCILE_INTERVAL", DefaultReconcileInterval,
+				"how often each worker process runs the reconciler: Redis against the database, repairing what has a known cause"),
+			ReconcileAge: r.Duration("SECKILL_RECONCILE_AGE", DefaultReconcileAge,
+				"a queued or claimed reservation whose order is still not in the database this long after it was reserved has its order message published again; keep it well above the time an order normally takes to be written"),
 		},
 	}
 	s.Service.RestoreInterval = max(s.ReservationTTL/3, time.Second)
@@ -201,20 +223,24 @@ type ProcessConfig struct {
 	LogFormat string // SECKILL_LOG_FORMAT: text or json
 }
 
-// Names lists the environment variables LoadProcessConfig reads.
-func Names() []string {
-	return append(SharedNames(),
-		"SECKILL_DEMO", "SECKILL_LOG_FORMAT",
-		// Not used by a worker (it verifies no tokens, and should not be
-		// handed them), but validated when present, as the gateway does.
-		"SECKILL_JWT_SECRET", "SECKILL_ADMIN_TOKEN",
-	)
+// Settings describes every environment variable LoadProcessConfig reads,
+// with its default and description, in the order read.
+func Settings() []env.Setting {
+	return env.Describe(func(r *env.Reader) { readProcessConfig(r) })
 }
+
+// Names lists the environment variables LoadProcessConfig reads.
+func Names() []string { return env.Names(Settings()) }
 
 // LoadProcessConfig reads the order worker's configuration through getenv.
 // Every problem is reported, each naming its variable.
 func LoadProcessConfig(getenv func(string) string) (ProcessConfig, error) {
 	r := env.New(getenv)
+	c := readProcessConfig(r)
+	return c, r.Err()
+}
+
+func readProcessConfig(r *env.Reader) ProcessConfig {
 	c := ProcessConfig{Shared: ReadShared(r, ServiceName)}
 	// The worker runs apart from the gateway: the embedded Redis and queue,
 	// which live inside one process, are the all-in-one binary's alone.
@@ -224,15 +250,23 @@ func LoadProcessConfig(getenv func(string) string) (ProcessConfig, error) {
 	if c.MQ == MQEmbedded {
 		r.Fail("SECKILL_MQ", "is %s: the order-worker service runs apart from the others and needs SECKILL_MQ=nats or kafka (the embedded queue lives inside one process; use the all-in-one seckill binary for it)", c.MQ)
 	}
-	c.Demo = r.Bool("SECKILL_DEMO", false) // never all embedded: the queue is not
-	c.LogFormat = r.OneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Demo], "text", "json")
-	if s := r.Raw("SECKILL_JWT_SECRET"); s != "" && len(s) < 16 {
+	// Never all embedded (the queue is not): demo mode only sets the
+	// default log format.
+	c.Demo = r.DefaultText("true when every backend is embedded (only the all-in-one can be)").Bool("SECKILL_DEMO", false,
+		"demo mode: text logs; in the all-in-one and the gateway also the demo login, a seeded demo activity, buy tokens off and generated secrets; in the notifier, mail and SMS without a server go to the log")
+	c.LogFormat = r.DefaultText("text in demo mode, json otherwise").
+		OneOf("SECKILL_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Demo], []string{"text", "json"}, "log line format")
+	// Not used by a worker (it verifies no tokens, and should not be
+	// handed them), but validated when present, as the gateway does.
+	if s := r.DefaultText("random per start in demo mode; required otherwise").Raw("SECKILL_JWT_SECRET",
+		"HS256 secret of user tokens, from which the buy tokens' key is derived; 16 bytes or more, a secret (the order worker uses none, but refuses a short one)"); s != "" && len(s) < 16 {
 		r.Fail("SECKILL_JWT_SECRET", "must be at least 16 bytes")
 	}
-	if s := r.Raw("SECKILL_ADMIN_TOKEN"); s != "" && len(s) < 16 {
+	if s := r.DefaultText("random per start, printed, in demo mode; required otherwise").Raw("SECKILL_ADMIN_TOKEN",
+		"bearer token of `/api/v1/admin`; 16 characters or more, a secret (the order worker uses none, but refuses a short one)"); s != "" && len(s) < 16 {
 		r.Fail("SECKILL_ADMIN_TOKEN", "must be at least 16 characters")
 	}
-	return c, r.Err()
+	return c
 }
 
 // Redacted returns the settings that are safe to log: no secrets, no

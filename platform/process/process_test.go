@@ -288,8 +288,8 @@ func TestMainHealthcheckFlag(t *testing.T) {
 
 func TestInvalidConfigListsEveryProblemIndented(t *testing.T) {
 	r := env.New(func(k string) string { return map[string]string{"A": "x", "B": "0s"}[k] })
-	r.PositiveInt("A", 1)
-	r.Duration("B", time.Second)
+	r.PositiveInt("A", 1, "a")
+	r.Duration("B", time.Second, "b")
 	err := process.InvalidConfig(r.Err())
 	want := "invalid configuration:\n  A must be a positive integer, got \"x\"\n  B must be a positive duration like 500ms or 2s, got \"0s\""
 	if err.Error() != want {

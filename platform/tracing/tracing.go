@@ -76,7 +76,9 @@ const (
 
 // Names lists every variable FromEnv reads, for a process's list of the
 // settings it knows (deployment files are checked against it).
-func Names() []string { return []string{EndpointVar, StandardEndpointVar, SampleRatioVar} }
+func Names() []string {
+	return env.Names(env.Describe(func(r *env.Reader) { FromEnv(r, "") }))
+}
 
 // DefaultSampleRatio records every trace: a flash sale's interesting
 // traces are its rare failures, and a collector sized for the sale can
@@ -126,10 +128,10 @@ func (c Config) On() bool { return c.Endpoint != "" }
 func FromEnv(r *env.Reader, service string) Config {
 	c := Config{ServiceName: service}
 	name := EndpointVar
-	c.Endpoint = r.String(EndpointVar, "")
+	c.Endpoint = r.String(EndpointVar, "", "OpenTelemetry tracing: the collector's OTLP/HTTP base URL (e.g. `http://localhost:4318`; spans are POSTed to `/v1/traces`). Unset, with OTEL_EXPORTER_OTLP_ENDPOINT unset too: tracing off, at no cost")
+	standard := r.String(StandardEndpointVar, "", "OpenTelemetry's standard name for the same base URL, honoured when SECKILL_OTEL_ENDPOINT is unset")
 	if c.Endpoint == "" {
-		name = StandardEndpointVar
-		c.Endpoint = r.String(StandardEndpointVar, "")
+		name, c.Endpoint = StandardEndpointVar, standard
 	}
 	if c.Endpoint != "" {
 		if err := checkEndpoint(c.Endpoint); err != nil {
@@ -137,7 +139,7 @@ func FromEnv(r *env.Reader, service string) Config {
 			c.Endpoint = ""
 		}
 	}
-	c.SampleRatio = r.PositiveFloat(SampleRatioVar, DefaultSampleRatio)
+	c.SampleRatio = r.PositiveFloat(SampleRatioVar, DefaultSampleRatio, "fraction of new traces recorded, more than 0 and at most 1; a trace that arrives with a request (`traceparent`) or a message keeps its caller's decision, so a trace is kept or dropped whole")
 	if c.SampleRatio > 1 {
 		r.Fail(SampleRatioVar, "must be at most 1 (a fraction of traces), got %g", c.SampleRatio)
 		c.SampleRatio = DefaultSampleRatio
