@@ -17,9 +17,14 @@ package httpapi_test
 //     example must itself validate against its schema, and a request that
 //     succeeded against the document's request.
 //
+//   - TestOpenAPIDocumentsSharedAnswers: the answers of the middleware (401,
+//     429, 413...) are in every operation they apply to.
+//
 // Adding a route: its operation in the document, with a named example for
 // every response; TestOpenAPIExamples then names each example that has no
-// scenario yet.
+// scenario yet. The document is outside this module, where go test's cache
+// does not look: after editing only the document, run with -count=1 (make
+// test does).
 
 import (
 	"bufio"
@@ -131,6 +136,37 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	for _, d := range slices.Sorted(maps.Keys(documented)) {
 		if !routed[d] {
 			t.Errorf("%s documents %s, which the router does not serve", openAPIFile, d)
+		}
+	}
+}
+
+// TestOpenAPIDocumentsSharedAnswers: the answers the door gives whatever
+// the handler (server.go's middleware) are in every operation they apply
+// to. The examples test runs what the document says; this catches what it
+// leaves out.
+func TestOpenAPIDocumentsSharedAnswers(t *testing.T) {
+	doc := loadOpenAPI(t)
+	api := func(o operation) bool { return strings.HasPrefix(o.path, "/api/v1/") }
+	rules := []struct {
+		status  string
+		applies func(o operation) bool
+		why     string
+	}{
+		{"429", api, "every /api/v1 route is behind the global and per-IP limits"},
+		{"500", api, "a handler's bug (or a panic) answers 500 INTERNAL"},
+		{"400", func(o operation) bool { return o.op.RequestBody != nil }, "a body that is not JSON of its shape is 400 BAD_JSON"},
+		{"413", func(o operation) bool { return o.op.RequestBody != nil }, "a body over the limit is 413 BODY_TOO_LARGE"},
+		{"404", func(o operation) bool { return api(o) && strings.Contains(o.path, "{") }, "an id or topic that names nothing is 404"},
+		{"401", func(o operation) bool {
+			sec := o.op.Security
+			return sec != nil && slices.ContainsFunc(*sec, func(r openapi3.SecurityRequirement) bool { return len(r) > 0 })
+		}, "a route that takes a token answers 401 without a valid one"},
+	}
+	for _, o := range operations(doc) {
+		for _, r := range rules {
+			if r.applies(o) && o.op.Responses.Value(r.status) == nil {
+				t.Errorf("%s does not document %s: %s", o, r.status, r.why)
+			}
 		}
 	}
 }
@@ -521,7 +557,14 @@ func exampleScenarios() map[string]scenario {
 				t.Fatalf("cancel the order: %v %v", ok, err)
 			}
 		}},
-		"streamDashboard/stream": {demo, open(5)},
+		"streamDashboard/stream": {demo, func(t *testing.T, f *fixture, r *request) {
+			// A viewer before this one, so the history holds samples.
+			r.path["id"] = openActivity(f, 5)
+			_, events := openStream(t, f.ts.URL, r.path["id"], "")
+			if _, ok := nextSample(t, events, 10*time.Second); !ok {
+				t.Fatal("the first viewer's stream ended without a sample")
+			}
+		}},
 		"createActivity/created": {demo, func(_ *testing.T, _ *fixture, r *request) {
 			// The example's state, upcoming, whenever the test runs.
 			r.body["starts_at"] = time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
