@@ -16,7 +16,6 @@ package httpapi_test
 //     (openapi3filter), and carry the example's code and state. Every
 //     example must itself validate against its schema, and a request that
 //     succeeded against the document's request.
-//
 //   - TestOpenAPIDocumentsSharedAnswers: the answers of the middleware (401,
 //     429, 413...) are in every operation they apply to.
 //
@@ -244,7 +243,7 @@ func TestOpenAPIExamples(t *testing.T) {
 
 	doc := loadOpenAPI(t)
 	gateways := map[variant]*fixture{}
-	for _, v := range variants {
+	for _, v := range []variant{demo, production, writing, limited, down, slowBody} {
 		gateways[v] = newFixture(t, fixtureOpts{tweak: v.tweak})
 		if v == writing {
 			gateways[v].startWorker()
@@ -257,7 +256,7 @@ func TestOpenAPIExamples(t *testing.T) {
 			t.Errorf("%s has no operationId (the name a generated client gives it)", o)
 			continue
 		}
-		for _, p := range o.op.Parameters {
+		for _, p := range slices.Concat(o.item.Parameters, o.op.Parameters) {
 			checkExample(t, fmt.Sprintf("%s: parameter %s example", o, p.Value.Name), p.Value.Schema, p.Value.Example, openapi3.VisitAsRequest())
 		}
 		reqExamples := requestExamples(t, o)
@@ -340,8 +339,6 @@ const (
 	slowBody variant = "slow body"
 )
 
-var variants = []variant{demo, production, writing, limited, down, slowBody}
-
 // errDown is what a backend of the down variant answers.
 var errDown = errors.New("backend down (test)")
 
@@ -392,7 +389,7 @@ type fakeDeadLetters struct{ err error }
 
 func (fakeDeadLetters) Topics() []string { return []string{"orders", "order-timeouts", "order-events"} }
 
-func (d fakeDeadLetters) List(_ context.Context, topic string, _ int) ([]httpapi.DeadLetter, int, error) {
+func (d fakeDeadLetters) List(context.Context, string, int) ([]httpapi.DeadLetter, int, error) {
 	if d.err != nil {
 		return nil, 0, d.err
 	}
@@ -421,10 +418,8 @@ type request struct {
 	// user is who the user token is issued to (when the operation takes
 	// one); a name of this example's own.
 	user string
-	// anonymous sends no token, whatever the operation's security says;
-	// bearer, when set, is sent instead of the token it names.
+	// anonymous sends no token, whatever the operation's security says.
 	anonymous bool
-	bearer    string
 	// body is the request example (a copy); raw, when set, is sent
 	// instead.
 	body map[string]any
@@ -599,7 +594,7 @@ func (b blockedReader) Read([]byte) (int, error) {
 // sets it up, on f, and checks the answer against the document.
 func runExample(t *testing.T, doc *openapi3.T, o operation, ex example, sc scenario, f *fixture, body any) {
 	r := &request{path: map[string]string{}, query: url.Values{}, user: o.op.OperationID + "." + ex.name}
-	for _, p := range append(o.item.Parameters, o.op.Parameters...) {
+	for _, p := range slices.Concat(o.item.Parameters, o.op.Parameters) {
 		if p.Value.In == openapi3.ParameterInPath {
 			r.path[p.Value.Name] = fmt.Sprint(p.Value.Example)
 		}
@@ -692,14 +687,10 @@ func runExample(t *testing.T, doc *openapi3.T, o operation, ex example, sc scena
 }
 
 // authorization is the bearer token r sends: none when anonymous, else
-// r.bearer, else the token o's security asks for (none when it allows
-// calls without one).
+// the token o's security asks for (none when it allows calls without one).
 func (r *request) authorization(o operation, doc *openapi3.T, f *fixture) string {
 	if r.anonymous {
 		return ""
-	}
-	if r.bearer != "" {
-		return r.bearer
 	}
 	sec := doc.Security
 	if o.op.Security != nil {
