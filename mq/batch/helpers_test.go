@@ -2,12 +2,14 @@ package batch_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/mq/batch"
 )
 
 // waitTimeout bounds every wait of these tests for something to happen.
@@ -20,6 +22,7 @@ type fakePublisher struct {
 	mu      sync.Mutex
 	calls   []published
 	gate    chan struct{} // when non-nil, each Publish waits for a value from it
+	stop    chan struct{} // closed at the end of the test: held calls fail
 	err     error         // returned by every Publish
 	closed  bool
 	started chan published // receives each call as it starts, when non-nil
@@ -48,15 +51,25 @@ func (f *fakePublisher) Publish(ctx context.Context, topic string, msgs ...*mq.M
 		case <-gate:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-f.stop:
+			return errors.New("fake backend: test over")
 		}
 	}
 	return err
 }
 
-// gated returns a fakePublisher whose Publish calls each wait for a value
-// on gate, and report their start on started.
-func gated() *fakePublisher {
-	return &fakePublisher{gate: make(chan struct{}), started: make(chan published, 64)}
+// gated returns a Publisher with cfg over a fakePublisher whose Publish
+// calls each wait for the test to release them, and report their start on
+// started. At the end of the test the calls still held fail, then the
+// Publisher is closed: a test that fails leaves nothing hanging.
+func gated(t *testing.T, cfg batch.Config) (*fakePublisher, *batch.Publisher) {
+	be := &fakePublisher{gate: make(chan struct{}), stop: make(chan struct{}), started: make(chan published, 64)}
+	p := batch.NewPublisher(be, cfg)
+	t.Cleanup(func() {
+		close(be.stop)
+		_ = p.Close()
+	})
+	return be, p
 }
 
 // release lets one held Publish call through.

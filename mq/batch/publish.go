@@ -93,11 +93,11 @@ func (c Config) withDefaults() Config {
 // once. A message joins the topic's open batch; the batch is sent when a
 // slot is free and it is full (MaxBatch messages or MaxBytes) or its first
 // message has waited MaxWait (by default not at all). So a lone message is
-// sent at once, and under load the messages that arrive while an envelope
-// is being stored make up the next one: the envelope grows with the load
-// and with the store's latency, up to MaxBatch. A batch whose callers all
-// left but one goes out as that plain message, unwrapped; so does a batch
-// of one.
+// sent at once (by its caller, as it is, when the topic is idle), and under
+// load the messages that arrive while an envelope is being stored make up
+// the next one: the envelope grows with the load and with the store's
+// latency, up to MaxBatch. A batch whose callers all left but one goes out
+// as that plain message, unwrapped; so does a batch of one.
 //
 // A Publish returns nil only once the wrapped publisher accepted every
 // envelope carrying one of its messages (durably, for a durable backend):
@@ -121,7 +121,10 @@ func (c Config) withDefaults() Config {
 // ID inside an envelope; it then snapshots ID, Key, Headers and Payload, so
 // the caller may reuse the Message once Publish returned. The headers
 // HeaderBatch and HeaderAttempts are this package's own: a message that
-// carries one is refused.
+// carries one is refused. A backend that drops a message published twice
+// with one ID (natsjs, within two minutes) sees the envelope's own ID, not
+// its messages': a retried Publish of a message sent in an envelope may
+// store it twice, which at-least-once consumers absorb anyway.
 //
 // Messages of one key that share an envelope are handled in publish order
 // (Subscriber runs them one after another). Envelopes are keyed by their
@@ -139,7 +142,7 @@ type Publisher struct {
 	mu      sync.Mutex
 	topics  map[string]*queue
 	closed  bool
-	batches sync.WaitGroup // batches created and not yet sent
+	batches sync.WaitGroup // batches created and not yet sent, lone sends in flight
 
 	closeOnce sync.Once
 	closeErr  error
@@ -216,6 +219,17 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*mq.Messa
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("batch: publish to %s: %w (nothing was sent)", topic, err)
+	}
+	if len(msgs) == 1 {
+		if m := msgs[0]; m.DeliverAt.IsZero() && p.claimIdle(topic) {
+			// An idle topic: nothing to wait for, nobody to share with.
+			if m.ID == "" {
+				m.ID = p.newID()
+			}
+			err := p.inner.Publish(ctx, topic, m)
+			p.releaseIdle(topic)
+			return err
+		}
 	}
 	var (
 		now     time.Time // read only for dated messages: the clock is not free
@@ -367,6 +381,44 @@ func (p *Publisher) enqueue(topic string, entries []*entry) error {
 	}
 	p.dispatch(q)
 	return nil
+}
+
+// claimIdle takes a send slot of topic for a lone message when no batch is
+// waiting and no MaxWait asks messages to wait for company, so that a quiet
+// topic costs what the wrapped publisher costs: the caller publishes its
+// message itself, with no encoding and no handoff. Messages that arrive
+// meanwhile batch up behind it as behind an envelope.
+func (p *Publisher) claimIdle(topic string) bool {
+	if p.cfg.MaxWait > 0 || p.cfg.envelopeSingles {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false // enqueue reports it
+	}
+	q := p.topics[topic]
+	if q == nil {
+		q = &queue{topic: topic}
+		p.topics[topic] = q
+	}
+	if len(q.pending) > 0 || q.inflight >= p.cfg.MaxInFlight {
+		return false
+	}
+	q.inflight++
+	p.batches.Add(1) // Close waits for it like for a batch
+	return true
+}
+
+// releaseIdle gives back the slot claimIdle took and sends what queued
+// behind it.
+func (p *Publisher) releaseIdle(topic string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.topics[topic]
+	q.inflight--
+	p.dispatch(q)
+	p.batches.Done()
 }
 
 // newBatch opens a batch on q. Locked.

@@ -58,9 +58,7 @@ func ids(msgs []*mq.Message) []string {
 // which carries each message exactly; nobody's Publish returns before the
 // backend accepted the message that carries theirs.
 func TestPublishGroupsWhileStoring(t *testing.T) {
-	be := gated()
-	p := batch.NewPublisher(be, batch.Config{MaxBatch: 8})
-	t.Cleanup(func() { _ = p.Close() })
+	be, p := gated(t, batch.Config{MaxBatch: 8})
 	ctx := t.Context()
 
 	first := publishAsync(ctx, p, "orders", msg("a"))
@@ -109,13 +107,33 @@ func TestPublishGroupsWhileStoring(t *testing.T) {
 	}
 }
 
+// TestPublishIdleTopicGoesStraight: on an idle topic a lone message is
+// published by its caller, with the caller's context (whose values, a
+// trace span among them, the backend may use), as the wrapped publisher
+// would have been called without batching.
+func TestPublishIdleTopicGoesStraight(t *testing.T) {
+	type key struct{}
+	be := &fakePublisher{}
+	p := batch.NewPublisher(be, batch.Config{})
+	t.Cleanup(func() { _ = p.Close() })
+	ctx := context.WithValue(t.Context(), key{}, "the caller's")
+	if err := p.Publish(ctx, "orders", msg("a")); err != nil {
+		t.Fatal(err)
+	}
+	calls := be.all()
+	if len(calls) != 1 || fmt.Sprint(ids(calls[0].msgs)) != "[a]" {
+		t.Fatalf("backend calls %v, want one with message a", calls)
+	}
+	if v := calls[0].ctx.Value(key{}); v != "the caller's" {
+		t.Errorf("the backend's Publish got a context without the caller's values (%v): the message took a detour", v)
+	}
+}
+
 // TestPublishEnvelopeError: every caller in a failed envelope gets its
 // error, mq.ErrQueueFull still recognisable.
 func TestPublishEnvelopeError(t *testing.T) {
-	be := gated()
+	be, p := gated(t, batch.Config{})
 	be.err = fmt.Errorf("backend: topic full: %w", mq.ErrQueueFull)
-	p := batch.NewPublisher(be, batch.Config{})
-	t.Cleanup(func() { _ = p.Close() })
 	ctx := t.Context()
 
 	first := publishAsync(ctx, p, "orders", msg("a"))
@@ -136,9 +154,7 @@ func TestPublishEnvelopeError(t *testing.T) {
 // its batch is sent gets ctx.Err() and its message is never sent; the
 // others of its batch are.
 func TestPublishCallerLeavesWhileWaiting(t *testing.T) {
-	be := gated()
-	p := batch.NewPublisher(be, batch.Config{})
-	t.Cleanup(func() { _ = p.Close() })
+	be, p := gated(t, batch.Config{})
 
 	first := publishAsync(t.Context(), p, "orders", msg("a"))
 	receive(t, be.started, "the first Publish")
@@ -180,9 +196,7 @@ func TestPublishCallerLeavesWhileWaiting(t *testing.T) {
 // message may have been stored; the send goes on for the callers still
 // waiting, and is cancelled once none is.
 func TestPublishCallerLeavesAfterSend(t *testing.T) {
-	be := gated()
-	p := batch.NewPublisher(be, batch.Config{})
-	t.Cleanup(func() { _ = p.Close() })
+	be, p := gated(t, batch.Config{})
 
 	first := publishAsync(t.Context(), p, "orders", msg("a"))
 	receive(t, be.started, "the first Publish")
@@ -271,8 +285,7 @@ func TestPublishBounds(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			be := gated()
-			p := batch.NewPublisher(be, tc.cfg)
+			be, p := gated(t, tc.cfg)
 			first := publishAsync(t.Context(), p, "orders", msg("00"))
 			receive(t, be.started, "the first Publish")
 			total := 0

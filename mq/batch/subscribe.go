@@ -61,7 +61,11 @@ func (c SubscriberConfig) withDefaults() SubscriberConfig {
 // Attempt keeps counting across that move (HeaderAttempts), but the
 // message's later retries are the backend's: their backoff starts again at
 // MinBackoff, and the message may fail MaxAttempts more times before it is
-// dead-lettered, once more in all than a plain message.
+// dead-lettered, once more in all than a plain message. (Owning those
+// retries too would make them exact, but then this package would publish
+// the dead letter, and natsjs drops a second message of one ID within two
+// minutes: a replayed message that failed again would lose its dead
+// letter. The backends' own dead-lettering has no such hole.)
 //
 // An envelope that cannot be decoded fails with an error wrapping
 // ErrMalformed, not transient: the backend retries it MaxAttempts times and

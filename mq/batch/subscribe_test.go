@@ -125,10 +125,13 @@ func TestSubscribeRunsEnvelopeConcurrently(t *testing.T) {
 			case <-all:
 				return nil
 			case <-time.After(waitTimeout):
+				t.Errorf("handler waited %v for the other messages of its envelope: they are not handled together", waitTimeout)
 				return errors.New("the other messages of the envelope never arrived")
 			}
 		})
-		if err := fs.deliver(t.Context(), envelope(1, msg("a"), msg("b"), msg("c"), msg("d"))); err != nil {
+		// Two keys and two keyless messages: each kind runs alongside.
+		inner := []*mq.Message{msg("a"), msg("b"), {ID: "c"}, {ID: "d"}}
+		if err := fs.deliver(t.Context(), envelope(1, inner...)); err != nil {
 			t.Fatal(err)
 		}
 	})
