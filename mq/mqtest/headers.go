@@ -33,7 +33,7 @@ const headerDelay = 300 * time.Millisecond
 // with a backoff long enough to take Kafka's delay levels), delayed then
 // redelivered, and onto the dead-letter topic, where the dead-letter
 // headers are added to the original ones.
-func testHeaders(t *testing.T, newBackend Factory, _ Features) {
+func testHeaders(t *testing.T, newBackend Factory, f Features) {
 	pub, sub := build(t, newBackend, BackendConfig{})
 	topic := topicName(t)
 	const maxAttempts = 2
@@ -62,7 +62,7 @@ func testHeaders(t *testing.T, newBackend Factory, _ Features) {
 		{name: "delayed", delayed: true, fail: never, deliveries: 1},
 		{name: "redelivered", fail: once, deliveries: 2},
 		{name: "delayed-redelivered", delayed: true, fail: once, deliveries: 2},
-		{name: "dead-lettered", fail: always, deliveries: maxAttempts},
+		{name: "dead-lettered", fail: always, deliveries: deliveriesToDeadLetter(maxAttempts, f)},
 	}
 	byName := make(map[string]path, len(paths))
 	total := 0

@@ -57,6 +57,78 @@ func TestConformanceCluster3(t *testing.T) {
 	mqtest.Run(t, externalFactory(urls, 3), mqtest.Features{Bounded: true})
 }
 
+// TestClusterReplicasOnEveryStream: Config.Replicas applies to every stream
+// and consumer the backend creates, not only to topics: the delayed-message
+// stream and its mover, a topic's consumer group, and the dead-letter
+// stream, so that none of them is the single copy a node's loss takes.
+func TestClusterReplicasOnEveryStream(t *testing.T) {
+	urls := testkit.StartNATSCluster(t, testkit.NATSServerBinary(t), 3)
+	warmUp(t, strings.Split(urls, ","))
+	prefix := "t" + testkit.RandomHex(6)
+	b, err := natsjs.New(t.Context(), natsjs.Config{URL: urls, Prefix: prefix, Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	const topic = "orders"
+	dead := make(chan struct{})
+	err = b.Subscribe(t.Context(), topic, mq.SubscribeOptions{Group: "workers", MaxAttempts: 1},
+		func(context.Context, *mq.Message) error { return fmt.Errorf("always fails") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Subscribe(t.Context(), mq.DeadLetterTopic(topic), mq.SubscribeOptions{Group: "ops"},
+		func(context.Context, *mq.Message) error { close(dead); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(t.Context(), topic, &mq.Message{ID: "poison"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-dead:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the message never reached the dead-letter topic")
+	}
+
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := strings.ToUpper(prefix)
+	for stream, consumers := range map[string][]string{
+		up + "_T_" + topic:           {"workers"},
+		up + "_T_" + topic + "_ddlq": {"ops"},
+		up + "_DELAYED":              {"mq-delay-mover"},
+	} {
+		s, err := js.Stream(t.Context(), stream)
+		if err != nil {
+			t.Errorf("stream %s: %v", stream, err)
+			continue
+		}
+		if r := s.CachedInfo().Config.Replicas; r != 3 {
+			t.Errorf("stream %s has %d replicas, want Config.Replicas = 3", stream, r)
+		}
+		for _, name := range consumers {
+			c, err := s.Consumer(t.Context(), name)
+			if err != nil {
+				t.Errorf("consumer %s of %s: %v", name, stream, err)
+				continue
+			}
+			// Zero would mean "as many as the stream", which the server
+			// may lower; the backend asks for them explicitly.
+			if r := c.CachedInfo().Config.Replicas; r != 3 {
+				t.Errorf("consumer %s of %s has %d replicas, want 3", name, stream, r)
+			}
+		}
+	}
+}
+
 // TestClusterNodeKilledWhilePublishing: publishers write to a three-replica
 // topic while the node leading its stream is killed with SIGKILL. Publishes
 // may fail while the survivors elect a new leader, but they resume, and

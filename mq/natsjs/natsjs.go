@@ -3,10 +3,12 @@
 // port, its file store under a directory) or connected to a NATS cluster.
 //
 // A Publish returns only once JetStream has stored the message (written to
-// its file store; see Config.SyncAlways for the fsync policy), so an order
-// answered 202 survives a kill -9 of the process, and so do delayed
-// messages. Each topic is one stream with interest retention: a message
-// stays until every consumer group has acknowledged it. Immediate topics are
+// its file store), so an order answered 202 survives a kill -9 of the
+// process, and so do delayed messages; with Config.SyncAlways (or
+// sync_interval: always on an external cluster) it also survives a power
+// loss (docs/queue-durability.md says what each setting survives). Each
+// topic is one stream with interest retention: a message stays until
+// every consumer group has acknowledged it. Immediate topics are
 // bounded (Config.Capacity, discard-new), which is what lets the gateway
 // answer 503 BUSY instead of queueing without end; dead-letter topics keep
 // what they hold until an operator replays or deletes it.
@@ -83,12 +85,25 @@ type Config struct {
 	// StoreDir is the embedded server's JetStream store. Required when
 	// URL is empty.
 	StoreDir string
-	// SyncAlways makes the embedded server fsync each write before it
-	// acknowledges it, so a 202 survives a power loss too, at a large
-	// cost per publish. Off, a write survives a crash of the process
-	// (it is in the operating system's cache) and reaches the disk
-	// within the server's sync interval (2 minutes).
+	// SyncAlways makes the embedded server fsync every write to its
+	// store (each stored message, and each removal and consumer state
+	// update) before it acknowledges it: a Publish that returned nil
+	// survives a crash of the operating system or a power loss, not only
+	// a crash of the process. It costs an fsync per stored message,
+	// which only group commit makes affordable: publish through
+	// mq/batch, whose envelopes carry many messages per write. Off, a
+	// Publish that returned nil survives a kill -9 of the process (the
+	// write is in the operating system's page cache) but a power loss
+	// may take the messages of the last SyncInterval. Embedded server
+	// only: for an external one, set jetstream { sync_interval: always }
+	// in each server's configuration (New refuses it with URL set, so
+	// nobody believes it applies). See docs/queue-durability.md.
 	SyncAlways bool
+	// SyncInterval is how often the embedded server fsyncs its store
+	// when SyncAlways is off: the window of acknowledged messages a power
+	// loss can take. Zero selects the server's default, 2 minutes.
+	// Embedded server only, like SyncAlways; exclusive with it.
+	SyncInterval time.Duration
 	// Prefix separates deployments sharing one NATS server. Default
 	// DefaultPrefix. Letters, digits, '-' and '_' only.
 	Prefix string
@@ -143,6 +158,14 @@ func (c Config) withDefaults() Config {
 func (c Config) validate() error {
 	if c.URL == "" && c.StoreDir == "" {
 		return errors.New("natsjs: either URL (an external NATS) or StoreDir (the embedded server's store) must be set")
+	}
+	switch {
+	case c.SyncInterval < 0:
+		return fmt.Errorf("natsjs: SyncInterval %v: must not be negative", c.SyncInterval)
+	case c.SyncAlways && c.SyncInterval > 0:
+		return fmt.Errorf("natsjs: SyncAlways and SyncInterval %v: choose one (always syncs every write; an interval syncs every so often)", c.SyncInterval)
+	case c.URL != "" && (c.SyncAlways || c.SyncInterval > 0):
+		return errors.New("natsjs: SyncAlways and SyncInterval configure the embedded server only; with URL set, configure jetstream { sync_interval: ... } on each NATS server")
 	}
 	for _, r := range c.Prefix {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
@@ -242,13 +265,14 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 // no port: only this process reaches it, through an in-process connection.
 func startEmbedded(cfg Config) (*server.Server, error) {
 	opts := &server.Options{
-		ServerName: "seckill-embedded",
-		DontListen: true,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		NoSigs:     true,
-		NoLog:      true,
-		SyncAlways: cfg.SyncAlways,
+		ServerName:   "seckill-embedded",
+		DontListen:   true,
+		JetStream:    true,
+		StoreDir:     cfg.StoreDir,
+		NoSigs:       true,
+		NoLog:        true,
+		SyncAlways:   cfg.SyncAlways,
+		SyncInterval: cfg.SyncInterval, // zero: the server's default
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
