@@ -473,6 +473,18 @@ func exampleScenarios() map[string]scenario {
 			r.body["buy_token"] = token(t, f, act, r.user)
 		}
 	}
+	// queueAct creates an activity with queue admission, starting at
+	// starts (stock units); joined join it first, in order.
+	queueAct := func(stock int64, starts time.Duration, joined ...string) func(*testing.T, *fixture, *request) {
+		return func(t *testing.T, f *fixture, r *request) {
+			r.path["id"] = f.createQueueActivity(stock, time.Now().Add(starts))
+			for _, u := range joined {
+				if res := f.join(r.path["id"], u); res.status != http.StatusOK {
+					t.Fatalf("%s joins: %d %s", u, res.status, res.raw)
+				}
+			}
+		}
+	}
 	return map[string]scenario{
 		// The shared answers.
 		"unauthorized": {production, func(_ *testing.T, _ *fixture, r *request) { r.anonymous = true }},
@@ -490,20 +502,57 @@ func exampleScenarios() map[string]scenario {
 		"unavailable":     {down, nil},
 		"not_implemented": {production, nil},
 
-		"getHealth/ok":                    {demo, nil},
-		"getReadiness/ready":              {demo, nil},
-		"getMetrics/metrics":              {demo, nil},
-		"getMetrics/metrics_elsewhere":    {production, nil},
-		"getDashboardPage/page":           {demo, nil},
-		"getDashboardPage/no_pages":       {production, nil},
-		"getSalePage/page":                {demo, nil},
-		"getSalePage/no_pages":            {production, nil},
-		"createDemoToken/token":           {demo, nil},
-		"createDemoToken/validation":      {demo, raw(`{"user_id":"a b"}`)},
-		"createDemoToken/demo_off":        {production, nil},
-		"listActivities/storefront":       {demo, upcoming},
-		"getActivity/active":              {demo, open(5)},
-		"getBuyToken/issued":              {demo, open(5)},
+		"getHealth/ok":                 {demo, nil},
+		"getReadiness/ready":           {demo, nil},
+		"getMetrics/metrics":           {demo, nil},
+		"getMetrics/metrics_elsewhere": {production, nil},
+		"getDashboardPage/page":        {demo, nil},
+		"getDashboardPage/no_pages":    {production, nil},
+		"getSalePage/page":             {demo, nil},
+		"getSalePage/no_pages":         {production, nil},
+		"createDemoToken/token":        {demo, nil},
+		"createDemoToken/validation":   {demo, raw(`{"user_id":"a b"}`)},
+		"createDemoToken/demo_off":     {production, nil},
+		"listActivities/storefront":    {demo, upcoming},
+		"getActivity/active":           {demo, open(5)},
+		"getBuyToken/issued":           {demo, open(5)},
+		"getBuyToken/queue_admission":  {demo, queueAct(5, -time.Second)},
+		"joinQueue/prequeue":           {demo, queueAct(5, 30*time.Second)},
+		"joinQueue/waiting":            {demo, queueAct(1, -time.Second, "first-in-line")},
+		"joinQueue/not_open_yet":       {demo, queueAct(5, 10*time.Minute)},
+		"joinQueue/ended": {demo, func(t *testing.T, f *fixture, r *request) {
+			res := f.call("POST", "/api/v1/admin/activities", adminToken, jsonBody(map[string]any{
+				"name": "over", "stock": 1, "price_cents": 1, "admission": "queue",
+				"starts_at": time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339), "ends_at": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339),
+			}))
+			if res.status != http.StatusCreated {
+				t.Fatalf("create: %d %s", res.status, res.raw)
+			}
+			r.path["id"] = res.body["id"].(string)
+		}},
+		"joinQueue/open_admission": {demo, open(5)},
+		"getQueue/admitted": {demo, func(t *testing.T, f *fixture, r *request) {
+			queueAct(5, -time.Second, r.user)(t, f, r)
+		}},
+		"getQueue/sold_out": {demo, func(t *testing.T, f *fixture, r *request) {
+			queueAct(1, -time.Second, "rival")(t, f, r)
+			q := f.queue(r.path["id"], "rival")
+			pass, _ := q.body["buy_token"].(string)
+			if q.body["state"] != "admitted" || pass == "" {
+				t.Fatalf("the rival's place: %d %s", q.status, q.raw)
+			}
+			if res := f.call("POST", "/api/v1/activities/"+r.path["id"]+"/orders", f.token("rival"),
+				jsonBody(map[string]string{"buy_token": pass})); res.status != http.StatusAccepted {
+				t.Fatalf("the rival's buy: %d %s", res.status, res.raw)
+			}
+			if res := f.join(r.path["id"], r.user); res.status != http.StatusOK {
+				t.Fatalf("join: %d %s", res.status, res.raw)
+			}
+		}},
+		"getQueue/not_in_queue":           {demo, queueAct(5, -time.Second)},
+		"getQueue/open_admission":         {demo, open(5)},
+		"getQueueAudit/audit":             {demo, queueAct(1, -time.Second, "bob", "alice")},
+		"getQueueAudit/open_admission":    {demo, open(5)},
 		"getBuyToken/not_started":         {demo, upcoming},
 		"getBuyToken/ended":               {demo, ended},
 		"placeOrder/queued":               {production, buyWith(func(_ *testing.T, f *fixture, act, user string) string { return f.buyToken(act, user) })},
