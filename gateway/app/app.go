@@ -26,6 +26,7 @@ import (
 	"github.com/flashsale/seckill/gateway/ratelimit"
 	"github.com/flashsale/seckill/gateway/sale"
 	"github.com/flashsale/seckill/inventory"
+	"github.com/flashsale/seckill/mq/batch"
 	"github.com/flashsale/seckill/mq/mqotel"
 	"github.com/flashsale/seckill/notifier"
 	"github.com/flashsale/seckill/notifier/contacts"
@@ -286,10 +287,12 @@ func (a *App) startSale(ctx context.Context) error {
 	a.sale, err = sale.New(sale.Deps{
 		Inventory: inventory.NewCoalescer(b.Inventory, inventory.CoalesceConfig{MaxBatch: cfg.RedisBatch, MaxWait: cfg.RedisBatchWait}),
 		Store:     b.DB, Payer: payer, Restorer: a.restorer, IDs: ids,
-		// The order message carries the buy's trace context (the queue
-		// itself when tracing is off).
-		Publisher: mqotel.NewPublisher(b.Queue, b.Tracing.MQ()), Tracer: tracer,
-		Tokens: tokens, BuyTokens: auth.NewBuyTokens(cfg.JWTSecret, cfg.BuyTokenTTL), DemoContacts: demoContacts,
+		// Group commit: concurrent buys' order messages go to the queue in
+		// one write (batch), each carrying its buy's trace context
+		// (mqotel; the queue itself when tracing is off).
+		Publisher: mqotel.NewPublisher(batch.NewPublisher(b.Queue, batch.Config{MaxBatch: cfg.PublishBatch}), b.Tracing.MQ()),
+		Tracer:    tracer,
+		Tokens:    tokens, BuyTokens: auth.NewBuyTokens(cfg.JWTSecret, cfg.BuyTokenTTL), DemoContacts: demoContacts,
 		Queue: b.Inventory, Passes: auth.NewQueuePasses(cfg.JWTSecret),
 		Registerer: b.Registry, Logger: a.log,
 	}, sale.Config{

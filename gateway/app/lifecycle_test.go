@@ -185,7 +185,9 @@ func TestSweeperCancelsWhenTheDelayedMessageIsLost(t *testing.T) {
 
 	env["SECKILL_SWEEP_INTERVAL"] = "200ms"
 	_, c2 := startApp(t, env)
-	s := c2.waitStats(t, activity, "the sweeper cancelled the orders", func(s statsResp) bool { return s.OrdersCancelled == 3 })
+	// A cancel commits, then returns its unit to Redis: wait for both.
+	s := c2.waitStats(t, activity, "the sweeper cancelled the orders and returned the units",
+		func(s statsResp) bool { return s.OrdersCancelled == 3 && s.Reserved == 0 })
 	if s.Remaining != 3 || s.DBAvailable != 3 || s.OrdersCreated != 0 {
 		t.Fatalf("after the sweep: %+v, want all 3 units back", s)
 	}

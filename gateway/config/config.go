@@ -16,6 +16,7 @@ import (
 	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/gateway/sale"
 	"github.com/flashsale/seckill/inventory"
+	"github.com/flashsale/seckill/mq/batch"
 	notifyconfig "github.com/flashsale/seckill/notifier/config"
 	orderservice "github.com/flashsale/seckill/order/service"
 	"github.com/flashsale/seckill/platform/env"
@@ -123,6 +124,10 @@ type Config struct {
 	// RedisBatchWait is the longest the first request of a batch waits for
 	// others (SECKILL_REDIS_BATCH_WAIT).
 	RedisBatchWait time.Duration
+	// PublishBatch is the most order messages one queue write carries
+	// (SECKILL_PUBLISH_BATCH): group commit, one fsync for many buyers
+	// under SECKILL_QUEUE_SYNC=always; 1 publishes each alone.
+	PublishBatch int
 
 	// The waiting room of activities with queue admission (gateway/sale's
 	// waitroom.go): SECKILL_QUEUE_PREQUEUE, SECKILL_QUEUE_ACTIVE (0: the
@@ -208,6 +213,8 @@ func read(r *env.Reader) Config {
 	if c.RedisBatch > MaxRedisBatch {
 		r.Fail("SECKILL_REDIS_BATCH", "must be at most %d (one script call blocks Redis for the whole batch), got %d", MaxRedisBatch, c.RedisBatch)
 	}
+	c.PublishBatch = r.PositiveInt("SECKILL_PUBLISH_BATCH", batch.DefaultMaxBatch,
+		"most order messages the gateway puts in one queue write (group commit: one write, and one fsync under `SECKILL_QUEUE_SYNC=always`, for many buyers; each buyer's 202 still waits for its own message to be stored). `1` publishes each alone: set it while order workers older than this setting still consume")
 	c.RedisBatchWait = r.Duration("SECKILL_REDIS_BATCH_WAIT", DefaultRedisBatchWait,
 		"longest the first request of a Redis batch waits for others before the batch is sent (a full batch goes at once); at most `10ms`")
 	if c.RedisBatchWait > MaxRedisBatchWait {

@@ -22,6 +22,7 @@ import (
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/mq/backend"
+	"github.com/flashsale/seckill/mq/batch"
 	"github.com/flashsale/seckill/mq/mqotel"
 	"github.com/flashsale/seckill/mq/natsjs"
 	"github.com/flashsale/seckill/order"
@@ -181,7 +182,11 @@ func (s *Service) start(ctx context.Context, cfg Config, deps Deps) (err error) 
 	// Everything the order side publishes and consumes goes through the
 	// tracing decorators (the queue itself when tracing is off). Neither
 	// is closed here: the process closes its queue.
-	pub, sub := mqotel.NewPublisher(deps.Queue, deps.MQ), mqotel.NewSubscriber(deps.Queue, deps.MQ)
+	// The subscriber unpacks the envelopes of the gateways' group commit
+	// (mq/batch): each order is handled as its own message, and one that
+	// fails for good is republished alone, so its neighbours go on.
+	pub := mqotel.NewPublisher(deps.Queue, deps.MQ)
+	sub := mqotel.NewSubscriber(batch.NewSubscriber(deps.Queue, deps.Queue, batch.SubscriberConfig{Logger: deps.Logger}), deps.MQ)
 	// The outbox relay runs where the order workers run (the gateway's
 	// payments reach it through the table); in-process writers kick it.
 	s.relay = order.NewRelay(deps.DB, pub, order.RelayConfig{
