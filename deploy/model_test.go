@@ -13,8 +13,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/distribution/reference"
 	"github.com/flashsale/seckill/gateway/config"
-	notifyconfig "github.com/flashsale/seckill/notifier/config"
-	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/notifier/delivery"
+	"github.com/flashsale/seckill/order/service"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -109,14 +109,14 @@ func loadConfig(env map[string]string, spec serviceSpec) (config.Config, error) 
 	if spec.binary == "seckill-order-worker" {
 		// The worker's own loader (order/service: the order module does
 		// not import the gateway); the checks read its shared settings.
-		w, err := orderservice.LoadProcessConfig(get)
+		w, err := service.LoadProcessConfig(get)
 		return config.Config{Shared: w.Shared, Demo: w.Demo}, err
 	}
 	if spec.binary == "seckill-notifier" {
 		// The notifier has its own loader (it does not import the
 		// gateway); the checks read these fields of it.
-		s, err := notifyconfig.LoadService(get)
-		return config.Config{Shared: orderservice.Shared{
+		s, err := delivery.LoadProcessConfig(get)
+		return config.Config{Shared: service.Shared{
 			HTTPAddr: s.HTTPAddr, ShutdownTimeout: s.ShutdownTimeout, KafkaPartitions: s.KafkaPartitions,
 		}}, err
 	}

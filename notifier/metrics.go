@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flashsale/seckill/notifier/channel"
-	platformmetrics "github.com/flashsale/seckill/platform/metrics"
+	"github.com/flashsale/seckill/platform/metrics"
 )
 
 // Results of seckill_notifications_total.
@@ -28,17 +28,17 @@ const (
 
 var allResults = []string{ResultSent, ResultFailed, ResultRetried, ResultDeadLettered, ResultDuplicate, ResultSkipped}
 
-// metrics are the notifier's Prometheus series. The names are part of the
+// notifierMetrics are the notifier's Prometheus series. The names are part of the
 // contract with the Grafana dashboards.
-type metrics struct {
+type notifierMetrics struct {
 	total   *prometheus.CounterVec
 	seconds *prometheus.HistogramVec
 	invalid prometheus.Counter
 	backlog *prometheus.GaugeVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
+func newMetrics(reg prometheus.Registerer) (*notifierMetrics, error) {
+	m := &notifierMetrics{
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "seckill_notifications_total",
 			Help: "Notifications by channel (mail, sms) and result (sent, failed, retried, dead_lettered, duplicate, skipped).",
@@ -67,10 +67,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	if err := platformmetrics.Register(reg, m.total, m.seconds, m.invalid, m.backlog); err != nil {
+	if err := metrics.Register(reg, m.total, m.seconds, m.invalid, m.backlog); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-func (m *metrics) count(ch, result string) { m.total.WithLabelValues(ch, result).Inc() }
+func (m *notifierMetrics) count(ch, result string) { m.total.WithLabelValues(ch, result).Inc() }

@@ -203,7 +203,7 @@ type Notifier struct {
 	opts     Options
 	log      *slog.Logger
 	ledger   *ledger.Ledger
-	metrics  *metrics
+	metrics  *notifierMetrics
 	tracer   trace.Tracer // nil: tracing off
 	senders  []*sender
 	byName   map[string]*sender

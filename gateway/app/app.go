@@ -4,7 +4,7 @@
 // starts, how it stops and what it needs, and the binaries as targets of
 // it (AllInOne, GatewayOnly). The order worker and the notifier are
 // targets of the same components in their own rooms
-// (order/service.Run, notifier/service.Run).
+// (order/service.Run, notifier/delivery.Run).
 package app
 
 import (
@@ -31,11 +31,11 @@ import (
 	"github.com/flashsale/seckill/notifier"
 	"github.com/flashsale/seckill/notifier/contacts"
 	"github.com/flashsale/seckill/notifier/schema"
-	notifysvc "github.com/flashsale/seckill/notifier/service"
+	"github.com/flashsale/seckill/notifier/delivery"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/orderid"
 	"github.com/flashsale/seckill/order/ordermsg"
-	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/order/service"
 	"github.com/flashsale/seckill/platform/process"
 	"github.com/flashsale/seckill/static"
 )
@@ -76,9 +76,9 @@ const (
 func (a *App) components(t Target) []string {
 	cs := []string{process.ComponentHTTP, ComponentReaper, ComponentReleases}
 	if t == AllInOne {
-		cs = append(cs, orderservice.ComponentOrders)
+		cs = append(cs, service.ComponentOrders)
 		if a.cfg.Notify.Enabled {
-			cs = append(cs, notifysvc.ComponentNotifier)
+			cs = append(cs, delivery.ComponentNotifier)
 		}
 	}
 	return cs
@@ -100,8 +100,8 @@ type App struct {
 	target Target
 	log    *slog.Logger
 	lc     *process.Lifecycle
-	b      *orderservice.Backends
-	orders *orderservice.Service // the order side, when the target runs it
+	b      *service.Backends
+	orders *service.Service // the order side, when the target runs it
 
 	restorer sale.Restorer
 	sale     *sale.Service
@@ -146,7 +146,7 @@ func NewWithOptions(ctx context.Context, cfg config.Config, log *slog.Logger, ta
 // ones it needs.
 func (a *App) register(opts Options) {
 	cfg := a.cfg
-	a.b = &orderservice.Backends{Registry: process.NewRegistry(), Log: a.log}
+	a.b = &service.Backends{Registry: process.NewRegistry(), Log: a.log}
 	var groups map[string][]string
 	if cfg.Notify.Enabled {
 		// The notifier's group, so events published before it first
@@ -162,11 +162,11 @@ func (a *App) register(opts Options) {
 		bcfg.Migrations = append(bcfg.Migrations, schema.Migrate)
 	}
 	a.b.Register(a.lc, bcfg)
-	a.orders = orderservice.Register(a.lc, a.b, cfg.Service)
-	notifysvc.Register(a.lc, a.b, cfg.Notify, notifysvc.Deps{})
+	a.orders = service.Register(a.lc, a.b, cfg.Service)
+	delivery.Register(a.lc, a.b, cfg.Notify, delivery.Deps{})
 	a.lc.Add(process.Component{
 		Name:  ComponentSale,
-		Needs: []string{orderservice.ComponentRedis, orderservice.ComponentDatabase, orderservice.ComponentQueue},
+		Needs: []string{service.ComponentRedis, service.ComponentDatabase, service.ComponentQueue},
 		Start: a.startSale,
 		// The live dashboard's samplers read the backends: they end
 		// before the backends close.
@@ -260,10 +260,10 @@ func (a *App) startSale(ctx context.Context) error {
 	// relay) are the sale's; a gateway alone has its own, and its
 	// payments reach a worker's relay through the outbox table.
 	var payer sale.Payer
-	if a.lc.Started(orderservice.ComponentOrders) {
+	if a.lc.Started(service.ComponentOrders) {
 		a.restorer, payer = a.orders.Restorer, a.orders.Lifecycle()
 	} else {
-		a.restorer = orderservice.NewRestorer(orderservice.Deps{
+		a.restorer = service.NewRestorer(service.Deps{
 			DB: b.DB, Inventory: b.Inventory, QueueReader: b.Queue.Reader(), Logger: a.log,
 		})
 		payer = order.NewLifecycle(b.DB, b.Inventory, order.LifecycleConfig{
@@ -327,10 +327,10 @@ func (a *App) startSale(ctx context.Context) error {
 	if err := process.BackendUp(b.Registry, 2*time.Second, b.Checks); err != nil {
 		return err
 	}
-	if a.lc.Started(orderservice.ComponentOrders) {
+	if a.lc.Started(service.ComponentOrders) {
 		return nil // the order side restored them when it started
 	}
-	return a.restorer.(*orderservice.Restorer).RestoreAll(ctx)
+	return a.restorer.(*service.Restorer).RestoreAll(ctx)
 }
 
 // queueDepth is the order messages not yet written, for the dashboard.

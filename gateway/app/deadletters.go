@@ -7,13 +7,13 @@ import (
 	"github.com/flashsale/seckill/gateway/httpapi"
 	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/mq/natsjs"
-	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/order/service"
 )
 
 // natsDeadLetters serves the admin dead-letter routes from the NATS queue.
 type natsDeadLetters struct{ b *natsjs.Broker }
 
-func (d natsDeadLetters) Topics() []string { return orderservice.DeadLetterTopics }
+func (d natsDeadLetters) Topics() []string { return service.DeadLetterTopics }
 
 func (d natsDeadLetters) List(ctx context.Context, topic string, limit int) ([]httpapi.DeadLetter, int, error) {
 	dlq := mq.DeadLetterTopic(topic)

@@ -17,8 +17,8 @@ import (
 	"github.com/flashsale/seckill/gateway/sale"
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/mq/batch"
-	notifyconfig "github.com/flashsale/seckill/notifier/config"
-	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/notifier/delivery"
+	"github.com/flashsale/seckill/order/service"
 	"github.com/flashsale/seckill/platform/env"
 )
 
@@ -26,10 +26,10 @@ import (
 const (
 	// MQEmbedded: a NATS JetStream server inside the process, its store
 	// under SECKILL_DATA_DIR/queue (durable across crashes).
-	MQEmbedded = orderservice.MQEmbedded
+	MQEmbedded = service.MQEmbedded
 	// MQNATS: the same backend on an external NATS cluster (SECKILL_NATS_URL).
-	MQNATS  = orderservice.MQNATS
-	MQKafka = orderservice.MQKafka
+	MQNATS  = service.MQNATS
+	MQKafka = service.MQKafka
 )
 
 // Buy modes (SECKILL_BUY_MODE).
@@ -83,10 +83,10 @@ const (
 
 // Config is everything the all-in-one process and the split services need.
 // The settings the order worker reads too (addresses, backends, timeouts,
-// the order service's tuning, tracing) are orderservice.Shared, read once
-// for both by orderservice.ReadShared; the rest are the gateway's own.
+// the order service's tuning, tracing) are service.Shared, read once
+// for both by service.ReadShared; the rest are the gateway's own.
 type Config struct {
-	orderservice.Shared
+	service.Shared
 
 	JWTSecret  []byte // SECKILL_JWT_SECRET
 	AdminToken string // SECKILL_ADMIN_TOKEN
@@ -141,7 +141,7 @@ type Config struct {
 
 	// Notify is the notifier of the all-in-one process (SECKILL_SMTP_*,
 	// SECKILL_SMS_*, SECKILL_MAIL_*, SECKILL_NOTIFY_*, SECKILL_NOTIFIER_ENABLED).
-	Notify notifyconfig.Delivery
+	Notify delivery.Config
 }
 
 // Settings describes every environment variable Load reads, with its
@@ -165,7 +165,7 @@ func (c Config) Embedded() bool {
 // Load reads the configuration of a process that serves the HTTP API,
 // through getenv (os.Getenv in main, a map in tests). Every problem is
 // reported, once per variable, each naming its variable.
-// (The order worker reads the same orderservice.Shared, and its own rest:
+// (The order worker reads the same service.Shared, and its own rest:
 // order/service.LoadProcessConfig.)
 func Load(getenv func(string) string) (Config, error) {
 	r := env.New(getenv)
@@ -180,7 +180,7 @@ func read(r *env.Reader) Config {
 	c := Config{
 		// "seckill" is the all-in-one process; the app names the split
 		// gateway "seckill-gateway".
-		Shared: orderservice.ReadShared(r, "seckill"),
+		Shared: service.ReadShared(r, "seckill"),
 		RateGlobal: r.PositiveFloat("SECKILL_RATE_GLOBAL", 20000,
 			"requests per second over all API routes, per gateway"),
 		RateGlobalBurst: r.PositiveInt("SECKILL_RATE_GLOBAL_BURST", 20000, "bucket of the global rate"),
@@ -246,7 +246,7 @@ func read(r *env.Reader) Config {
 		"waiting room: the polling the whole queue may cause, in requests per second; poll_after_ms grows with the queue to keep within it")
 	c.QueuePassTTL = r.Duration("SECKILL_QUEUE_PASS_TTL", sale.DefaultQueuePass,
 		"waiting room: how long an admitted buyer's pass (the buy token it gets) lasts")
-	c.Notify = notifyconfig.ReadDelivery(r, c.Demo)
+	c.Notify = delivery.ReadConfig(r, c.Demo)
 
 	if s := r.DefaultText("random per start in demo mode; required otherwise").Raw("SECKILL_JWT_SECRET",
 		"HS256 secret of user tokens, from which the buy tokens' key is derived; 16 bytes or more, a secret (the order worker uses none, but refuses a short one)"); s != "" {

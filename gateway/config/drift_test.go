@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	"github.com/flashsale/seckill/gateway/config"
-	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/order/service"
 )
 
 // TestWorkerReadsTheSameSettings: the order worker binary loads its own
 // environment (order/service, which may not import the gateway). The
-// settings both processes read are orderservice.Shared, read for both by
-// orderservice.ReadShared; this fails when either loader changes one of
+// settings both processes read are service.Shared, read for both by
+// service.ReadShared; this fails when either loader changes one of
 // them afterwards (a default or value of its own), so the two processes
 // disagree, or stops listing one of them in its Names.
 func TestWorkerReadsTheSameSettings(t *testing.T) {
@@ -56,7 +56,7 @@ func TestWorkerReadsTheSameSettings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w, err := orderservice.LoadProcessConfig(get)
+			w, err := service.LoadProcessConfig(get)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,13 +77,13 @@ func TestWorkerReadsTheSameSettings(t *testing.T) {
 // Both processes list every shared variable, so a manifest setting one is
 // checked for either (deploy checks manifests against Names).
 func TestBothListTheSharedNames(t *testing.T) {
-	gateway, worker := config.Names(), orderservice.Names()
-	for _, n := range orderservice.SharedNames() {
+	gateway, worker := config.Names(), service.Names()
+	for _, n := range service.SharedNames() {
 		if !slices.Contains(gateway, n) {
 			t.Errorf("config.Names() does not list %s", n)
 		}
 		if !slices.Contains(worker, n) {
-			t.Errorf("orderservice.Names() does not list %s", n)
+			t.Errorf("service.Names() does not list %s", n)
 		}
 	}
 }

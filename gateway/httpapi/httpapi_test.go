@@ -33,7 +33,7 @@ import (
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/orderid"
 	"github.com/flashsale/seckill/order/ordermsg"
-	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/order/service"
 	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/platform/process"
 	"github.com/flashsale/seckill/platform/tracing"
@@ -173,7 +173,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 		BuyTokens: auth.NewBuyTokens([]byte(secret), 0),
 		Queue:     f.inv, Passes: auth.NewQueuePasses([]byte(secret)),
 		Payer:      order.NewLifecycle(f.store, f.inv, order.LifecycleConfig{Logger: quiet()}),
-		Restorer:   orderservice.NewRestorer(orderservice.Deps{DB: f.store, Inventory: f.inv, Logger: quiet()}),
+		Restorer:   service.NewRestorer(service.Deps{DB: f.store, Inventory: f.inv, Logger: quiet()}),
 		AdminToken: auth.AdminToken(adminToken), Demo: true, Logger: quiet(),
 		Limits: httpapi.Limits{
 			Global:  ratelimit.NewGlobal(rate.Inf, 1),

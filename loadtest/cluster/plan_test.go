@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	gatewayconfig "github.com/flashsale/seckill/gateway/config"
-	notifyconfig "github.com/flashsale/seckill/notifier/config"
+	"github.com/flashsale/seckill/notifier/delivery"
 	orderservice "github.com/flashsale/seckill/order/service"
 )
 
@@ -93,7 +93,7 @@ func TestWorkerAndNotifierEnvironment(t *testing.T) {
 			t.Errorf("%s is handed the gateway's secrets, which it does not use", n)
 		}
 	}
-	c, err := notifyconfig.LoadService(getenv(procs[Notifier].Env))
+	c, err := delivery.LoadProcessConfig(getenv(procs[Notifier].Env))
 	if err != nil {
 		t.Fatalf("the notifier refuses its environment: %v", err)
 	}

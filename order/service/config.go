@@ -92,7 +92,7 @@ func SharedNames() []string {
 // service (its service.name in traces), recording every problem on r,
 // each naming its variable. The descriptions are the configuration
 // reference (docs/configuration.md): the notifier, which reads some of
-// these names itself (notifier/config.LoadService), describes them in the
+// these names itself (notifier/delivery.LoadProcessConfig), describes them in the
 // same words.
 func ReadShared(r *env.Reader, service string) Shared {
 	s := Shared{

@@ -20,8 +20,8 @@ import (
 	"strings"
 
 	"github.com/flashsale/seckill/gateway/config"
-	notifyconfig "github.com/flashsale/seckill/notifier/config"
-	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/notifier/delivery"
+	"github.com/flashsale/seckill/order/service"
 	"github.com/flashsale/seckill/platform/env"
 )
 
@@ -51,8 +51,8 @@ type program struct {
 func programs() []program {
 	return []program{
 		{"all-in-one/gateway", "`seckill`, `seckill-gateway` (`gateway/config`)", config.Settings()},
-		{"order worker", "`seckill-order-worker` (`order/service`)", orderservice.Settings()},
-		{"notifier", "`seckill-notifier` (`notifier/config`)", notifyconfig.ServiceSettings()},
+		{"order worker", "`seckill-order-worker` (`order/service`)", service.Settings()},
+		{"notifier", "`seckill-notifier` (`notifier/delivery`)", delivery.ProcessSettings()},
 	}
 }
 

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/flashsale/seckill/gateway/config"
-	notifyconfig "github.com/flashsale/seckill/notifier/config"
-	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/notifier/delivery"
+	"github.com/flashsale/seckill/order/service"
 	"github.com/flashsale/seckill/platform/env"
 )
 
@@ -69,9 +69,9 @@ func TestNamesAreInTheReference(t *testing.T) {
 	}
 	for list, names := range map[string][]string{
 		"gateway/config.Names":               config.Names(),
-		"order/service.Names":                orderservice.Names(),
-		"notifier/config.ServiceNames":       notifyconfig.ServiceNames(),
-		"notifier/config.Names (all-in-one)": notifyconfig.Names(),
+		"order/service.Names":                service.Names(),
+		"notifier/delivery.ProcessNames":       delivery.ProcessNames(),
+		"notifier/delivery.Names (all-in-one)": delivery.Names(),
 	} {
 		if len(names) == 0 {
 			t.Errorf("%s is empty", list)

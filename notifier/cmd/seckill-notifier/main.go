@@ -11,9 +11,9 @@ package main
 import (
 	"os"
 
-	"github.com/flashsale/seckill/notifier/service"
+	"github.com/flashsale/seckill/notifier/delivery"
 )
 
 func main() {
-	os.Exit(service.Main(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(delivery.Main(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }

@@ -1,4 +1,4 @@
-package config
+package delivery
 
 import (
 	"net"
@@ -13,11 +13,11 @@ import (
 // ServiceName is the standalone notifier's service.name in its traces.
 const ServiceName = "seckill-notifier"
 
-// Service is the configuration of the seckill-notifier binary: Delivery
+// ProcessConfig is the configuration of the seckill-notifier binary: Delivery
 // plus the settings every seckill service shares. The shared names mean
 // what docs/configuration.md says.
-type Service struct {
-	Delivery Delivery
+type ProcessConfig struct {
+	Delivery Config
 
 	HTTPAddr            string        // SECKILL_HTTP_ADDR: /healthz, /readyz, /metrics
 	MetricsAddr         string        // SECKILL_METRICS_ADDR: /metrics here instead, on its own listener; empty = on HTTPAddr
@@ -43,31 +43,31 @@ type Service struct {
 	Tracing tracing.Config
 }
 
-// ServiceSettings describes every variable LoadService reads, with its
+// ProcessSettings describes every variable LoadProcessConfig reads, with its
 // default and description, in the order read.
-func ServiceSettings() []env.Setting {
-	return env.Describe(func(r *env.Reader) { readService(r) })
+func ProcessSettings() []env.Setting {
+	return env.Describe(func(r *env.Reader) { readProcessConfig(r) })
 }
 
-// ServiceNames lists every variable LoadService reads.
-func ServiceNames() []string { return env.Names(ServiceSettings()) }
+// ProcessNames lists every variable LoadProcessConfig reads.
+func ProcessNames() []string { return env.Names(ProcessSettings()) }
 
-// LoadService reads the standalone notifier's configuration. The notifier
+// LoadProcessConfig reads the standalone notifier's configuration. The notifier
 // runs apart from the gateway on NATS or Kafka (the embedded queue lives
 // inside one process), and needs the shared database (contacts, notifications).
-func LoadService(getenv func(string) string) (Service, error) {
+func LoadProcessConfig(getenv func(string) string) (ProcessConfig, error) {
 	r := env.New(getenv)
-	s := readService(r)
+	s := readProcessConfig(r)
 	return s, r.Err()
 }
 
-// readService reads the settings every seckill process shares with the
+// readProcessConfig reads the settings every seckill process shares with the
 // order side's own reader (order/service.ReadShared), which the notifier
 // does not import: same names, defaults and descriptions (the
 // configuration reference requires them equal), so a variable means one
 // thing in every process.
-func readService(r *env.Reader) Service {
-	s := Service{
+func readProcessConfig(r *env.Reader) ProcessConfig {
+	s := ProcessConfig{
 		HTTPAddr: r.String("SECKILL_HTTP_ADDR", process.DefaultHTTPAddr,
 			"listen address: the API of the all-in-one and the gateway; `/healthz`, `/readyz` and `/metrics` of the order worker and the notifier"),
 		MetricsAddr: r.String("SECKILL_METRICS_ADDR", "",
@@ -139,7 +139,7 @@ func readService(r *env.Reader) Service {
 	if s.DBDSN == "" {
 		r.Fail("SECKILL_DB_DSN", "is required: the notifier keeps contacts and its notification ledger in the shared database")
 	}
-	s.Delivery = ReadDelivery(r, s.Demo)
+	s.Delivery = ReadConfig(r, s.Demo)
 	if m, t := s.Delivery.Channels(); !m && !t {
 		r.Fail("SECKILL_SMTP_URL", "nothing to send: set SECKILL_SMTP_URL and/or SECKILL_SMS_WEBHOOK_URL (or SECKILL_DEMO=true to write notifications to the log)")
 	}

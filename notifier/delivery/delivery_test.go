@@ -1,4 +1,4 @@
-package service_test
+package delivery_test
 
 import (
 	"bytes"
@@ -24,8 +24,8 @@ import (
 	"github.com/flashsale/seckill/mq/natsjs"
 	"github.com/flashsale/seckill/notifier"
 	"github.com/flashsale/seckill/notifier/contacts"
+	"github.com/flashsale/seckill/notifier/delivery"
 	"github.com/flashsale/seckill/notifier/schema"
-	"github.com/flashsale/seckill/notifier/service"
 	"github.com/flashsale/seckill/notifier/smtptest"
 	"github.com/flashsale/seckill/order/ordermsg"
 	"github.com/flashsale/seckill/order/sqldb"
@@ -193,7 +193,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 				"SECKILL_MQ": tc.mq, "SECKILL_SMTP_URL": "smtp://user:TopSecret99@", "SECKILL_MAIL_RATE": "fast",
 				"SECKILL_SMS_WEBHOOK_AUTH_HEADER": "no colon TopSecret88",
 			}
-			err := service.Run(t.Context(), func(k string) string { return env[k] }, io.Discard, io.Discard, nil)
+			err := delivery.Run(t.Context(), func(k string) string { return env[k] }, io.Discard, io.Discard, nil)
 			if err == nil {
 				t.Fatal("Run accepted a broken configuration")
 			}

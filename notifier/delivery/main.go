@@ -1,4 +1,4 @@
-package service
+package delivery
 
 import (
 	"context"
@@ -8,9 +8,8 @@ import (
 
 	"github.com/flashsale/seckill/mq/backend"
 	"github.com/flashsale/seckill/notifier"
-	"github.com/flashsale/seckill/notifier/config"
 	"github.com/flashsale/seckill/order/ordermsg"
-	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/order/service"
 	"github.com/flashsale/seckill/order/sqldb"
 	"github.com/flashsale/seckill/platform/process"
 )
@@ -32,13 +31,13 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 // tracing. ready, when not nil, receives the listen address once the
 // notifier consumes (tests).
 func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer, ready func(addr string)) error {
-	cfg, err := config.LoadService(getenv)
+	cfg, err := LoadProcessConfig(getenv)
 	if err != nil {
 		return process.InvalidConfig(err)
 	}
 	log := process.NewLogger(cfg.LogFormat, cfg.LogLevel, stderr)
 	lc := process.NewLifecycle(log)
-	b := &orderservice.Backends{Registry: process.NewRegistry(), Log: log}
+	b := &service.Backends{Registry: process.NewRegistry(), Log: log}
 	b.Register(lc, backends(cfg))
 	Register(lc, b, cfg.Delivery, Deps{})
 	ops := process.RegisterOps(lc, []string{ComponentNotifier}, func() process.OpsConfig {
@@ -70,8 +69,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 // backends is how the notifier reaches its database and queue: the shared
 // settings, as the order side reads them. It declares its own consumer
 // group, so events published before it first subscribes are kept.
-func backends(cfg config.Service) orderservice.BackendConfig {
-	return orderservice.BackendConfig{
+func backends(cfg ProcessConfig) service.BackendConfig {
+	return service.BackendConfig{
 		Tracing: cfg.Tracing,
 		DB: sqldb.Config{
 			DSN: cfg.DBDSN, DataDir: cfg.DataDir,

@@ -1,27 +1,15 @@
-// Package config reads the notifier's settings from environment variables.
-// Delivery (SMTP, SMS webhook, rate limits, retries) is read both by the
-// all-in-one process (through gateway/config) and by the seckill-notifier
-// binary; Service adds what the standalone binary needs besides (database,
-// Kafka, listen address, logging), with the same names and meanings as the
-// other services. The notifier does not import the gateway, so this package
-// reads those shared names itself (with the same reader, platform/env).
-//
-// As everywhere in seckill, the variables are read with platform/env (a
-// value that is present but invalid is an error naming the variable), and
-// secrets (SMTP password, the webhook's auth header, credentials inside URLs)
-// never appear in errors or logs.
-package config
+package delivery
 
 import (
 	"fmt"
 	"net"
-	"net/mail"
+	netmail "net/mail"
 	"net/url"
 	"os"
 	"strconv"
 	"time"
 
-	mailch "github.com/flashsale/seckill/notifier/mail"
+	"github.com/flashsale/seckill/notifier/mail"
 	"github.com/flashsale/seckill/notifier/render"
 	"github.com/flashsale/seckill/notifier/sms"
 	"github.com/flashsale/seckill/platform/env"
@@ -31,15 +19,15 @@ import (
 // relays refuse or spam-folder mail from a domain they cannot verify.
 const DefaultFrom = "Flash Sale <no-reply@seckill.local>"
 
-// Delivery is how notifications go out.
-type Delivery struct {
+// Config is how notifications go out.
+type Config struct {
 	// Enabled runs the notifier inside the all-in-one process
 	// (SECKILL_NOTIFIER_ENABLED, default true). The seckill-notifier
 	// binary ignores it.
 	Enabled bool
 
 	// SMTP is nil when SECKILL_SMTP_URL is unset.
-	SMTP *mailch.SMTPConfig
+	SMTP *mail.SMTPConfig
 	// SMS is nil when SECKILL_SMS_WEBHOOK_URL is unset.
 	SMS *sms.WebhookConfig
 	// LogMail and LogSMS write the channel to the log instead: demo mode
@@ -64,14 +52,14 @@ type Delivery struct {
 }
 
 // Channels reports whether any channel would send (or log) anything.
-func (d Delivery) Channels() (mail, sms bool) {
+func (d Config) Channels() (mail, sms bool) {
 	return d.SMTP != nil || d.LogMail, d.SMS != nil || d.LogSMS
 }
 
 // Settings describes the variables Load reads, with their defaults and
 // descriptions, in the order read.
 func Settings() []env.Setting {
-	return env.Describe(func(r *env.Reader) { ReadDelivery(r, false) })
+	return env.Describe(func(r *env.Reader) { ReadConfig(r, false) })
 }
 
 // Names lists the variables Load reads.
@@ -79,17 +67,17 @@ func Names() []string { return env.Names(Settings()) }
 
 // Load reads the delivery settings. demo is the process's demo mode: it
 // turns an unconfigured channel into a logging one.
-func Load(getenv func(string) string, demo bool) (Delivery, error) {
+func LoadConfig(getenv func(string) string, demo bool) (Config, error) {
 	r := env.New(getenv)
-	d := ReadDelivery(r, demo)
+	d := ReadConfig(r, demo)
 	return d, r.Err()
 }
 
-// ReadDelivery reads the delivery settings through r, whose problems it
+// ReadConfig reads the delivery settings through r, whose problems it
 // adds to: for a process that reads its own settings with the same Reader
 // (the all-in-one's gateway/config), so one error lists them all.
-func ReadDelivery(r *env.Reader, demo bool) Delivery {
-	d := Delivery{
+func ReadConfig(r *env.Reader, demo bool) Config {
+	d := Config{
 		Enabled: r.Bool("SECKILL_NOTIFIER_ENABLED", true,
 			"run the notifier inside the all-in-one process (and declare its consumer group); seckill-notifier ignores it"),
 		MailRate:  r.PositiveFloat("SECKILL_MAIL_RATE", 10, "mails per second one notifier process sends"),
@@ -144,18 +132,18 @@ func ReadDelivery(r *env.Reader, demo bool) Delivery {
 	return d
 }
 
-func loadSMTP(r *env.Reader, timeout time.Duration) *mailch.SMTPConfig {
+func loadSMTP(r *env.Reader, timeout time.Duration) *mail.SMTPConfig {
 	raw := r.String("SECKILL_SMTP_URL", "",
 		"mail server: `smtp://[user:password@]host[:port]` (STARTTLS per SECKILL_SMTP_STARTTLS, port 587) or `smtps://...` (implicit TLS, port 465); a secret when it holds a password. Unset: mail goes to the log in demo mode, and is off otherwise")
 	user := r.Raw("SECKILL_SMTP_USER", "SMTP login, overriding the one in SECKILL_SMTP_URL")
 	pass := r.Raw("SECKILL_SMTP_PASSWORD",
 		"SMTP password, overriding the one in SECKILL_SMTP_URL (keep it in a secret store); only ever sent over TLS")
-	policy := r.OneOf("SECKILL_SMTP_STARTTLS", mailch.StartTLSOpportunistic,
-		[]string{mailch.StartTLSMandatory, mailch.StartTLSOpportunistic, mailch.StartTLSNone},
+	policy := r.OneOf("SECKILL_SMTP_STARTTLS", mail.StartTLSOpportunistic,
+		[]string{mail.StartTLSMandatory, mail.StartTLSOpportunistic, mail.StartTLSNone},
 		"STARTTLS with `smtp://`: `mandatory`, `opportunistic` (upgrade when the server offers it) or `none`; not with `smtps://`")
 	from := r.String("SECKILL_SMTP_FROM", DefaultFrom,
 		"sender, `Name <addr>` or `addr`: an address your relay may send as")
-	if _, err := mail.ParseAddress(from); err != nil {
+	if _, err := netmail.ParseAddress(from); err != nil {
 		r.Fail("SECKILL_SMTP_FROM", "%q is not a mail address (\"Name <addr@example.com>\" or \"addr@example.com\")", from)
 	}
 	if raw == "" {
@@ -172,7 +160,7 @@ func loadSMTP(r *env.Reader, timeout time.Duration) *mailch.SMTPConfig {
 		r.Fail("SECKILL_SMTP_URL", "does not parse as a URL (smtp://[user:password@]host[:port])")
 		return nil
 	}
-	cfg := &mailch.SMTPConfig{Host: u.Hostname(), StartTLS: policy, From: from, Timeout: timeout}
+	cfg := &mail.SMTPConfig{Host: u.Hostname(), StartTLS: policy, From: from, Timeout: timeout}
 	switch u.Scheme {
 	case "smtp":
 		cfg.Port = 587
@@ -215,7 +203,7 @@ func loadSMTP(r *env.Reader, timeout time.Duration) *mailch.SMTPConfig {
 	if cfg.Password != "" && cfg.Username == "" {
 		r.Fail("SECKILL_SMTP_USER", "is required with a password (in SECKILL_SMTP_URL or SECKILL_SMTP_PASSWORD)")
 	}
-	if _, err := mailch.NewSMTP(*cfg); err != nil {
+	if _, err := mail.NewSMTP(*cfg); err != nil {
 		r.Fail("SECKILL_SMTP_URL", "%v", err)
 	}
 	return cfg
@@ -263,7 +251,7 @@ func loadSMS(r *env.Reader, timeout time.Duration) *sms.WebhookConfig {
 
 // Redacted describes d for the start-up log: where mail and SMS go, never a
 // credential.
-func (d Delivery) Redacted() map[string]any {
+func (d Config) Redacted() map[string]any {
 	mail := "off"
 	switch {
 	case d.SMTP != nil:

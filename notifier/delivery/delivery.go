@@ -1,8 +1,4 @@
-// Package service wires a running notifier: channels from the
-// configuration, its tables, the retrier and the subscription to the order
-// events. The all-in-one process calls Start with its own database and
-// queue; the seckill-notifier binary (Main) opens them itself, on Kafka.
-package service
+package delivery
 
 import (
 	"context"
@@ -18,7 +14,6 @@ import (
 	"github.com/flashsale/seckill/mq/mqotel"
 	"github.com/flashsale/seckill/notifier"
 	"github.com/flashsale/seckill/notifier/channel"
-	"github.com/flashsale/seckill/notifier/config"
 	"github.com/flashsale/seckill/notifier/contacts"
 	"github.com/flashsale/seckill/notifier/ledger"
 	"github.com/flashsale/seckill/notifier/mail"
@@ -26,7 +21,7 @@ import (
 	"github.com/flashsale/seckill/notifier/schema"
 	"github.com/flashsale/seckill/notifier/sms"
 	"github.com/flashsale/seckill/order/ordermsg"
-	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/order/service"
 	"github.com/flashsale/seckill/platform/process"
 )
 
@@ -72,7 +67,7 @@ func (d Deps) withDefaults() Deps {
 
 // Channels builds the senders cfg asks for; nil means the channel is off.
 // tp, unless nil or noop, traces the SMS webhook's requests.
-func Channels(cfg config.Delivery, log *slog.Logger, tp trace.TracerProvider) (channel.Mailer, channel.Texter, error) {
+func Channels(cfg Config, log *slog.Logger, tp trace.TracerProvider) (channel.Mailer, channel.Texter, error) {
 	var m channel.Mailer
 	var t channel.Texter
 	switch {
@@ -108,10 +103,10 @@ const ComponentNotifier = "notifier"
 // its DB, Subscriber, Registerer, Logger, TracerProvider and MQ come from
 // b. Stopping closes the retrier; the events in hand finish when the
 // queue closes after it.
-func Register(lc *process.Lifecycle, b *orderservice.Backends, cfg config.Delivery, deps Deps) {
+func Register(lc *process.Lifecycle, b *service.Backends, cfg Config, deps Deps) {
 	var n *notifier.Notifier
 	lc.Add(process.Component{
-		Name: ComponentNotifier, Needs: []string{orderservice.ComponentDatabase, orderservice.ComponentQueue},
+		Name: ComponentNotifier, Needs: []string{service.ComponentDatabase, service.ComponentQueue},
 		Start: func(ctx context.Context) (err error) {
 			deps.DB, deps.Subscriber, deps.Registerer, deps.Logger = b.Gorm, b.Queue, b.Registry, b.Log
 			deps.TracerProvider, deps.MQ = b.Tracing.TracerProvider(), b.Tracing.MQ() // Start wraps the subscriber
@@ -126,7 +121,7 @@ func Register(lc *process.Lifecycle, b *orderservice.Backends, cfg config.Delive
 // the notifier to the order events in its own consumer group. It returns a
 // nil Notifier (and no error) when cfg turns every channel off. Shut down by
 // closing the subscriber first (its handlers finish), then the Notifier.
-func Start(ctx context.Context, cfg config.Delivery, deps Deps) (*notifier.Notifier, error) {
+func Start(ctx context.Context, cfg Config, deps Deps) (*notifier.Notifier, error) {
 	deps = deps.withDefaults()
 	log := deps.Logger
 	mailer, texter, err := Channels(cfg, log, deps.TracerProvider)

@@ -1,4 +1,4 @@
-package service_test
+package delivery_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashsale/seckill/notifier/service"
+	"github.com/flashsale/seckill/notifier/delivery"
 )
 
 // notifierRun is the seckill-notifier's Run started by a test over env.
@@ -17,7 +17,7 @@ type notifierRun struct {
 	done   chan error
 }
 
-// startRun runs service.Run over env until it is ready; it fails the test
+// startRun runs delivery.Run over env until it is ready; it fails the test
 // when Run stops or is not ready within 60s.
 func startRun(t *testing.T, env map[string]string) *notifierRun {
 	t.Helper()
@@ -26,7 +26,7 @@ func startRun(t *testing.T, env map[string]string) *notifierRun {
 	r := &notifierRun{stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	addr := make(chan string, 1)
 	go func() {
-		r.done <- service.Run(ctx, func(k string) string { return env[k] }, io.Discard, r.stderr, func(a string) { addr <- a })
+		r.done <- delivery.Run(ctx, func(k string) string { return env[k] }, io.Discard, r.stderr, func(a string) { addr <- a })
 	}()
 	select {
 	case a := <-addr:

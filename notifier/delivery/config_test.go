@@ -1,11 +1,11 @@
-package config_test
+package delivery_test
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/flashsale/seckill/notifier/config"
+	"github.com/flashsale/seckill/notifier/delivery"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -26,7 +26,7 @@ func TestDefaultsAndDemoFallbacks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := config.Load(env(tt.vars), tt.demo)
+			d, err := delivery.LoadConfig(env(tt.vars), tt.demo)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +58,7 @@ func TestSMTPURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := config.Load(env(tt.vars), false)
+			d, err := delivery.LoadConfig(env(tt.vars), false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,7 +105,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := config.Load(env(tt.vars), false)
+			_, err := delivery.LoadConfig(env(tt.vars), false)
 			if err == nil || !strings.Contains(err.Error(), tt.variable) {
 				t.Fatalf("Load: %v, want an error naming %s", err, tt.variable)
 			}
@@ -118,17 +118,17 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 
 func TestNamesCoverEverythingRead(t *testing.T) {
 	read := map[string]bool{}
-	_, _ = config.LoadService(func(k string) string { read[k] = true; return "" })
+	_, _ = delivery.LoadProcessConfig(func(k string) string { read[k] = true; return "" })
 	names := map[string]bool{}
-	for _, n := range config.ServiceNames() {
+	for _, n := range delivery.ProcessNames() {
 		names[n] = true
 	}
 	for k := range read {
 		if !names[k] {
-			t.Errorf("LoadService reads %s, which ServiceNames does not list", k)
+			t.Errorf("LoadProcessConfig reads %s, which ProcessNames does not list", k)
 		}
 	}
-	for _, n := range config.Names() {
+	for _, n := range delivery.Names() {
 		if !read[n] {
 			t.Errorf("Names lists %s, which is never read", n)
 		}

@@ -1,10 +1,10 @@
-package config_test
+package delivery_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/flashsale/seckill/notifier/config"
+	"github.com/flashsale/seckill/notifier/delivery"
 )
 
 // SECKILL_METRICS_ADDR means for seckill-notifier what it means for the
@@ -21,16 +21,16 @@ func TestServiceMetricsAddr(t *testing.T) {
 		}
 		return m
 	}
-	s, err := config.LoadService(env(base))
+	s, err := delivery.LoadProcessConfig(env(base))
 	if err != nil || s.MetricsAddr != "" {
 		t.Fatalf("default: MetricsAddr %q, %v; want empty", s.MetricsAddr, err)
 	}
-	s, err = config.LoadService(env(with("SECKILL_METRICS_ADDR", "127.0.0.1:9091")))
+	s, err = delivery.LoadProcessConfig(env(with("SECKILL_METRICS_ADDR", "127.0.0.1:9091")))
 	if err != nil || s.MetricsAddr != "127.0.0.1:9091" {
 		t.Fatalf("SECKILL_METRICS_ADDR=127.0.0.1:9091: %q, %v", s.MetricsAddr, err)
 	}
 	for _, bad := range []string{"9091", "host", "h:port", ":8080"} {
-		if _, err := config.LoadService(env(with("SECKILL_METRICS_ADDR", bad))); err == nil || !strings.Contains(err.Error(), "SECKILL_METRICS_ADDR") {
+		if _, err := delivery.LoadProcessConfig(env(with("SECKILL_METRICS_ADDR", bad))); err == nil || !strings.Contains(err.Error(), "SECKILL_METRICS_ADDR") {
 			t.Errorf("SECKILL_METRICS_ADDR=%s: %v, want an error naming the variable", bad, err)
 		}
 	}
