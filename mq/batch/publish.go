@@ -1,5 +1,10 @@
 package batch
 
+// This file is one idea, the Publisher's group commit: the per-topic queue
+// of waiting messages, the batches it closes, the send slots, and how each
+// caller learns its envelope's fate (its cancellation rules included).
+// Split, its state machine would be read across files.
+
 import (
 	"context"
 	"crypto/rand"
