@@ -68,8 +68,8 @@ func TestNamesAreInTheReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	for list, names := range map[string][]string{
-		"gateway/config.Names":               config.Names(),
-		"order/service.Names":                service.Names(),
+		"gateway/config.Names":                 config.Names(),
+		"order/service.Names":                  service.Names(),
 		"notifier/delivery.ProcessNames":       delivery.ProcessNames(),
 		"notifier/delivery.Names (all-in-one)": delivery.Names(),
 	} {
