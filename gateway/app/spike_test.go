@@ -37,7 +37,7 @@ func startRole(t *testing.T, role Target, extra map[string]string) (*App, *clien
 }
 
 // startRoleWith is startRole with what an embedder provides.
-func startRoleWith(t *testing.T, role Target, extra map[string]string, opts Options) (*App, *client) {
+func startRoleWith(t testing.TB, role Target, extra map[string]string, opts Options) (*App, *client) {
 	t.Helper()
 	env := map[string]string{
 		"SECKILL_HTTP_ADDR":    "127.0.0.1:0",
@@ -75,7 +75,7 @@ func startRoleWith(t *testing.T, role Target, extra map[string]string, opts Opti
 	return a, newClient("http://" + a.Addr())
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(bytes.TrimSpace(p)))

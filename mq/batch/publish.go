@@ -61,6 +61,15 @@ type Config struct {
 	// MaxInFlight is how many envelopes of one topic may be in the
 	// wrapped publisher's Publish at once. Default DefaultMaxInFlight.
 	MaxInFlight int
+	// DelayBucket groups the delayed messages of one Publish call
+	// (DeliverAt in the future) whose times fall in the same bucket of
+	// this length into one envelope due at the latest of their times:
+	// never early, at most DelayBucket late. Zero (the default) publishes
+	// each delayed message alone, on time to the backend's precision.
+	// A relay that publishes a round of pay deadlines sets it: one stored
+	// schedule, and one fsync under sync always, per second of deadlines
+	// rather than per order.
+	DelayBucket time.Duration
 
 	// envelopeSingles sends a batch of one message as an envelope too,
 	// so that tests can run every path of a message through envelopes.
@@ -270,6 +279,9 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*mq.Messa
 		return err
 	}
 	var errs []error
+	if p.cfg.DelayBucket > 0 && len(direct) > 1 {
+		direct = p.bucketDelayed(topic, direct)
+	}
 	if len(direct) > 0 {
 		errs = appendErr(errs, p.inner.Publish(ctx, topic, direct...))
 	}
@@ -282,6 +294,67 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*mq.Messa
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// bucketDelayed replaces the delayed messages among msgs that share a
+// DelayBucket with one envelope each, due at the latest of their times; it
+// leaves the others (immediate ones too large for an envelope, a delayed
+// message alone in its bucket) as they are.
+func (p *Publisher) bucketDelayed(topic string, msgs []*mq.Message) []*mq.Message {
+	type group struct {
+		msgs []*mq.Message
+		size int
+	}
+	var order []int64
+	groups := map[int64]*group{}
+	out := msgs[:0:0]
+	for _, m := range msgs {
+		size := recordSize(m)
+		if m.DeliverAt.IsZero() || size+envelopeOverhead(1) > p.cfg.MaxBytes {
+			out = append(out, m)
+			continue
+		}
+		k := m.DeliverAt.UnixNano() / int64(p.cfg.DelayBucket)
+		g := groups[k]
+		if g == nil || g.size+size+envelopeOverhead(len(g.msgs)+1) > p.cfg.MaxBytes || len(g.msgs) >= p.cfg.MaxBatch {
+			if g != nil {
+				out = append(out, p.delayedEnvelope(g.msgs))
+			}
+			g = &group{}
+			groups[k] = g
+			order = append(order, k)
+		}
+		g.msgs = append(g.msgs, m)
+		g.size += size
+	}
+	for _, k := range order {
+		if g := groups[k]; len(g.msgs) > 0 {
+			out = append(out, p.delayedEnvelope(g.msgs))
+		}
+	}
+	return out
+}
+
+// delayedEnvelope is msgs as one message due at the latest of their times
+// (msgs itself when there is one).
+func (p *Publisher) delayedEnvelope(msgs []*mq.Message) *mq.Message {
+	if len(msgs) == 1 {
+		return msgs[0]
+	}
+	due, key := msgs[0].DeliverAt, msgs[0].Key
+	for _, m := range msgs[1:] {
+		if m.DeliverAt.After(due) {
+			due = m.DeliverAt
+		}
+		if m.Key != key {
+			key = ""
+		}
+	}
+	return &mq.Message{
+		ID: p.newID(), Key: key, DeliverAt: due,
+		Headers: map[string]string{HeaderBatch: strconv.Itoa(len(msgs))},
+		Payload: Encode(msgs),
+	}
 }
 
 // check refuses what no envelope may carry, before anything is sent.

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/mq/batch"
 	"github.com/flashsale/seckill/mq/mqotel"
 	"github.com/flashsale/seckill/notifier"
 	"github.com/flashsale/seckill/notifier/channel"
@@ -108,7 +109,10 @@ func Register(lc *process.Lifecycle, b *service.Backends, cfg Config, deps Deps)
 	lc.Add(process.Component{
 		Name: ComponentNotifier, Needs: []string{service.ComponentDatabase, service.ComponentQueue},
 		Start: func(ctx context.Context) (err error) {
-			deps.DB, deps.Subscriber, deps.Registerer, deps.Logger = b.Gorm, b.Queue, b.Registry, b.Log
+			// The order events come in the relay's envelopes (mq/batch):
+			// each is handled as its own message.
+			sub := batch.NewSubscriber(b.Queue, b.Queue, batch.SubscriberConfig{Logger: b.Log})
+			deps.DB, deps.Subscriber, deps.Registerer, deps.Logger = b.Gorm, sub, b.Registry, b.Log
 			deps.TracerProvider, deps.MQ = b.Tracing.TracerProvider(), b.Tracing.MQ() // Start wraps the subscriber
 			n, err = Start(ctx, cfg, deps)
 			return err

@@ -185,7 +185,12 @@ func (s *Service) start(ctx context.Context, cfg Config, deps Deps) (err error) 
 	// The subscriber unpacks the envelopes of the gateways' group commit
 	// (mq/batch): each order is handled as its own message, and one that
 	// fails for good is republished alone, so its neighbours go on.
-	pub := mqotel.NewPublisher(deps.Queue, deps.MQ)
+	// The relay's rounds go through group commit too: a round's events
+	// share an envelope, and its pay-deadline messages one per second of
+	// deadlines (due at the latest of them: a cancel is at most a second
+	// late, never early), so under SECKILL_QUEUE_SYNC=always an order does
+	// not cost an fsync of its own per message it causes.
+	pub := mqotel.NewPublisher(batch.NewPublisher(deps.Queue, batch.Config{DelayBucket: time.Second}), deps.MQ)
 	sub := mqotel.NewSubscriber(batch.NewSubscriber(deps.Queue, deps.Queue, batch.SubscriberConfig{Logger: deps.Logger}), deps.MQ)
 	// The outbox relay runs where the order workers run (the gateway's
 	// payments reach it through the table); in-process writers kick it.
