@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/flashsale/seckill/gateway/sale"
+	"github.com/flashsale/seckill/order"
 )
 
 // outcome is how a buy request ended, as the dashboard counts it: the sale's
@@ -123,9 +124,21 @@ type DashboardSample struct {
 	// messages not yet written, or the Kafka consumer lag); nil when
 	// unknown.
 	QueueDepth *float64 `json:"queue_depth"`
+	// WaitingRoom is the activity's waiting room (admission queue) as the
+	// sample read its inlet; nil for an activity with open admission.
+	WaitingRoom *WaitingRoomSample `json:"waiting_room,omitempty"`
 	// Error says which backend could not be read for this sample; the
 	// numbers it could not refresh are the previous sample's.
 	Error string `json:"error,omitempty"`
+}
+
+// WaitingRoomSample is a waiting room's inlet in a dashboard sample.
+type WaitingRoomSample struct {
+	Waiting  int64 `json:"waiting"`  // joined, not yet admitted
+	Admitted int64 `json:"admitted"` // admitted so far (passed-over places included)
+	Active   int64 `json:"active"`   // admitted, holding a pass unused
+	Skipped  int64 `json:"skipped"`  // admitted, the pass lapsed unused
+	SoldOut  bool  `json:"sold_out"`
 }
 
 type dashSub chan DashboardSample
@@ -340,6 +353,16 @@ func (d *dashboard) take(sp *sampler) DashboardSample {
 			smp.Queued = max(0, inv.Reserved-snap.Created-snap.Paid)
 		}
 		smp.State = sale.View(a, smp.Remaining, now).State
+		smp.WaitingRoom = nil
+		if a.Admission == order.AdmissionQueue {
+			if in, err := s.sale.QueueInlet(ctx, sp.id); err == nil {
+				smp.WaitingRoom = &WaitingRoomSample{Waiting: max(in.Total-in.Head, 0), Admitted: in.Head,
+					Active: in.Active, Skipped: in.Skipped, SoldOut: in.SoldOut}
+			} else {
+				problems = append(problems, "redis: could not read the waiting room")
+				errs = append(errs, err)
+			}
+		}
 	} else {
 		problems = append(problems, "database: could not read the activity and its orders")
 		errs = append(errs, err)

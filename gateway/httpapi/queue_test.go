@@ -130,3 +130,35 @@ func contains(v any, sub string) bool {
 	s, _ := v.(string)
 	return strings.Contains(s, sub)
 }
+
+// The live dashboard shows a queue activity's waiting room: how many wait,
+// how many were admitted and hold a pass.
+func TestDashboardShowsTheWaitingRoom(t *testing.T) {
+	f := newFixture(t, fixtureOpts{tweak: func(o *options) { fastDashboard(o) }})
+	t.Cleanup(f.srv.CloseStreams)
+	act := f.createQueueActivity(1, time.Now().Add(-time.Second))
+	for _, u := range []string{"first", "second", "third"} {
+		if r := f.join(act, u); r.status != http.StatusOK {
+			t.Fatalf("join %s: %d %s", u, r.status, r.raw)
+		}
+	}
+	_, events := openStream(t, f.ts.URL, act, "")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, ok := nextSample(t, events, 5*time.Second)
+		if !ok {
+			t.Fatal("stream ended")
+		}
+		if wr := s.WaitingRoom; wr != nil && wr.Waiting == 2 && wr.Admitted == 1 && wr.Active == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sample %+v (waiting room %+v), want 2 waiting, 1 admitted holding a pass", s, s.WaitingRoom)
+		}
+	}
+	open := openActivity(f, 1)
+	_, events = openStream(t, f.ts.URL, open, "")
+	if s, ok := nextSample(t, events, 5*time.Second); !ok || s.WaitingRoom != nil {
+		t.Fatalf("an open activity's sample carries a waiting room: %+v", s)
+	}
+}

@@ -43,6 +43,7 @@ type Sale interface {
 	// Snapshot and StockStats feed the live dashboard's sampler.
 	Snapshot(ctx context.Context, id int64) (*order.Snapshot, error)
 	StockStats(ctx context.Context, id int64) (inventory.Stats, bool, error)
+	QueueInlet(ctx context.Context, id int64) (inventory.QueueInlet, error)
 }
 
 // Limits are the rate limiters, applied in this order: global and per IP on

@@ -447,3 +447,20 @@ func (s *Service) QueueAudit(ctx context.Context, id int64) ([]inventory.QueueMe
 	}
 	return m, secret, nil
 }
+
+// QueueInlet reads activity id's inlet as it is now (the dashboard's
+// sampler): it moves it too, as any caller does.
+func (s *Service) QueueInlet(ctx context.Context, id int64) (inventory.QueueInlet, error) {
+	a, err := s.queueActivity(ctx, id)
+	if err != nil {
+		return inventory.QueueInlet{}, err
+	}
+	in, err := s.deps.Queue.QueueInlet(ctx, a.ID, s.now())
+	if errors.Is(err, inventory.ErrQueueNotConfigured) {
+		return inventory.QueueInlet{}, nil // nobody joined since it was lost, or yet
+	}
+	if err == nil {
+		s.metrics.observeInlet(a.ID, in)
+	}
+	return in, err
+}

@@ -102,6 +102,14 @@
     $("t-writes").textContent = fmt(s.db_writes_per_s);
     $("t-writes-peak").textContent = fmt(D.peakDB);
     $("t-depth").textContent = fmt(s.queue_depth);
+    const wr = s.waiting_room;
+    for (const el of document.querySelectorAll(".tile.wr")) el.classList.toggle("hidden", !wr);
+    if (wr) {
+      $("t-wr-waiting").textContent = wr.sold_out ? fmt(wr.waiting) + " (sold out)" : fmt(wr.waiting);
+      $("t-wr-admitted").textContent = fmt(wr.admitted);
+      $("t-wr-active").textContent = fmt(wr.active);
+      $("t-wr-skipped").textContent = fmt(wr.skipped);
+    }
     const tot = s.ingress_total || {};
     $("t-accepted").textContent = fmt(tot.accepted);
     $("t-soldout").textContent = fmt(tot.sold_out);
