@@ -108,6 +108,9 @@ type QueuePlace struct {
 	// PassExpires is when the pass of a QueueAdmitted place lapses;
 	// OpensAt when the pre-queue opens (QueueTooEarly).
 	PassExpires, OpensAt time.Time
+	// Epoch is the set-up the place belongs to (QueueInlet.Epoch): a
+	// place remembered from another epoch is void.
+	Epoch int64
 }
 
 // QueueInlet is a waiting room's inlet as a whole: Head places admitted
@@ -241,9 +244,10 @@ func queuePlace(c scriptCall, r reply) (QueuePlace, error) {
 	want := map[QueueStatus]int{QueuePrequeue: 1, QueueWaiting: 4, QueueAdmitted: 2, QueueBought: 1, QueueExpired: 1,
 		QueueSoldOut: 1, QueueNotJoined: 0, QueueTooEarly: 1}
 	n, known := want[p.Status]
-	if !known || len(v) != n {
+	if !known || len(v) != n+1 {
 		return QueuePlace{}, c.unexpected(r)
 	}
+	p.Epoch, v = v[n], v[:n]
 	switch p.Status {
 	case QueuePrequeue:
 		p.Waiting = v[0]

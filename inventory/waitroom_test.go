@@ -232,3 +232,28 @@ func TestQueueNotConfigured(t *testing.T) {
 		}
 	})
 }
+
+// A waiting room set up again (after Redis lost it) has another epoch, and
+// every place and inlet answer says which set-up it belongs to.
+func TestQueueEpoch(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e env) {
+		ctx := context.Background()
+		id := e.queue(t, 5, QueueSettings{})
+		first := e.join(t, id, "u", t0.Add(time.Second))
+		in, err := e.s.QueueInlet(ctx, id, t0.Add(time.Second))
+		if err != nil || first.Epoch == 0 || in.Epoch != first.Epoch {
+			t.Fatalf("place epoch %d, inlet epoch %d (%v): want the same, non-zero", first.Epoch, in.Epoch, err)
+		}
+		keys := e.s.wrKeys(id)
+		if err := e.rdb.Del(ctx, keys[5:]...).Err(); err != nil { // the waiting room lost
+			t.Fatal(err)
+		}
+		if _, err := e.s.SetupQueue(ctx, id, QueueSettings{StartsAt: t0, Prequeue: time.Minute, Pass: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		again := e.join(t, id, "u", t0.Add(2*time.Second))
+		if again.Epoch == first.Epoch || again.Epoch == 0 {
+			t.Fatalf("epoch after a new set-up %d, before %d: want another", again.Epoch, first.Epoch)
+		}
+	})
+}

@@ -109,6 +109,7 @@ func (s *Service) RunReaper(ctx context.Context, nodes Nodes, cfg ReaperConfig) 
 		if _, err := s.SettleOrphans(ctx, nodes, cfg.Node, recent(acts, cfg.ReservationTTL)); err != nil && ctx.Err() == nil {
 			s.log.Warn("settle the reservations of dead gateways", "err", err)
 		}
+		s.rooms.sweep(s.now())
 		select {
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)

@@ -89,8 +89,8 @@ type QueueView struct {
 
 // room is one activity's waiting room as this gateway knows it.
 type room struct {
+	ends    time.Time // the activity's end: the room is dropped an hour after
 	mu      sync.Mutex
-	epoch   int64 // the set-up the places below were learned in
 	inlet   inventory.QueueInlet
 	fetched time.Time
 	// headAt samples the head over time, for the admission pace.
@@ -108,6 +108,7 @@ type headSample struct {
 type place struct {
 	status inventory.QueueStatus
 	rank   int64 // from the start; -1 unknown
+	epoch  int64 // the set-up the place was learned in (a queue lost with Redis and set up again has another)
 	view   QueueView
 	next   time.Time // no new answer before this
 }
@@ -118,18 +119,31 @@ type rooms struct {
 	m  map[int64]*room
 }
 
-func (r *rooms) get(id int64) *room {
+func (r *rooms) get(a *order.Activity) *room {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.m == nil {
 		r.m = map[int64]*room{}
 	}
-	rm := r.m[id]
+	rm := r.m[a.ID]
 	if rm == nil {
-		rm = &room{places: map[string]*place{}}
-		r.m[id] = rm
+		rm = &room{ends: a.EndsAt, places: map[string]*place{}}
+		r.m[a.ID] = rm
 	}
 	return rm
+}
+
+// sweep drops the rooms of activities that ended an hour ago: what a
+// gateway remembers of a queue (a place per person) is freed once nobody
+// asks any more.
+func (r *rooms) sweep(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, rm := range r.m {
+		if now.Sub(rm.ends) > time.Hour {
+			delete(r.m, id)
+		}
+	}
 }
 
 // errOpenAdmission answers a queue route of an activity without one.
@@ -185,9 +199,9 @@ func (s *Service) QueueStatus(ctx context.Context, id int64, user string) (Queue
 		return QueueView{}, err
 	}
 	now := s.now()
-	rm := s.rooms.get(a.ID)
+	rm := s.rooms.get(a)
 	rm.mu.Lock()
-	pl, epoch := rm.places[user], rm.epoch
+	pl := rm.places[user]
 	var cached *QueueView
 	switch {
 	case pl == nil:
@@ -208,23 +222,26 @@ func (s *Service) QueueStatus(ctx context.Context, id int64, user string) (Queue
 	if pl != nil && !now.Before(a.StartsAt) && pl.status != inventory.QueueAdmitted {
 		if s.soldOut.isSet(a.ID, now) {
 			s.metrics.queuePolls.WithLabelValues("memory").Inc()
-			return s.answer(a, user, inventory.QueuePlace{Status: inventory.QueueSoldOut, Rank: pl.rank}, now), nil
+			return s.answer(a, user, inventory.QueuePlace{Status: inventory.QueueSoldOut, Rank: pl.rank, Epoch: pl.epoch}, now), nil
 		}
 		if pl.rank >= 0 {
 			gen := s.soldOut.generation(a.ID)
 			in, err := s.inlet(ctx, a, rm, now)
-			if err == nil && in.Epoch == epoch && in.SoldOut {
+			// A place from another set-up (the queue was lost with
+			// Redis) is void: Redis says where the caller stands.
+			same := err == nil && in.Epoch == pl.epoch
+			if same && in.SoldOut {
 				// Nothing left and nothing pending: everyone waiting hears
 				// it from memory until a unit comes back (a release clears
 				// the flag).
 				s.soldOut.setSince(a.ID, now, gen)
 				s.metrics.queuePolls.WithLabelValues("memory").Inc()
-				return s.answer(a, user, inventory.QueuePlace{Status: inventory.QueueSoldOut, Rank: pl.rank}, now), nil
+				return s.answer(a, user, inventory.QueuePlace{Status: inventory.QueueSoldOut, Rank: pl.rank, Epoch: pl.epoch}, now), nil
 			}
-			if err == nil && in.Epoch == epoch && pl.rank >= in.Head {
+			if same && pl.rank >= in.Head {
 				s.metrics.queuePolls.WithLabelValues("memory").Inc()
 				return s.answer(a, user, inventory.QueuePlace{Status: inventory.QueueWaiting, Rank: pl.rank,
-					Head: in.Head, Total: in.Total, Active: in.Active}, now), nil
+					Head: in.Head, Total: in.Total, Active: in.Active, Epoch: pl.epoch}, now), nil
 			}
 		}
 	}
@@ -302,10 +319,8 @@ func (s *Service) inlet(ctx context.Context, a *order.Activity, rm *room, now ti
 			return nil, err
 		}
 		rm.mu.Lock()
-		if in.Epoch != rm.epoch {
-			// Set up again (lost with Redis): every place learned
-			// before belongs to a queue that is gone.
-			rm.places, rm.headAt, rm.epoch = map[string]*place{}, nil, in.Epoch
+		if in.Epoch != rm.inlet.Epoch {
+			rm.headAt = nil // the pace of a queue that is gone
 		}
 		rm.inlet, rm.fetched = in, now
 		rm.headAt = append(rm.headAt, headSample{now, in.Head})
@@ -325,7 +340,7 @@ func (s *Service) inlet(ctx context.Context, a *order.Activity, rm *room, now ti
 // answer turns a place into the API's view, with when to ask again, and
 // remembers it for user.
 func (s *Service) answer(a *order.Activity, user string, p inventory.QueuePlace, now time.Time) QueueView {
-	rm := s.rooms.get(a.ID)
+	rm := s.rooms.get(a)
 	v := QueueView{Position: p.Rank + 1}
 	switch p.Status {
 	case inventory.QueuePrequeue:
@@ -363,7 +378,7 @@ func (s *Service) answer(a *order.Activity, user string, p inventory.QueuePlace,
 		next = a.StartsAt // the draw happens at the start: a pre-queue answer is stale from then
 	}
 	rm.mu.Lock()
-	rm.places[user] = &place{status: p.Status, rank: p.Rank, view: v, next: next}
+	rm.places[user] = &place{status: p.Status, rank: p.Rank, epoch: p.Epoch, view: v, next: next}
 	rm.mu.Unlock()
 	return v
 }
@@ -427,7 +442,7 @@ func (s *Service) resolveQueue(ctx context.Context, a *order.Activity, user stri
 	if _, err := s.deps.Queue.ResolveQueue(rctx, a.ID, user, bought, s.now()); err != nil {
 		s.log.Warn("resolve a waiting-room place (it resolves when the pass lapses)", "activity_id", a.ID, "user_id", user, "err", err)
 	}
-	rm := s.rooms.get(a.ID)
+	rm := s.rooms.get(a)
 	rm.mu.Lock()
 	delete(rm.places, user)
 	rm.mu.Unlock()

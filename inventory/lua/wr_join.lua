@@ -7,7 +7,7 @@ end
 local user, now = ARGV[1], tonumber(ARGV[2])
 if redis.call('HEXISTS', WRU, user) == 0 then
   if now < num(WR, 'open_ms', 0) then
-    return {TOO_EARLY, num(WR, 'open_ms', 0)}
+    return {TOO_EARLY, num(WR, 'open_ms', 0), num(WR, 'epoch', 0)}
   end
   local key
   if now < num(WR, 'starts_ms', 0) then

@@ -98,33 +98,35 @@ local function advance(now)
   redis.call('HSET', WR, 'head', head, 'active', active, 'last_ms', now)
 end
 
--- user_state answers user's place after an advance.
+-- user_state answers user's place after an advance, its last value the
+-- waiting room's epoch (which set-up the place belongs to).
 local function user_state(user, now)
+  local epoch = num(WR, 'epoch', 0)
   local st = redis.call('HGET', WRU, user)
   if not st then
-    return {NOT_JOINED}
+    return {NOT_JOINED, epoch}
   end
   local starts = num(WR, 'starts_ms', 0)
   if now < starts then
-    return {PREQUEUE, redis.call('ZCARD', WRQ)}
+    return {PREQUEUE, redis.call('ZCARD', WRQ), epoch}
   end
   local rank = redis.call('ZRANK', WRQ, user)
   if redis.call('HEXISTS', USERS, user) == 1 then
-    return {BOUGHT, rank}
+    return {BOUGHT, rank, epoch}
   end
   local kind = string.sub(st, 1, 1)
   if kind == 'A' then
     local exp = tonumber(string.match(st, '^A:%d+:(%d+)$'))
     if sold_out() then
-      return {SOLD_OUT, rank}
+      return {SOLD_OUT, rank, epoch}
     end
-    return {ADMITTED, rank, exp}
+    return {ADMITTED, rank, exp, epoch}
   elseif kind == 'B' then
-    return {BOUGHT, rank}
+    return {BOUGHT, rank, epoch}
   elseif kind == 'X' then
-    return {EXPIRED, rank}
+    return {EXPIRED, rank, epoch}
   elseif kind == 'S' or sold_out() then
-    return {SOLD_OUT, rank}
+    return {SOLD_OUT, rank, epoch}
   end
-  return {WAITING, rank, num(WR, 'head', 0), redis.call('ZCARD', WRQ), num(WR, 'active', 0)}
+  return {WAITING, rank, num(WR, 'head', 0), redis.call('ZCARD', WRQ), num(WR, 'active', 0), epoch}
 end
