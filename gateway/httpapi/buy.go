@@ -50,8 +50,7 @@ func (s *Server) decodePurchase(c *gin.Context) (sale.Purchase, error) {
 	if err != nil {
 		return sale.Purchase{}, err
 	}
-	rc := http.NewResponseController(c.Writer)
-	if err := rc.SetReadDeadline(time.Now().Add(s.cfg.BuyBodyTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+	if err := setReadDeadline(c.Writer, time.Now().Add(s.cfg.BuyBodyTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return sale.Purchase{}, errInternal(err)
 	}
 	buf := s.bodyBufs.Get().(*[buyBodyMax]byte)
@@ -65,7 +64,7 @@ func (s *Server) decodePurchase(c *gin.Context) (sale.Purchase, error) {
 		return sale.Purchase{}, errBodyTimeout(s.cfg.BuyBodyTimeout)
 	}
 	// A keep-alive connection's next request reads without the deadline.
-	_ = rc.SetReadDeadline(time.Time{})
+	_ = setReadDeadline(c.Writer, time.Time{})
 	if err != nil {
 		return sale.Purchase{}, err
 	}
@@ -120,4 +119,20 @@ func (t buyTokenJSON) appendJSON(b []byte) []byte {
 	b = append(b, `","expires_at":"`...)
 	b = t.ExpiresAt.UTC().AppendFormat(b, time.RFC3339Nano)
 	return append(b, `"}`...)
+}
+
+// setReadDeadline is http.ResponseController's SetReadDeadline without its
+// allocation (every buy of a spike sets one, and clears it): it unwraps w
+// (gin's writer, otelgin's) down to net/http's.
+func setReadDeadline(w http.ResponseWriter, t time.Time) error {
+	for {
+		switch rw := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
+			return rw.SetReadDeadline(t)
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = rw.Unwrap()
+		default:
+			return http.ErrNotSupported
+		}
+	}
 }
