@@ -163,7 +163,13 @@ func TestClusterControlsOneProcess(t *testing.T) {
 	if err := c.Kill(Redis); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("Kill of a dead process: %v, want ErrNotRunning", err)
 	}
-	if err := c.Pause("nginx"); !errors.Is(err, ErrUnknownProcess) || !strings.Contains(err.Error(), "gateway-1") {
-		t.Fatalf("Pause of an unknown name: %v, want ErrUnknownProcess listing the names", err)
+	// The error lists the names this cluster has (here only redis).
+	if err := c.Pause("nginx"); !errors.Is(err, ErrUnknownProcess) || !strings.Contains(err.Error(), "(one of redis)") {
+		t.Fatalf("Pause of an unknown name: %v, want ErrUnknownProcess listing the cluster's names", err)
+	}
+	// A name of the topology that this cluster lacks is unknown too, not
+	// a nil record.
+	if err := c.Kill(Prometheus); !errors.Is(err, ErrUnknownProcess) {
+		t.Fatalf("Kill of a process the cluster does not have: %v, want ErrUnknownProcess", err)
 	}
 }
