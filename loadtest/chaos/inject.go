@@ -83,13 +83,24 @@ type Event struct {
 	// Ready is, for a kill, when the restarted process was ready again
 	// (its readiness probe passed); zero otherwise.
 	Ready time.Time
+	// StartFailures counts, for a kill, the starts that failed before one
+	// held (the process exited while starting: a backend it needs was
+	// still down); StartFailure is the last one's error.
+	StartFailures int
+	StartFailure  string
 	// Errors of the injection and of the end, if any.
 	Errors []string
 }
 
-// liftTimeout bounds ending a fault after the run's context ended: the
-// processes must come back whatever interrupted the run.
+// liftTimeout bounds ending a fault, on a context of its own: the
+// processes must come back whatever interrupted the run, and a killed
+// process is tried again until it starts.
 const liftTimeout = 3 * time.Minute
+
+// RestartDelay is the pause between two starts of a killed process whose
+// start failed (it exited while starting, as a gateway does while the
+// database is unreachable).
+const RestartDelay = time.Second
 
 // Run plays schedule s against target, offsets counted from t0 on clock,
 // and returns once every fault has been injected and ended, each with its
@@ -133,11 +144,25 @@ func Run(ctx context.Context, s Schedule, target Target, clock Clock, t0 time.Ti
 			defer cancel()
 			ended := clock.Now()
 			record(func(e *Event) { e.Ended = ended })
-			err := lift(lctx, target, i, f)
-			fail("end", err)
-			if f.Kind == Kill && err == nil {
-				ready := clock.Now()
-				record(func(e *Event) { e.Ready = ready })
+			if f.Kind != Kill {
+				fail("end", lift(lctx, target, i, f))
+				return
+			}
+			// A killed process is started again as a supervisor would
+			// (systemd's Restart=always, a Kubernetes restart): until it
+			// stays up, RestartDelay apart.
+			for {
+				err := target.Start(lctx, f.Process)
+				if err == nil {
+					ready := clock.Now()
+					record(func(e *Event) { e.Ready = ready })
+					return
+				}
+				record(func(e *Event) { e.StartFailures, e.StartFailure = e.StartFailures+1, err.Error() })
+				if clock.SleepUntil(lctx, clock.Now().Add(RestartDelay)) != nil {
+					fail("end", fmt.Errorf("%s did not start within %s: %w", f.Process, liftTimeout, err))
+					return
+				}
 			}
 		})
 	}
@@ -176,10 +201,9 @@ func inject(ctx context.Context, t Target, i int, f Fault) error {
 	return fmt.Errorf("unknown kind %q", f.Kind)
 }
 
-func lift(ctx context.Context, t Target, i int, f Fault) error {
+// lift ends every fault but a kill (Run starts a killed process again).
+func lift(_ context.Context, t Target, i int, f Fault) error {
 	switch f.Kind {
-	case Kill:
-		return t.Start(ctx, f.Process)
 	case Pause:
 		return t.Resume(f.Process)
 	case Down:

@@ -254,3 +254,47 @@ func TestOverlap(t *testing.T) {
 		}
 	}
 }
+
+// A killed process whose start fails (a backend it needs is still down)
+// is started again RestartDelay later, until it holds; the failures are
+// counted, not errors of the run.
+func TestRunRestartsAKilledProcessUntilItStarts(t *testing.T) {
+	s := Schedule{Name: "t", Faults: []Fault{{At: Duration(time.Second), Kind: Kill, Process: "gateway-1", For: Duration(2 * time.Second)}}}
+	target := &flakyStart{failures: 2}
+	clock := newFakeClock(t0)
+	target.fakeTarget = fakeTarget{clock: clock, calls: make(chan call, 100)}
+	done := make(chan []Event, 1)
+	go func() { done <- Run(context.Background(), s, target, clock, t0) }()
+	clock.Set(t0.Add(time.Second))
+	if c := <-target.calls; c.what != "kill gateway-1" {
+		t.Fatalf("%q", c.what)
+	}
+	for _, d := range []time.Duration{3 * time.Second, 3*time.Second + RestartDelay, 3*time.Second + 2*RestartDelay} {
+		clock.Set(t0.Add(d))
+		if c := <-target.calls; c.what != "start gateway-1" || !c.at.Equal(t0.Add(d)) {
+			t.Fatalf("%s at T0%+v, want a start at T0+%s", c.what, c.at.Sub(t0), d)
+		}
+	}
+	e := (<-done)[0]
+	if e.StartFailures != 2 || e.StartFailure != "gateway-1 exited while starting" || len(e.Errors) != 0 {
+		t.Errorf("start failures %d (%q), errors %v", e.StartFailures, e.StartFailure, e.Errors)
+	}
+	if !e.Ended.Equal(t0.Add(3*time.Second)) || !e.Ready.Equal(t0.Add(3*time.Second+2*RestartDelay)) {
+		t.Errorf("ended T0%+v, ready T0%+v", e.Ended.Sub(t0), e.Ready.Sub(t0))
+	}
+}
+
+// flakyStart fails its first starts.
+type flakyStart struct {
+	fakeTarget
+	failures int
+}
+
+func (f *flakyStart) Start(ctx context.Context, n string) error {
+	_ = f.fakeTarget.Start(ctx, n)
+	if f.failures > 0 {
+		f.failures--
+		return errors.New(n + " exited while starting")
+	}
+	return nil
+}
