@@ -44,6 +44,10 @@ type Cluster struct {
 
 	mu sync.Mutex
 	st *state
+	// logMu serialises the progress lines: processes start and stop in
+	// goroutines of their own, and Config.Log need not be safe for
+	// concurrent writes (a bytes.Buffer, a test's writer).
+	logMu sync.Mutex
 }
 
 // Up starts a cluster as cfg says and waits until every process is ready:
@@ -179,6 +183,8 @@ func (c *Cluster) logf(format string, args ...any) {
 	c.mu.Lock()
 	w := c.log
 	c.mu.Unlock()
+	c.logMu.Lock()
+	defer c.logMu.Unlock()
 	fmt.Fprintf(w, "cluster: "+format+"\n", args...)
 }
 
