@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -69,10 +70,13 @@ type config struct {
 	cluster   cluster.Config
 	keepUp    bool
 	sc        scenario.Config
-	settle    time.Duration
-	conns     int
-	quiet     bool
-	logLevel  slog.Level
+	// steady is the steady buyers' window; 0: each schedule's own
+	// (steadyWindow).
+	steady   time.Duration
+	settle   time.Duration
+	conns    int
+	quiet    bool
+	logLevel slog.Level
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -84,11 +88,14 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.dir, "dir", "", "the cluster's directory, emptied first (default "+DefaultDirName+" at the repository root)")
 	fs.IntVar(&c.cluster.BasePort, "base-port", DefaultBasePort, fmt.Sprintf("the cluster's first port (it uses %d); apart from make cluster-up's %d so both can run", cluster.PortSpan, cluster.DefaultBasePort))
 	fs.BoolVar(&c.cluster.Install, "install", false, "install missing OS packages with apt-get")
+	fs.StringVar(&c.cluster.BinDir, "bin-dir", "", "where the seckill binaries are (default bin/ at the repository root; make chaos builds them)")
 	fs.BoolVar(&c.keepUp, "keep-up", false, "leave the cluster running afterwards (stop it with: go run ./loadtest/cmd/cluster down --dir ...)")
 	fs.StringVar(&c.out, "out", DefaultOut, "directory for the reports: chaos-<schedule>.html and .json")
 	fs.IntVar(&c.sc.Users, "users", DefaultUsers, "simulated users of each spike; the stock is as large (the resale sells what is left)")
 	fs.Uint64Var(&c.sc.Seed, "seed", c.sc.Seed, "seed of the crowd: the same seed and schedule replay a run")
 	fs.DurationVar(&c.sc.PayTimeout, "pay-timeout", DefaultPayTimeout, "the activity's pay timeout: unpaid orders are cancelled after it")
+	fs.DurationVar(&c.sc.Countdown, "countdown", c.sc.Countdown, "page traffic before the sale starts")
+	fs.DurationVar(&c.steady, "steady-window", 0, fmt.Sprintf("half the crowd buys evenly over this from T0 (default: each schedule's end + %s, at least %s)", ChaosTail, ChaosMinWindow))
 	fs.DurationVar(&c.settle, "settle-timeout", DefaultSettle, "bound on each wait for the system to settle after the faults")
 	fs.IntVar(&c.conns, "conns", 0, "connections to the front door (default: the spike's)")
 	fs.BoolVar(&c.quiet, "quiet", false, "no live progress line")
@@ -126,7 +133,21 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	return c, nil
 }
 
+// lockedWriter serialises writes: the cluster's progress lines come from
+// a goroutine per process, the spike's from its sampler.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	stderr = &lockedWriter{w: stderr}
 	c, err := parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -237,6 +258,9 @@ func playOne(ctx context.Context, c *config, cl *cluster.Cluster, s chaos.Schedu
 	}
 	sc := c.sc
 	sc.SteadyWindow = steadyWindow(s)
+	if c.steady > 0 {
+		sc.SteadyWindow = c.steady
+	}
 	o := spike.Options{
 		Scenario: sc, Chaos: ch, SettleTimeout: c.settle, Conns: c.conns,
 		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel})),
