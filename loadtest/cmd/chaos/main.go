@@ -46,7 +46,7 @@ const (
 	DefaultBasePort   = 19000
 	DefaultDirName    = ".cluster-chaos"
 	DefaultOut        = "spike-report"
-	DefaultSettle     = 90 * time.Second
+	DefaultSettle     = 60 * time.Second
 	DefaultPayTimeout = 10 * time.Second
 )
 
@@ -202,8 +202,9 @@ func freshCluster(ctx context.Context, c *config, log io.Writer) (*cluster.Clust
 	cfg := c.cluster
 	cfg.Dir, cfg.Log = c.dir, log
 	// A chaos run that dies (a CI timeout, a kill -9) takes the cluster
-	// with it rather than leaving 14 processes behind.
-	cfg.ExitWithCaller = true
+	// with it rather than leaving 14 processes behind; unless it is to
+	// stay up.
+	cfg.ExitWithCaller = !c.keepUp
 	return cluster.Up(ctx, cfg)
 }
 
