@@ -214,18 +214,16 @@ func lift(_ context.Context, t Target, i int, f Fault) error {
 	return nil
 }
 
-// Overlap is, for one event, the other faults in effect while it was and
-// until it ended: a recovery measured while another fault is still on
-// measures that one too.
-func Overlap(events []Event, i int) (others []int, until time.Time) {
+// Overlap is, for event i, the other faults in effect at some time
+// between its beginning and until (its recovery, or the end of the run
+// when it did not recover), and when the last of them ended: a recovery
+// measured while another fault is on measures that one too.
+func Overlap(events []Event, i int, until time.Time) (others []int, othersUntil time.Time) {
 	e := events[i]
 	if e.Began.IsZero() {
 		return nil, time.Time{}
 	}
-	end := e.Ended
-	if end.IsZero() {
-		end = e.Began
-	}
+	end := latest(e.Began, e.Ended, until)
 	for j, o := range events {
 		if j == i || o.Began.IsZero() {
 			continue
@@ -234,17 +232,16 @@ func Overlap(events []Event, i int) (others []int, until time.Time) {
 		if oEnd.IsZero() {
 			oEnd = o.Began
 		}
-		// o was on at some point in [e.Began, e.Ended], or is still on
-		// after e ended.
+		// o was on at some point in [e.Began, end].
 		if !o.Began.After(end) && !oEnd.Before(e.Began) {
 			others = append(others, j)
-			if oEnd.After(until) {
-				until = oEnd
+			if oEnd.After(othersUntil) {
+				othersUntil = oEnd
 			}
 		}
 	}
 	sort.Ints(others)
-	return others, until
+	return others, othersUntil
 }
 
 // Errors returns the events' errors, each naming its fault.
@@ -256,4 +253,15 @@ func Errors(events []Event) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// latest is the latest of ts.
+func latest(ts ...time.Time) time.Time {
+	var l time.Time
+	for _, t := range ts {
+		if t.After(l) {
+			l = t
+		}
+	}
+	return l
 }

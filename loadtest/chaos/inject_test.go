@@ -234,67 +234,31 @@ func TestOverlap(t *testing.T) {
 		{Began: s(4 * time.Second), Ended: s(4 * time.Second)}, // instant, at the first's end
 		{}, // never began
 	}
-	for i, want := range []struct {
-		others []int
-		until  time.Duration
+	for _, tc := range []struct {
+		event     int
+		recovered time.Duration // 0: measured until its end
+		others    []int
+		until     time.Duration
 	}{
-		{[]int{1, 3}, 15 * time.Second},
-		{[]int{0, 3}, 4 * time.Second},
-		{nil, 0},
-		{[]int{0, 1}, 15 * time.Second},
-		{nil, 0},
+		{0, 0, []int{1, 3}, 15 * time.Second},
+		{1, 0, []int{0, 3}, 4 * time.Second},
+		{2, 0, nil, 0},
+		{3, 0, []int{0, 1}, 15 * time.Second},
+		{4, 0, nil, 0},
+		// The first recovered only at 20s: the third began meanwhile.
+		{0, 20 * time.Second, []int{1, 2, 3}, 21 * time.Second},
 	} {
-		others, until := Overlap(events, i)
+		var rec time.Time
+		if tc.recovered > 0 {
+			rec = s(tc.recovered)
+		}
+		others, until := Overlap(events, tc.event, rec)
 		var u time.Duration
 		if !until.IsZero() {
 			u = until.Sub(t0)
 		}
-		if !slices.Equal(others, want.others) || u != want.until {
-			t.Errorf("Overlap(%d) = %v until T0+%s, want %v until T0+%s", i, others, u, want.others, want.until)
+		if !slices.Equal(others, tc.others) || u != tc.until {
+			t.Errorf("Overlap(%d, recovered T0+%s) = %v until T0+%s, want %v until T0+%s", tc.event, tc.recovered, others, u, tc.others, tc.until)
 		}
 	}
-}
-
-// A killed process whose start fails (a backend it needs is still down)
-// is started again RestartDelay later, until it holds; the failures are
-// counted, not errors of the run.
-func TestRunRestartsAKilledProcessUntilItStarts(t *testing.T) {
-	s := Schedule{Name: "t", Faults: []Fault{{At: Duration(time.Second), Kind: Kill, Process: "gateway-1", For: Duration(2 * time.Second)}}}
-	target := &flakyStart{failures: 2}
-	clock := newFakeClock(t0)
-	target.fakeTarget = fakeTarget{clock: clock, calls: make(chan call, 100)}
-	done := make(chan []Event, 1)
-	go func() { done <- Run(context.Background(), s, target, clock, t0) }()
-	clock.Set(t0.Add(time.Second))
-	if c := <-target.calls; c.what != "kill gateway-1" {
-		t.Fatalf("%q", c.what)
-	}
-	for _, d := range []time.Duration{3 * time.Second, 3*time.Second + RestartDelay, 3*time.Second + 2*RestartDelay} {
-		clock.Set(t0.Add(d))
-		if c := <-target.calls; c.what != "start gateway-1" || !c.at.Equal(t0.Add(d)) {
-			t.Fatalf("%s at T0%+v, want a start at T0+%s", c.what, c.at.Sub(t0), d)
-		}
-	}
-	e := (<-done)[0]
-	if e.StartFailures != 2 || e.StartFailure != "gateway-1 exited while starting" || len(e.Errors) != 0 {
-		t.Errorf("start failures %d (%q), errors %v", e.StartFailures, e.StartFailure, e.Errors)
-	}
-	if !e.Ended.Equal(t0.Add(3*time.Second)) || !e.Ready.Equal(t0.Add(3*time.Second+2*RestartDelay)) {
-		t.Errorf("ended T0%+v, ready T0%+v", e.Ended.Sub(t0), e.Ready.Sub(t0))
-	}
-}
-
-// flakyStart fails its first starts.
-type flakyStart struct {
-	fakeTarget
-	failures int
-}
-
-func (f *flakyStart) Start(ctx context.Context, n string) error {
-	_ = f.fakeTarget.Start(ctx, n)
-	if f.failures > 0 {
-		f.failures--
-		return errors.New(n + " exited while starting")
-	}
-	return nil
 }

@@ -147,6 +147,12 @@ var funcs = template.FuncMap{
 	"f2":  func(v float64) string { return fmt.Sprintf("%.2f", v) },
 	"f0":  func(v float64) string { return fmt.Sprintf("%.0f", v) },
 	"opt": func(v float64) string { return optional(v) },
+	"opt1": func(v float64) string {
+		if v < 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f", v)
+	},
 	"pct": func(a, b float64) string {
 		if b <= 0 {
 			return ""
@@ -232,8 +238,8 @@ created {{.Final.OrdersCreated}}, paid {{.Final.OrdersPaid}}, cancelled {{.Final
 
 <h2>Timeline (per second since T0)</h2>
 {{$answers := .Answers}}
-<table><tr><th>t</th><th>requests sent</th><th>buys sent</th>{{range $answers}}<th>{{.}}</th>{{end}}<th>buy p50</th><th>buy p99</th><th>reserved</th><th>written</th><th>DB tx</th><th>queue</th></tr>
-{{range .Timeline}}{{$s := .}}<tr><td>{{.T}}</td><td>{{.Requests}}</td><td>{{.Buys}}</td>{{range $answers}}<td>{{idx $s.Answers .}}</td>{{end}}<td>{{f1 .P50}}</td><td>{{f1 .P99}}</td><td>{{opt .Reserved}}</td><td>{{opt .Written}}</td><td>{{opt .DBTx}}</td><td>{{opt .QueueDepth}}</td></tr>{{end}}
+<table><tr><th>t</th><th>requests sent</th><th>buys sent</th>{{range $answers}}<th>{{.}}</th>{{end}}<th>buy p50</th><th>buy p99</th><th>reserved</th><th>written</th><th>DB tx</th><th>queue</th><th>oldest (s)</th></tr>
+{{range .Timeline}}{{$s := .}}<tr><td>{{.T}}</td><td>{{.Requests}}</td><td>{{.Buys}}</td>{{range $answers}}<td>{{idx $s.Answers .}}</td>{{end}}<td>{{f1 .P50}}</td><td>{{f1 .P99}}</td><td>{{opt .Reserved}}</td><td>{{opt .Written}}</td><td>{{opt .DBTx}}</td><td>{{opt .QueueDepth}}</td><td>{{opt1 .QueueAge}}</td></tr>{{end}}
 </table>
 
 <h2>Scenario and settings</h2>

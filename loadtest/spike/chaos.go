@@ -95,7 +95,7 @@ func observations(accepted []time.Time, samples []sample) chaos.Observations {
 
 // chaosReport turns the injector's events and what the run saw into the
 // report's chaos section.
-func (r *runner) chaosReport(events []chaos.Event, obs chaos.Observations, t0 time.Time, inFlight InFlightStats, alerts []chaos.Alert, alertsErr error) *report.Chaos {
+func (r *runner) chaosReport(events []chaos.Event, obs chaos.Observations, t0, runEnd time.Time, inFlight InFlightStats, alerts []chaos.Alert, alertsErr error) *report.Chaos {
 	c := r.opts.Chaos
 	rc := &report.Chaos{
 		Schedule: c.Schedule.Name, Description: c.Schedule.Description, Seed: r.opts.Scenario.Seed,
@@ -114,6 +114,9 @@ func (r *runner) chaosReport(events []chaos.Event, obs chaos.Observations, t0 ti
 			Began: rel(e.Began), Ended: rel(e.Ended), Ready: rel(e.Ready), Errors: e.Errors,
 			StartFailures: e.StartFailures, StartFailure: lastLine(e.StartFailure),
 		}
+		// Until when the fault is the system's state: its recovery, or the
+		// end of the run.
+		until := runEnd
 		if !e.Began.IsZero() && !e.Ended.IsZero() {
 			rec := chaos.RecoveryOf(e.Began, e.Ended, obs)
 			f.Recovered, f.NotRecovered = rec.Recovered, rec.Why
@@ -122,13 +125,14 @@ func (r *runner) chaosReport(events []chaos.Event, obs chaos.Observations, t0 ti
 			if rec.Recovered {
 				d := rec.Duration.Seconds()
 				f.RecoverySeconds, f.RecoveredAt = &d, rel(rec.At)
+				until = rec.At
 			}
 		}
-		others, until := chaos.Overlap(events, i)
+		others, othersUntil := chaos.Overlap(events, i, until)
 		for _, o := range others {
 			f.Overlaps = append(f.Overlaps, o+1)
 		}
-		f.OthersUntil = rel(until)
+		f.OthersUntil = rel(othersUntil)
 		rc.Faults = append(rc.Faults, f)
 	}
 	switch {

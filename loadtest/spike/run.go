@@ -56,16 +56,7 @@ type Options struct {
 	BuyToken BuyTokenSetting
 
 	// URL of a deployed gateway; empty starts one in-process.
-	URL string
-	// MetricsURLs are the /metrics of each process of a deployment whose
-	// front door serves none (a load balancer over gateways and workers):
-	// read four times a second and summed as one (api.Merger). Empty: the
-	// gateway's own /metrics at URL.
-	MetricsURLs []string
-	// Chaos, when set, plays a schedule of faults against the deployment
-	// (URL) during the spike, and the report measures each fault's
-	// recovery and the alerts it raised.
-	Chaos      *Chaos
+	URL        string
 	AdminToken string // required with URL
 	JWTSecret  string // with URL: mint tokens; empty: demo login
 	// RedisURL and DBDSN are the backends of the in-process gateway
@@ -75,6 +66,15 @@ type Options struct {
 	DBDSN    string
 	// Env overrides SECKILL_* variables of the in-process gateway.
 	Env map[string]string
+	// MetricsURLs are the /metrics of each process of a deployment whose
+	// front door serves none (a load balancer over gateways and workers):
+	// read four times a second and added up as one (api.Merger). Empty:
+	// the gateway's own /metrics at URL.
+	MetricsURLs []string
+	// Chaos, when set, plays a schedule of faults against the deployment
+	// (URL) during the spike, and the report measures each fault's
+	// recovery and the alerts it raised.
+	Chaos *Chaos
 
 	Conns int // connections to the gateway (default 512)
 	// MaxInFlight caps the requests in flight (default Conns). More than
@@ -372,7 +372,7 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 	if o.Chaos != nil {
 		inFlight, acceptedAt, _ := r.ledger.failures()
 		alerts, alertsErr := r.firedAlerts(t0)
-		rep.Chaos = r.chaosReport(events, observations(acceptedAt, samples), t0, inFlightStats(inFlight, ev.Accepted), alerts, alertsErr)
+		rep.Chaos = r.chaosReport(events, observations(acceptedAt, samples), t0, time.Now(), inFlightStats(inFlight, ev.Accepted), alerts, alertsErr)
 		if healErr != nil {
 			rep.Chaos.Errors = append(rep.Chaos.Errors, healErr.Error())
 		}
