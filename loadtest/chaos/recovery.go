@@ -29,6 +29,13 @@ type Observations struct {
 	Ages     []AgeSample
 }
 
+// RecoveryHold is how long the queue must keep up before the system
+// counts as recovered: a fault's effect on the queue shows only once the
+// orders accepted meanwhile should have been written (Redis restarted
+// empty, the workers fail for a while), so its first young sample after
+// the fault proves nothing.
+const RecoveryHold = 5 * time.Second
+
 // Recovery is how a fault was recovered from.
 //
 // The system has recovered from a fault at R, the first instant at or
@@ -36,9 +43,11 @@ type Observations struct {
 //
 //  1. 202s flow again: a buy was answered 202 at or after E, and no later
 //     than R;
-//  2. the queue keeps up again: the age of its oldest unwritten order,
-//     sampled at R, is known and at most the larger of what it was at the
-//     last sample before the fault began (the baseline) and AgeFloor.
+//  2. the queue keeps up again, and goes on doing so: the age of its
+//     oldest unwritten order, at every sample from R to R+RecoveryHold
+//     (and at least one at or after R+RecoveryHold), is known and at most
+//     the larger of what it was at the last sample before the fault began
+//     (the baseline) and AgeFloor.
 //
 // R is a sample instant of the queue's age (every 250 ms in a spike), so
 // it is known to that resolution. The time to recover is R - E.
@@ -77,24 +86,30 @@ func RecoveryOf(start, end time.Time, obs Observations) Recovery {
 	}
 	r.First202 = obs.Accepted[i]
 	from := r.First202 // at or after end
-	lastAge := -1.0
-	for _, s := range obs.Ages {
-		if s.At.Before(from) {
-			continue
+	ok := func(a float64) bool { return a >= 0 && a <= r.Threshold }
+	ages := obs.Ages[sort.Search(len(obs.Ages), func(i int) bool { return !obs.Ages[i].At.Before(from) }):]
+	var candidate time.Time // the start of the run of young samples
+	for _, s := range ages {
+		switch {
+		case !ok(s.Age):
+			candidate = time.Time{}
+		case candidate.IsZero():
+			candidate = s.At
 		}
-		lastAge = s.Age
-		if s.Age >= 0 && s.Age <= r.Threshold {
-			r.Recovered, r.At, r.Duration = true, s.At, s.At.Sub(end)
+		if !candidate.IsZero() && !s.At.Before(candidate.Add(RecoveryHold)) {
+			r.Recovered, r.At, r.Duration = true, candidate, candidate.Sub(end)
 			return r
 		}
 	}
 	switch {
-	case lastAge < 0 && len(obs.Ages) > 0 && !obs.Ages[len(obs.Ages)-1].At.Before(from):
-		r.Why = "the queue's age was unknown at the last sample"
-	case lastAge < 0:
+	case len(ages) == 0:
 		r.Why = "the queue's age was not sampled after the first 202"
+	case !candidate.IsZero():
+		r.Why = fmt.Sprintf("the queue kept up from %.1fs after the fault's end, but the sampling ended before it had for %s", candidate.Sub(end).Seconds(), RecoveryHold)
+	case ages[len(ages)-1].Age < 0:
+		r.Why = "the queue's age was unknown at the last sample"
 	default:
-		r.Why = fmt.Sprintf("the queue's oldest order was still %.1fs old at the last sample (before the fault: %.1fs)", lastAge, r.Baseline)
+		r.Why = fmt.Sprintf("the queue's oldest order was still %.1fs old at the last sample (before the fault: %.1fs)", ages[len(ages)-1].Age, r.Baseline)
 	}
 	return r
 }

@@ -45,7 +45,7 @@ func TestRecoveryOf(t *testing.T) {
 			// 202s flow on (the gateways still accept), the workers catch up
 			// at 5s: recovered when the age is back under the floor.
 			name: "the queue drains after the fault", start: 2, end: 4,
-			obs: timeline([]float64{0.5, 1, 3, 4.1, 6}, ramp(40, func(t float64) float64 {
+			obs: timeline([]float64{0.5, 1, 3, 4.1, 6}, ramp(80, func(t float64) float64 {
 				switch {
 				case t < 2:
 					return 0.2
@@ -61,14 +61,14 @@ func TestRecoveryOf(t *testing.T) {
 			// A gateway killed: the queue never ages, but no 202 comes
 			// until 4.6s: recovered at the first age sample after it.
 			name: "202s come back later than the queue", start: 1, end: 4,
-			obs:       timeline([]float64{0.5, 4.6, 5}, ramp(40, func(float64) float64 { return 0 })),
+			obs:       timeline([]float64{0.5, 4.6, 5}, ramp(80, func(float64) float64 { return 0 })),
 			recovered: true, at: 4.75,
 		},
 		{
 			// An earlier fault left the queue 8s behind: "younger than
 			// before" is 8s, not the floor.
 			name: "a queue already behind before the fault", start: 2, end: 3,
-			obs: timeline([]float64{3.1}, ramp(40, func(t float64) float64 {
+			obs: timeline([]float64{3.1}, ramp(80, func(t float64) float64 {
 				switch {
 				case t <= 2: // the sample at the fault's start is before it
 					return 8
@@ -81,24 +81,24 @@ func TestRecoveryOf(t *testing.T) {
 		},
 		{
 			name: "no 202 after the fault", start: 1, end: 2,
-			obs: timeline([]float64{0.5, 1.99}, ramp(20, func(float64) float64 { return 0 })),
+			obs: timeline([]float64{0.5, 1.99}, ramp(80, func(float64) float64 { return 0 })),
 			why: "no buy was answered 202 after it ended",
 		},
 		{
 			name: "the queue never catches up", start: 1, end: 2,
-			obs: timeline([]float64{2.5}, ramp(20, func(t float64) float64 {
+			obs: timeline([]float64{2.5}, ramp(80, func(t float64) float64 {
 				if t <= 1 {
 					return 0
 				}
 				return t
 			})),
-			why: "the queue's oldest order was still 4.8s old at the last sample (before the fault: 0.0s)",
+			why: "the queue's oldest order was still 19.8s old at the last sample (before the fault: 0.0s)",
 		},
 		{
 			// The queue's age is unknown (-1) while NATS is unreachable:
 			// unknown is not "young".
 			name: "an unreadable queue is not a recovered one", start: 1, end: 2,
-			obs: timeline([]float64{2.2}, ramp(20, func(t float64) float64 {
+			obs: timeline([]float64{2.2}, ramp(80, func(t float64) float64 {
 				if t < 1 {
 					return 0
 				}
@@ -108,7 +108,7 @@ func TestRecoveryOf(t *testing.T) {
 		},
 		{
 			name: "unknown, then known", start: 1, end: 2,
-			obs: timeline([]float64{2.2}, ramp(20, func(t float64) float64 {
+			obs: timeline([]float64{2.2}, ramp(80, func(t float64) float64 {
 				if t >= 1 && t < 3 {
 					return -1
 				}
@@ -117,9 +117,39 @@ func TestRecoveryOf(t *testing.T) {
 			recovered: true, at: 3, baseline: 0.1,
 		},
 		{
+			// Redis restarted empty at 2s: the queue still looks young
+			// right after, then the orders accepted meanwhile wait on
+			// failing writes; it keeps up again from 6s. Its first young
+			// sample is not the recovery.
+			name: "a fault whose effect on the queue comes later", start: 2, end: 2,
+			obs: timeline([]float64{1, 2.3, 4, 7}, ramp(80, func(t float64) float64 {
+				switch {
+				case t < 2.75:
+					return 0.2
+				case t < 6:
+					return t - 2.5
+				default:
+					return 0.3
+				}
+			})),
+			recovered: true, at: 6, baseline: 0.2,
+		},
+		{
+			// Young again at 16s, and the samples end at 19.75s: not held
+			// for RecoveryHold yet.
+			name: "sampled too briefly after keeping up", start: 1, end: 2,
+			obs: timeline([]float64{2.1}, ramp(80, func(t float64) float64 {
+				if t > 1 && t < 16 {
+					return 5
+				}
+				return 0
+			})),
+			why: "the queue kept up from 14.0s after the fault's end, but the sampling ended before it had for 5s",
+		},
+		{
 			// An instant fault (Redis restarted empty) ends where it begins.
 			name: "an instant fault", start: 2, end: 2,
-			obs:       timeline([]float64{1, 2.3}, ramp(20, func(float64) float64 { return 0.4 })),
+			obs:       timeline([]float64{1, 2.3}, ramp(80, func(float64) float64 { return 0.4 })),
 			recovered: true, at: 2.5, baseline: 0.4,
 		},
 	} {

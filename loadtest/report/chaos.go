@@ -252,7 +252,7 @@ const chaosBody = `{{with .Chaos}}
 {{range $i, $f := .Faults}}<tr><td>{{inc $i}}</td><td class="l">{{$f.Fault}}{{range $f.Errors}}<br><span class="VIOLATED">{{.}}</span>{{end}}{{if $f.StartFailures}}<br><span class="muted">{{$f.StartFailures}} starts failed first: {{$f.StartFailure}}</span>{{end}}</td><td>{{secs $f.Began}}</td><td>{{secs $f.Ended}}</td><td>{{secs $f.Ready}}</td>
 <td class="l {{if $f.Recovered}}ok{{else}}VIOLATED{{end}}">{{$f.RecoveryText}}</td><td>{{secs $f.First202}}</td><td>{{f1 $f.QueueAgeBefore}} / {{f1 $f.QueueAgeAllowed}} s</td><td class="l">{{$f.OverlapText}}</td><td class="l">{{join $f.Alerts ", "}}</td></tr>{{end}}
 </table>
-<p class="muted">Times are seconds after T0. Time to recover: from the fault's end until a buy is answered 202 again and the oldest unwritten order is no older than before the fault (or than 1 s), at a sample of the queue (docs/chaos.md).</p>
+<p class="muted">Times are seconds after T0. Time to recover: from the fault's end until a buy is answered 202 again and the oldest unwritten order is no older than before the fault (or than 1 s), and stays so for 5 s (docs/chaos.md).</p>
 <div class="cols"><div>{{$.ChaosAnswersChart}}</div><div>{{$.ChaosQueueChart}}</div></div>
 <p>Buys that failed in flight (not promises): {{.InFlight.Summary}}</p>
 {{range $.Settles}}<p class="{{if .Settled}}ok{{else}}VIOLATED{{end}}">{{.Summary}}</p>{{end}}
@@ -291,7 +291,7 @@ func (r *Run) writeChaosSummary(w io.Writer) {
 		p("  alerts: none fired. %s", c.AlertsNote)
 	}
 	for _, a := range c.Alerts {
-		p("  alert %-60s first +%.1fs last +%.1fs faults %s", a.Alert, a.First, a.Last, a.FaultsText())
+		p("  alert %-60s first %+.1fs last %+.1fs faults %s", a.Alert, a.First, a.Last, a.FaultsText())
 	}
 	for _, e := range c.Errors {
 		p("  error: %s", e)

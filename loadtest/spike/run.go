@@ -327,6 +327,11 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 		return err
 	}
 	after, _ := r.metrics.read(ctx)
+	if o.Chaos != nil {
+		// A recovery must hold (chaos.RecoveryHold): one that comes with
+		// the end of the drain is confirmed by the samples after it.
+		time.Sleep(chaos.RecoveryHold)
+	}
 	// One more edge so that the timeline covers the last second.
 	time.Sleep(time.Until(t0.Add(time.Duration(r.rec.SecondOf(time.Now())+1)*time.Second)) + 50*time.Millisecond)
 	close(stopSampling)
