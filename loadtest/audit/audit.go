@@ -71,6 +71,10 @@ type DBFacts struct {
 	// States and Users of every order of the activity, by id.
 	States map[string]string `json:"-"`
 	Users  map[string]string `json:"-"`
+	// BornCancelled are the orders written already cancelled (created and
+	// last updated at once): a worker found the reservation gone, so the
+	// order never held a unit.
+	BornCancelled map[string]bool `json:"-"`
 }
 
 // InFlight is a buy that failed on its way (api.Answer.InFlightFailure):
@@ -401,9 +405,12 @@ func inFlightOutcomes(f []InFlight) string {
 // promised: every order row of the activity is one a buyer was told
 // about (a received 202), or belongs to a buyer whose buy failed in flight
 // (it may have been reserved before the gateway died). An order for a
-// buyer whose every buy was refused (a 503 BUSY, a 410) breaks the
-// refusal's promise that nothing happened, and holds a unit its buyer
-// does not know of.
+// buyer whose every buy was refused (a 503 BUSY, a 410) that held a unit
+// breaks the refusal's promise that nothing happened: the unit was held
+// for a buyer who does not know of it. One written already cancelled (the
+// worker found the reservation released) held nothing: it is listed, not
+// a breach, since its buyer is still told of an order cancelled that it
+// never bought.
 func promised(e Evidence) Check {
 	k := newExtra(NamePromised)
 	if e.DB == nil || e.DB.Users == nil {
@@ -415,6 +422,7 @@ func promised(e Evidence) Check {
 		lost[f.User] = true
 	}
 	unannounced := 0
+	var born []string
 	for _, id := range sortedKeys(e.DB.Users) {
 		if _, ok := e.Accepted[id]; ok {
 			continue
@@ -422,6 +430,10 @@ func promised(e Evidence) Check {
 		user := e.DB.Users[id]
 		if lost[user] {
 			unannounced++
+			continue
+		}
+		if e.DB.BornCancelled[id] {
+			born = append(born, id+" (user "+user+")")
 			continue
 		}
 		answers := "none recorded"
@@ -432,6 +444,13 @@ func promised(e Evidence) Check {
 	}
 	if unannounced > 0 {
 		k.note("%d orders exist that no received 202 announced, each of a buyer whose buy failed in flight: the gateway took it before it died", unannounced)
+	}
+	if len(born) > 0 {
+		if len(born) > 10 {
+			born = append(born[:10], "...")
+		}
+		k.note("%d orders of buyers who were only refused were written already cancelled (the reservation was released: no unit held, but the buyer is told of a cancelled order it never got): %s",
+			len(born), strings.Join(born, ", "))
 	}
 	return k.done()
 }

@@ -102,6 +102,11 @@ func TestPromisesAndDeadLetters(t *testing.T) {
 		}},
 		{"an order for a buyer who was only refused is a breach", NamePromised, Violated,
 			"order o9 (user u5, cancelled) exists, but no buy of that user was answered 202 or failed in flight (its answers: 503 BUSY, 410 SOLD_OUT)", unannounced},
+		{"an order of a refused buy written already cancelled held nothing: noted", NamePromised, OK,
+			"1 orders of buyers who were only refused were written already cancelled", func(e *Evidence) {
+				unannounced(e)
+				e.DB.BornCancelled = map[string]bool{"o9": true}
+			}},
 		{"without the database the promises are not checked", NamePromised, Skipped, "the database was not read", func(e *Evidence) {
 			unannounced(e)
 			e.DB = nil

@@ -30,13 +30,17 @@ func dbFacts(ctx context.Context, store *order.Store, activity string) (*audit.D
 		return nil, fmt.Errorf("database audit: read orders of activity %d: %w", id, err)
 	}
 	f := &audit.DBFacts{Stock: a.Stock, Available: a.Available, ByState: map[string]int64{},
-		States: make(map[string]string, len(rows)), Users: make(map[string]string, len(rows))}
+		States: make(map[string]string, len(rows)), Users: make(map[string]string, len(rows)), BornCancelled: map[string]bool{}}
 	live := map[string]int{}
 	byUser := map[string][]dbOrder{}
 	for _, o := range rows {
 		f.ByState[o.State]++
 		f.States[o.ID] = o.State
 		f.Users[o.ID] = o.UserID
+		if o.neverLive() {
+			f.BornCancelled[o.ID] = true
+			continue // it held no unit: it overlaps nothing
+		}
 		byUser[o.UserID] = append(byUser[o.UserID], o)
 		if o.State == order.StateCreated || o.State == order.StatePaid {
 			live[o.UserID]++
@@ -69,6 +73,12 @@ func (o dbOrder) liveUntil() (time.Time, bool) {
 		return o.UpdatedAt, true
 	}
 	return time.Time{}, false
+}
+
+// neverLive: written already cancelled (a worker found the reservation
+// gone), so it never held a unit.
+func (o dbOrder) neverLive() bool {
+	return o.State == order.StateCancelled && o.UpdatedAt.Equal(o.CreatedAt)
 }
 
 // liveAtOnce finds, for each user with several orders, two that held a

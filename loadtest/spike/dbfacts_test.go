@@ -23,6 +23,13 @@ func TestLiveAtOnce(t *testing.T) {
 		"two": {{ID: "t1", State: "created", CreatedAt: at(1)}, {ID: "t2", State: "paid", CreatedAt: at(2), UpdatedAt: at(3)}},
 		"one": {{ID: "o1", State: "paid", CreatedAt: at(1), UpdatedAt: at(2)}},
 	})
+	// dbFacts leaves out the orders written already cancelled (they held
+	// nothing); such a row is recognised by its times.
+	if !(dbOrder{State: "cancelled", CreatedAt: at(3), UpdatedAt: at(3)}).neverLive() ||
+		(dbOrder{State: "cancelled", CreatedAt: at(3), UpdatedAt: at(13)}).neverLive() ||
+		(dbOrder{State: "paid", CreatedAt: at(3), UpdatedAt: at(3)}).neverLive() {
+		t.Error("neverLive tells the wrong rows")
+	}
 	want := []string{
 		"user ghost: orders g1 (created at 10:00:04.000, cancelled at 10:00:14.000) and g2 (created at 10:00:05.000, now paid) were live at once",
 		"user two: orders t1 (created at 10:00:01.000, now created) and t2 (created at 10:00:02.000, now paid) were live at once",
