@@ -31,6 +31,9 @@ type Chaos struct {
 	// Errors of the injector (a fault that could not be injected or
 	// ended) and of the heal after it.
 	Errors []string `json:"errors,omitempty"`
+	// Notes on the system that explain the faults' effects (the queue's
+	// streams and their replicas).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Fault is one fault of the schedule as it happened. Times are seconds
@@ -262,6 +265,7 @@ const chaosBody = `{{with .Chaos}}
 </table>{{else}}<p>No alert fired.{{if .AlertsNote}} {{.AlertsNote}}{{end}}</p>{{end}}
 {{if .Prometheus}}<p class="muted">Prometheus: {{.Prometheus}}</p>{{end}}
 {{range .Errors}}<p class="VIOLATED">{{.}}</p>{{end}}
+{{range .Notes}}<p class="muted">{{.}}</p>{{end}}
 {{end}}`
 
 // writeChaosSummary writes the chaos part of the terminal summary.
@@ -295,6 +299,9 @@ func (r *Run) writeChaosSummary(w io.Writer) {
 	}
 	for _, e := range c.Errors {
 		p("  error: %s", e)
+	}
+	for _, n := range c.Notes {
+		p("  note: %s", n)
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +34,10 @@ type Chaos struct {
 	Clock chaos.Clock
 	// HealTimeout bounds each Heal (default DefaultHealTimeout).
 	HealTimeout time.Duration
+	// Streams, when set, reports the queue's streams and their replicas
+	// after the run (the cluster's JetStream): a stream of one replica
+	// stops while its node is down, which explains a NATS node's kill.
+	Streams func(ctx context.Context) (map[string]int, error)
 }
 
 // DefaultHealTimeout bounds the wait for the system to be whole again
@@ -50,12 +56,14 @@ func (c *Chaos) heal(ctx context.Context) error {
 	return c.Heal(ctx)
 }
 
-func (c *Chaos) defaults() error {
+// withDefaults returns c with its defaults filled in (the caller's value
+// is left alone).
+func (c Chaos) withDefaults() (Chaos, error) {
 	if c.Target == nil || c.Heal == nil {
-		return errors.New("chaos: a target and a heal are required")
+		return c, errors.New("chaos: a target and a heal are required")
 	}
 	if len(c.Schedule.Faults) == 0 {
-		return fmt.Errorf("chaos schedule %s: no faults", c.Schedule.Name)
+		return c, fmt.Errorf("chaos schedule %s: no faults", c.Schedule.Name)
 	}
 	if c.Clock == nil {
 		c.Clock = chaos.WallClock{}
@@ -63,7 +71,7 @@ func (c *Chaos) defaults() error {
 	if c.HealTimeout <= 0 {
 		c.HealTimeout = DefaultHealTimeout
 	}
-	return nil
+	return c, nil
 }
 
 // startChaos plays the schedule from t0 on; wait returns the events once
@@ -155,7 +163,32 @@ func (r *runner) chaosReport(events []chaos.Event, obs chaos.Observations, t0, r
 	if err := chaos.Errors(events); err != nil {
 		rc.Errors = append(rc.Errors, err.Error())
 	}
+	if c.Streams != nil {
+		rc.Notes = append(rc.Notes, streamNotes(r.ctx, c.Streams)...)
+	}
 	return rc
+}
+
+// streamNotes describes the streams' replicas, and warns when one has a
+// single replica.
+func streamNotes(ctx context.Context, streams func(context.Context) (map[string]int, error)) []string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	m, err := streams(ctx)
+	if err != nil {
+		return []string{"the queue's streams could not be read: " + err.Error()}
+	}
+	var parts []string
+	single := false
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s R%d", name, m[name]))
+		single = single || m[name] < 2
+	}
+	notes := []string{"JetStream streams: " + strings.Join(parts, ", ")}
+	if single {
+		notes = append(notes, "a stream with one replica stops while its node is down: a NATS node killed then turns the buys that publish to it away (503) until it is back; the processes create streams with three replicas when they read SECKILL_NATS_REPLICAS")
+	}
+	return notes
 }
 
 // firedAlerts asks the Prometheus, if any, which alerts fired from a
@@ -247,4 +280,21 @@ func inFlightStats(f []audit.InFlight, accepted map[string]string) InFlightStats
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// A chaos run's crowd, unless told otherwise: faults need buyers during
+// and after them, so half the crowd is steady, arriving evenly from T0
+// until ChaosTail after the last fault ends (at least ChaosMinWindow), and
+// the stock is as large as the crowd, so that 202s can flow after every
+// fault (the resale sells what is left, so invariant 2 is still checked).
+const (
+	ChaosUsers       = 3000
+	ChaosSteadyShare = 0.5
+	ChaosTail        = 15 * time.Second
+	ChaosMinWindow   = 20 * time.Second
+)
+
+// ChaosSteadyWindow is the steady buyers' window for schedule s.
+func ChaosSteadyWindow(s chaos.Schedule) time.Duration {
+	return max(s.End()+ChaosTail, ChaosMinWindow)
 }

@@ -2,6 +2,7 @@ package spike
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"slices"
@@ -134,4 +135,23 @@ func optSecs(v *float64) string {
 		return "never"
 	}
 	return fmt.Sprintf("T0+%.3fs", *v)
+}
+
+func TestStreamNotes(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		streams map[string]int
+		err     error
+		want    []string
+	}{
+		{"three replicas", map[string]int{"orders": 3, "order-events": 3}, nil, []string{"JetStream streams: order-events R3, orders R3"}},
+		{"one replica", map[string]int{"orders": 1, "order-events": 3}, nil, []string{"JetStream streams: order-events R3, orders R1",
+			"a stream with one replica stops while its node is down: a NATS node killed then turns the buys that publish to it away (503) until it is back; the processes create streams with three replicas when they read SECKILL_NATS_REPLICAS"}},
+		{"unreadable", nil, errors.New("no node answered"), []string{"the queue's streams could not be read: no node answered"}},
+	} {
+		got := streamNotes(context.Background(), func(context.Context) (map[string]int, error) { return tc.streams, tc.err })
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
 }

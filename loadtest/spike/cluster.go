@@ -53,5 +53,5 @@ func ChaosOn(c *cluster.Cluster, s chaos.Schedule) (*Chaos, error) {
 	if err := s.Validate(t.Topology()); err != nil {
 		return nil, err
 	}
-	return &Chaos{Schedule: s, Target: t, Heal: t.Heal, PrometheusURL: c.PrometheusURL()}, nil
+	return &Chaos{Schedule: s, Target: t, Heal: t.Heal, PrometheusURL: c.PrometheusURL(), Streams: c.StreamReplicas}, nil
 }

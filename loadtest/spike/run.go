@@ -136,9 +136,11 @@ func (o *Options) defaults() error {
 		return errors.New("--chaos and --metrics-url apply to a deployment (--url, --cluster): faults are injected into its processes")
 	}
 	if o.Chaos != nil {
-		if err := o.Chaos.defaults(); err != nil {
+		c, err := o.Chaos.withDefaults()
+		if err != nil {
 			return err
 		}
+		o.Chaos = &c
 	}
 	if o.Conns <= 0 {
 		o.Conns = DefaultConns()

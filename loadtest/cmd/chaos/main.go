@@ -42,23 +42,13 @@ func main() {
 // Defaults of make chaos: a crowd two shared CPUs carry alongside the 14
 // processes of the cluster (docs/chaos.md has the wall time).
 const (
-	DefaultUsers      = 3000
+	DefaultUsers      = spike.ChaosUsers
 	DefaultBasePort   = 19000
 	DefaultDirName    = ".cluster-chaos"
 	DefaultOut        = "spike-report"
 	DefaultSettle     = 60 * time.Second
 	DefaultPayTimeout = 10 * time.Second
 )
-
-// The steady half of the crowd keeps buying through the faults and
-// ChaosTail after the last one ends (at least ChaosMinWindow), so that
-// "202s flow again" can be seen after each.
-const (
-	ChaosTail      = 15 * time.Second
-	ChaosMinWindow = 20 * time.Second
-)
-
-func steadyWindow(s chaos.Schedule) time.Duration { return max(s.End()+ChaosTail, ChaosMinWindow) }
 
 // DefaultSchedules are the schedules make chaos plays, one after the
 // other, on the same cluster.
@@ -71,7 +61,7 @@ type config struct {
 	keepUp    bool
 	sc        scenario.Config
 	// steady is the steady buyers' window; 0: each schedule's own
-	// (steadyWindow).
+	// (spike.ChaosSteadyWindow).
 	steady   time.Duration
 	settle   time.Duration
 	conns    int
@@ -95,7 +85,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.Uint64Var(&c.sc.Seed, "seed", c.sc.Seed, "seed of the crowd: the same seed and schedule replay a run")
 	fs.DurationVar(&c.sc.PayTimeout, "pay-timeout", DefaultPayTimeout, "the activity's pay timeout: unpaid orders are cancelled after it")
 	fs.DurationVar(&c.sc.Countdown, "countdown", c.sc.Countdown, "page traffic before the sale starts")
-	fs.DurationVar(&c.steady, "steady-window", 0, fmt.Sprintf("half the crowd buys evenly over this from T0 (default: each schedule's end + %s, at least %s)", ChaosTail, ChaosMinWindow))
+	fs.DurationVar(&c.steady, "steady-window", 0, fmt.Sprintf("half the crowd buys evenly over this from T0 (default: each schedule's end + %s, at least %s)", spike.ChaosTail, spike.ChaosMinWindow))
 	fs.DurationVar(&c.settle, "settle-timeout", DefaultSettle, "bound on each wait for the system to settle after the faults")
 	fs.IntVar(&c.conns, "conns", 0, "connections to the front door (default: the spike's)")
 	fs.BoolVar(&c.quiet, "quiet", false, "no live progress line")
@@ -125,8 +115,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		c.schedules = append(c.schedules, s)
 	}
 	c.sc.Stock = int64(c.sc.Users)
-	c.sc.SteadyShare = 0.5
-	c.sc.SteadyWindow = ChaosMinWindow // each run sets its own (steadyWindow)
+	c.sc.SteadyShare = spike.ChaosSteadyShare
+	c.sc.SteadyWindow = spike.ChaosMinWindow // each run sets its own (spike.ChaosSteadyWindow)
 	if err := c.sc.Validate(); err != nil {
 		return nil, err
 	}
@@ -258,7 +248,7 @@ func playOne(ctx context.Context, c *config, cl *cluster.Cluster, s chaos.Schedu
 		return nil, err
 	}
 	sc := c.sc
-	sc.SteadyWindow = steadyWindow(s)
+	sc.SteadyWindow = spike.ChaosSteadyWindow(s)
 	if c.steady > 0 {
 		sc.SteadyWindow = c.steady
 	}

@@ -69,31 +69,21 @@ type config struct {
 	set        map[string]bool // the flags given
 }
 
-// Chaos runs' defaults for the flags not given: a crowd that keeps buying
-// through the faults and the recoveries (a steady half over the schedule
-// plus ChaosTail), stock for all of it so that 202s can flow after every
-// fault (the resale sells what is left, so invariant 2 is still checked),
-// no saturation probes (they measure a healthy system).
-const (
-	ChaosUsers       = 3000
-	ChaosSteadyShare = 0.5
-	ChaosTail        = 15 * time.Second
-	ChaosMinWindow   = 20 * time.Second
-)
-
-// chaosDefaults applies the chaos defaults to what set does not name.
+// chaosDefaults applies a chaos run's crowd (spike.ChaosUsers and the
+// others) to the flags set does not name; no saturation probes either
+// (they measure a healthy system).
 func chaosDefaults(sc *scenario.Config, o *spike.Options, s chaos.Schedule, set map[string]bool) {
 	if !set["users"] {
-		sc.Users = ChaosUsers
+		sc.Users = spike.ChaosUsers
 	}
 	if !set["stock"] {
 		sc.Stock = int64(sc.Users)
 	}
 	if !set["steady-share"] {
-		sc.SteadyShare = ChaosSteadyShare
+		sc.SteadyShare = spike.ChaosSteadyShare
 	}
 	if !set["steady-window"] {
-		sc.SteadyWindow = max(s.End()+ChaosTail, ChaosMinWindow)
+		sc.SteadyWindow = spike.ChaosSteadyWindow(s)
 	}
 	if !set["probe-duration"] {
 		o.ProbeDuration = 0

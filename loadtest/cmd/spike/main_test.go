@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flashsale/seckill/loadtest/internal/fakegw"
+	"github.com/flashsale/seckill/loadtest/spike"
 )
 
 func TestFlagsRefused(t *testing.T) {
@@ -104,7 +105,7 @@ func TestChaosDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := c.opts.Scenario
-	if sc.Users != ChaosUsers || sc.Stock != ChaosUsers || sc.SteadyShare != ChaosSteadyShare || sc.SteadyWindow != 39*time.Second || c.opts.ProbeDuration != 0 {
+	if sc.Users != spike.ChaosUsers || sc.Stock != spike.ChaosUsers || sc.SteadyShare != spike.ChaosSteadyShare || sc.SteadyWindow != 39*time.Second || c.opts.ProbeDuration != 0 {
 		t.Errorf("defaults: users %d, stock %d, steady %v over %s, probes %s", sc.Users, sc.Stock, sc.SteadyShare, sc.SteadyWindow, c.opts.ProbeDuration)
 	}
 	if c.schedule == nil || c.schedule.Name != "default" {
@@ -115,7 +116,7 @@ func TestChaosDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc = c.opts.Scenario
-	if sc.Users != 500 || sc.Stock != 100 || sc.SteadyShare != 0.2 || sc.SteadyWindow != ChaosMinWindow || c.opts.ProbeDuration != time.Second {
+	if sc.Users != 500 || sc.Stock != 100 || sc.SteadyShare != 0.2 || sc.SteadyWindow != spike.ChaosMinWindow || c.opts.ProbeDuration != time.Second {
 		t.Errorf("flags given: users %d, stock %d, steady %v over %s, probes %s", sc.Users, sc.Stock, sc.SteadyShare, sc.SteadyWindow, c.opts.ProbeDuration)
 	}
 }
