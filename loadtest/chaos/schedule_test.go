@@ -70,7 +70,7 @@ func TestDefaultSchedule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Faults) != 1 || r.Faults[0].Kind != RedisRestartEmpty {
+	if len(r.Faults) != 2 || r.Faults[0].String() != "redis-restart-empty at +2s" || r.Faults[1].String() != "redis-restart-empty at +8s" {
 		t.Errorf("redis-empty: %+v", r.Faults)
 	}
 }
