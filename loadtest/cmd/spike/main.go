@@ -1,6 +1,8 @@
 // Command spike runs a Double-11 spike against the seckill gateway and
 // audits it: make spike (one run) and make spike-compare (the same spike
-// against the naive synchronous mode and against the pipeline).
+// against the naive synchronous mode and against the pipeline). With
+// --cluster it runs against the cluster in a box (docs/cluster.md); with
+// --chaos it injects a schedule of faults mid-spike (docs/chaos.md).
 //
 // Exit status: 0 when every audit passed, 1 when an invariant was
 // violated, 2 when the run could not be carried out (bad flags, gateway
