@@ -116,7 +116,7 @@ func TestChaosDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc = c.opts.Scenario
-	if sc.Users != 500 || sc.Stock != 100 || sc.SteadyShare != 0.2 || sc.SteadyWindow != spike.ChaosMinWindow || c.opts.ProbeDuration != time.Second {
+	if sc.Users != 500 || sc.Stock != 100 || sc.SteadyShare != 0.2 || sc.SteadyWindow != 23*time.Second || c.opts.ProbeDuration != time.Second {
 		t.Errorf("flags given: users %d, stock %d, steady %v over %s, probes %s", sc.Users, sc.Stock, sc.SteadyShare, sc.SteadyWindow, c.opts.ProbeDuration)
 	}
 }
