@@ -178,10 +178,23 @@ func (a Alert) FaultsText() string {
 	return strings.Join(parts, ", ")
 }
 
-// bandColours by kind of fault.
-var bandColours = map[string]string{
-	"kill": "#e03131", "pause": "#f08c00", "down": "#1971c2", "latency": "#0c8599",
-	"reset_peer": "#6741d9", "redis-restart-empty": "#c2255c",
+// bandColour is the colour of a kind of fault on the timeline.
+func bandColour(kind string) string {
+	switch kind {
+	case "kill":
+		return "#e03131"
+	case "pause":
+		return "#f08c00"
+	case "down":
+		return "#1971c2"
+	case "latency":
+		return "#0c8599"
+	case "reset_peer":
+		return "#6741d9"
+	case "redis-restart-empty":
+		return "#c2255c"
+	}
+	return "#868e96"
 }
 
 // bands are the faults as bands on a timeline.
@@ -198,11 +211,7 @@ func (r *Run) bands() []band {
 		if f.Ended != nil {
 			end = *f.Ended
 		}
-		c := bandColours[f.Kind]
-		if c == "" {
-			c = "#868e96"
-		}
-		out = append(out, band{From: *f.Began, To: end, Label: fmt.Sprint(i + 1), Color: c})
+		out = append(out, band{From: *f.Began, To: end, Label: fmt.Sprint(i + 1), Color: bandColour(f.Kind)})
 	}
 	return out
 }
@@ -243,10 +252,6 @@ func (r *Run) ChaosQueueChart() template.HTML {
 func isInFlightOutcome(k string) bool {
 	return k == "error" || k == "502" || k == "503" || k == "504"
 }
-
-// InFlightOutcome reports whether a buy's outcome label (api.Answer.Outcome)
-// is a failure on the way rather than an answer of the gateway.
-func InFlightOutcome(outcome string) bool { return isInFlightOutcome(outcome) }
 
 const chaosBody = `{{with .Chaos}}
 <h2>Chaos: schedule {{.Schedule}}, seed {{.Seed}}</h2>

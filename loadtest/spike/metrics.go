@@ -3,6 +3,7 @@ package spike
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/flashsale/seckill/loadtest/api"
@@ -47,18 +48,8 @@ func (s *metricsSource) read(ctx context.Context) (api.Metrics, error) {
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil && len(errs) == countErrs(errs) {
-		return nil, err
+	if !slices.ContainsFunc(errs, func(e error) bool { return e == nil }) {
+		return nil, errors.Join(errs...) // nobody answered
 	}
 	return s.merger.Merge(scrapes), nil
-}
-
-func countErrs(errs []error) int {
-	n := 0
-	for _, e := range errs {
-		if e != nil {
-			n++
-		}
-	}
-	return n
 }
