@@ -4,7 +4,7 @@ MODULES := platform mq inventory order notifier gateway static testkit deploy lo
 GO      ?= go
 ARGS    ?=
 
-.PHONY: run build test test-short lint fmt bench tidy deps help services-up services-down services-env spike spike-compare cluster-up cluster-down cluster-status cluster-env
+.PHONY: run build test test-short lint fmt bench tidy deps help services-up services-down services-env spike spike-compare cluster-up cluster-down cluster-status cluster-env chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -66,3 +66,6 @@ cluster-status: ## each cluster process: up, paused or down, pid, ports, readine
 
 cluster-env: ## the cluster's env as export lines: eval "$(make -s cluster-env)"
 	@$(GO) run ./loadtest/cmd/cluster env $(ARGS)
+
+chaos: build ## faults mid-spike on a fresh cluster (.cluster-chaos/, ports 19000+): the default schedule, then Redis restarted empty; audits each, reports in spike-report/chaos-*.html; exit 1 on a breach (ARGS="--users 5000 --seed 7 --schedule my.yaml"; docs/chaos.md)
+	$(GO) run ./loadtest/cmd/chaos $(ARGS)

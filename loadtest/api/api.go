@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -204,6 +205,23 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// InFlightFailure reports whether the request failed on its way, with no
+// answer from the gateway: no HTTP answer at all (a connection refused or
+// reset, a timeout), or a 502, 503 or 504 that is not the gateway's own
+// JSON error but the load balancer's page (its gateway died or hung with
+// the request). Whether the buy was reserved is unknown: unlike a received
+// 202 it promises nothing, and unlike a gateway's refusal (410, 429, a 503
+// BUSY with its code) it does not say that nothing happened.
+func (a Answer) InFlightFailure() bool {
+	switch a.Status {
+	case 0:
+		return true
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return a.Code == ""
+	}
+	return false
+}
+
 // IsBuyTokenRefusal reports whether a is the gateway refusing a buy for
 // its buy token (403 BUY_TOKEN_MISSING, _INVALID, _EXPIRED, _WRONG_USER,
 // _WRONG_ACTIVITY): nothing was reserved, and a fresh token may help.
@@ -302,21 +320,70 @@ func (c *Client) Stats(ctx context.Context, activityID string) (Stats, error) {
 	return s, nil
 }
 
-// Metrics reads /metrics.
+// Metrics reads the gateway's /metrics (an all-in-one process serves it
+// on its API; a production gateway on a listener of its own: MetricsFrom).
 func (c *Client) Metrics(ctx context.Context) (Metrics, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/metrics", nil)
+	return c.MetricsFrom(ctx, c.base+"/metrics")
+}
+
+// MetricsFrom reads the Prometheus text at url: a process's own metrics
+// listener (SECKILL_METRICS_ADDR), such as a worker's behind a load
+// balancer that serves none.
+func (c *Client) MetricsFrom(ctx context.Context, url string) (Metrics, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, fmt.Errorf("metrics %s: %w", url, err)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, fmt.Errorf("metrics %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("metrics: status %d", resp.StatusCode)
+		return nil, fmt.Errorf("metrics %s: status %d", url, resp.StatusCode)
 	}
 	return ParseMetrics(resp.Body)
+}
+
+// DeadLetter is one message a consumer gave up on (GET
+// /api/v1/admin/dead-letters/{topic}).
+type DeadLetter struct {
+	Seq      uint64    `json:"seq"`
+	ID       string    `json:"id"`
+	Key      string    `json:"key,omitempty"`
+	Reason   string    `json:"reason"`
+	Attempts string    `json:"attempts"`
+	StoredAt time.Time `json:"stored_at"`
+	Payload  string    `json:"payload"`
+}
+
+// DeadLetterTopic is a topic's dead letters: how many its dead-letter
+// topic holds, and the oldest of them.
+type DeadLetterTopic struct {
+	Topic    string       `json:"topic"`
+	Count    int          `json:"count"`
+	Messages []DeadLetter `json:"messages"`
+}
+
+// ErrNoDeadLetters: the gateway keeps no dead letters it can list (its
+// queue is not NATS: 501, or an older gateway without the route: 404).
+var ErrNoDeadLetters = errors.New("the gateway lists no dead letters")
+
+// DeadLetters lists up to limit dead letters of topic, oldest first (an
+// admin route).
+func (c *Client) DeadLetters(ctx context.Context, topic string, limit int) (DeadLetterTopic, error) {
+	a := c.Do(ctx, http.MethodGet, "/api/v1/admin/dead-letters/"+topic+"?limit="+strconv.Itoa(limit), c.admin, nil)
+	var d DeadLetterTopic
+	switch {
+	case a.Status == http.StatusNotImplemented, a.Status == http.StatusNotFound && a.Code == "":
+		return d, fmt.Errorf("dead letters of %s: %w (%s)", topic, ErrNoDeadLetters, a.describe())
+	case a.Status != http.StatusOK:
+		return d, fmt.Errorf("dead letters of %s: %s", topic, a.describe())
+	}
+	if err := json.Unmarshal(a.Body, &d); err != nil {
+		return d, fmt.Errorf("dead letters of %s: decode %q: %w", topic, a.Body, err)
+	}
+	return d, nil
 }
 
 // Do sends one request and reads the whole answer. body, when not nil, is

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -313,5 +314,68 @@ func TestBuyBodyIsJSON(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("buyBody(%q, %q) decodes to %v, want %v", tc[0], tc[1], got, want)
 		}
+	}
+}
+
+// Only a failure on the way is an in-flight failure: the gateway's own
+// refusals (a 503 BUSY carries its code) say that nothing was reserved.
+func TestInFlightFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a    Answer
+		want bool
+	}{
+		{"no answer (connection reset)", Answer{Err: io.ErrUnexpectedEOF}, true},
+		{"nginx 502: the gateway died with the request", Answer{Status: 502, Body: []byte("<html>502 Bad Gateway</html>")}, true},
+		{"nginx 504: the gateway hung", Answer{Status: 504}, true},
+		{"a 503 without the gateway's code", Answer{Status: 503}, true},
+		{"the gateway's 503 BUSY", Answer{Status: 503, Code: "BUSY"}, false},
+		{"the gateway's 503 UNAVAILABLE", Answer{Status: 503, Code: "UNAVAILABLE"}, false},
+		{"202", Answer{Status: 202, OrderID: "1"}, false},
+		{"410", Answer{Status: 410, Code: "SOLD_OUT"}, false},
+		{"500 from the gateway", Answer{Status: 500, Code: "INTERNAL"}, false},
+	} {
+		if got := tc.a.InFlightFailure(); got != tc.want {
+			t.Errorf("%s: InFlightFailure() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestDeadLetters(t *testing.T) {
+	stored := time.Date(2026, 11, 11, 0, 0, 3, 0, time.UTC)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer admin" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/api/v1/admin/dead-letters/orders":
+			if r.URL.Query().Get("limit") != "50" {
+				t.Errorf("limit %q, want 50", r.URL.Query().Get("limit"))
+			}
+			fmt.Fprintf(w, `{"topic":"orders","count":3,"messages":[{"seq":7,"id":"m1","key":"42","reason":"write failed: duplicate","attempts":"10","stored_at":%q,"payload":"{}"}]}`, stored.Format(time.RFC3339))
+		case "/api/v1/admin/dead-letters/kafka":
+			w.WriteHeader(http.StatusNotImplemented)
+			fmt.Fprint(w, `{"code":"NOT_IMPLEMENTED","message":"the queue keeps no dead letters"}`)
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"code":"VALIDATION","message":"unknown topic"}`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c := New(srv.URL, Options{AdminToken: "admin"})
+	d, err := c.DeadLetters(context.Background(), "orders", 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DeadLetterTopic{Topic: "orders", Count: 3, Messages: []DeadLetter{{Seq: 7, ID: "m1", Key: "42", Reason: "write failed: duplicate", Attempts: "10", StoredAt: stored, Payload: "{}"}}}
+	if !reflect.DeepEqual(d, want) {
+		t.Errorf("DeadLetters = %+v, want %+v", d, want)
+	}
+	if _, err := c.DeadLetters(context.Background(), "kafka", 50); !errors.Is(err, ErrNoDeadLetters) {
+		t.Errorf("a gateway without dead letters: %v, want ErrNoDeadLetters", err)
+	}
+	if _, err := c.DeadLetters(context.Background(), "nope", 50); err == nil || errors.Is(err, ErrNoDeadLetters) || !strings.Contains(err.Error(), "unknown topic") {
+		t.Errorf("an unknown topic: %v, want the gateway's error", err)
 	}
 }

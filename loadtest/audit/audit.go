@@ -61,8 +61,30 @@ type DBFacts struct {
 	ByState   map[string]int64 `json:"by_state"`
 	// UsersWithTwoLive are users holding more than one live order.
 	UsersWithTwoLive []string `json:"users_with_two_live"`
-	// States of every order of the activity, by id.
+	// LiveAtOnce describes each pair of one user's orders that were live
+	// at the same time, from the rows' timestamps: a cancelled order was
+	// live from its creation to its cancellation (its last update), any
+	// other from its creation on. The schema's unique index covers live
+	// orders only as they are now; this sees two that overlapped before
+	// one of them was cancelled.
+	LiveAtOnce []string `json:"live_at_once,omitempty"`
+	// States and Users of every order of the activity, by id.
 	States map[string]string `json:"-"`
+	Users  map[string]string `json:"-"`
+	// BornCancelled are the orders written already cancelled (created and
+	// last updated at once): a worker found the reservation gone, so the
+	// order never held a unit.
+	BornCancelled map[string]bool `json:"-"`
+}
+
+// InFlight is a buy that failed on its way (api.Answer.InFlightFailure):
+// no answer at all, or the load balancer's 502 or 504 because the gateway
+// died or hung with it. Whether it reserved is unknown. It is not a
+// promise: only a 202 the buyer received is.
+type InFlight struct {
+	User      string `json:"user"`
+	RequestID string `json:"request_id,omitempty"`
+	Outcome   string `json:"outcome"` // "error" (no answer), "502", "504"
 }
 
 // Evidence is what a run collected about one activity.
@@ -90,6 +112,16 @@ type Evidence struct {
 	Lifecycle bool
 	Resale    *Resale
 	DB        *DBFacts
+	// InFlight are the buys that failed on their way; UserAnswers the
+	// outcomes of each user's buys (the first few), to explain an order
+	// that no answer promised.
+	InFlight    []InFlight
+	UserAnswers map[string][]string
+	// DeadLetters are the messages dead-lettered during the run, by
+	// topic (Count is what the dead-letter topic holds in all). nil when
+	// they were not read: DeadLettersSkipped says why.
+	DeadLetters        []api.DeadLetterTopic
+	DeadLettersSkipped string
 }
 
 // Status of one check.
@@ -102,7 +134,8 @@ const (
 	Skipped  Status = "not exercised"
 )
 
-// Check is the verdict on one invariant.
+// Check is the verdict on one invariant, or on one of the checks that
+// back them (Invariant 0: every order was promised, no dead letters).
 type Check struct {
 	Invariant int      `json:"invariant"`
 	Name      string   `json:"name"`
@@ -158,6 +191,22 @@ type checker struct {
 
 func newCheck(n int) *checker { return &checker{c: Check{Invariant: n, Name: names[n], Status: OK}} }
 
+// Names of the checks beyond the seven invariants (Invariant 0).
+const (
+	NamePromised    = "every order was promised: by a 202, or a buy lost in flight"
+	NameDeadLetters = "no dead letters, or each one explained"
+)
+
+func newExtra(name string) *checker { return &checker{c: Check{Name: name, Status: OK}} }
+
+// Label is how the check is listed: its invariant's number, or "+".
+func (c Check) Label() string {
+	if c.Invariant == 0 {
+		return "+"
+	}
+	return fmt.Sprint(c.Invariant)
+}
+
 func (k *checker) fail(format string, args ...any) {
 	k.c.Status = Violated
 	if len(k.c.Details) < 20 { // enough to diagnose; a broken run could list thousands
@@ -181,10 +230,11 @@ func (k *checker) done() Check {
 	return k.c
 }
 
-// Run checks every invariant against e.
+// Run checks every invariant against e, then the checks beyond them.
 func Run(e Evidence) Result {
 	return Result{Checks: []Check{
 		oversold(e), undersold(e), conservation(e), onePerUser(e), nothingLost(e), cancellations(e), payRace(e),
+		promised(e), deadLetters(e),
 	}}
 }
 
@@ -303,6 +353,9 @@ func onePerUser(e Evidence) Check {
 		for _, u := range e.DB.UsersWithTwoLive {
 			k.fail("database: user %s has more than one live order", u)
 		}
+		for _, d := range e.DB.LiveAtOnce {
+			k.fail("database: %s", d)
+		}
 	}
 	return k.done()
 }
@@ -330,6 +383,99 @@ func nothingLost(e Evidence) Check {
 			len(e.Accepted), total, e.Final.OrdersCreated, e.Final.OrdersPaid, e.Final.OrdersCancelled)
 	}
 	k.note("%d orders answered 202", len(e.Accepted))
+	if n := len(e.InFlight); n > 0 {
+		k.note("%d buys failed in flight (%s): not promises, so not checked here", n, inFlightOutcomes(e.InFlight))
+	}
+	return k.done()
+}
+
+// inFlightOutcomes counts in-flight failures by outcome: "error 3, 502 1".
+func inFlightOutcomes(f []InFlight) string {
+	n := map[string]int{}
+	for _, x := range f {
+		n[x.Outcome]++
+	}
+	var parts []string
+	for _, o := range sortedKeys(n) {
+		parts = append(parts, fmt.Sprintf("%s %d", o, n[o]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// promised: every order row of the activity is one a buyer was told
+// about (a received 202), or belongs to a buyer whose buy failed in flight
+// (it may have been reserved before the gateway died). An order for a
+// buyer whose every buy was refused (a 503 BUSY, a 410) that held a unit
+// breaks the refusal's promise that nothing happened: the unit was held
+// for a buyer who does not know of it. One written already cancelled (the
+// worker found the reservation released) held nothing: it is listed, not
+// a breach, since its buyer is still told of an order cancelled that it
+// never bought.
+func promised(e Evidence) Check {
+	k := newExtra(NamePromised)
+	if e.DB == nil || e.DB.Users == nil {
+		k.skip("the database was not read (no DSN)")
+		return k.done()
+	}
+	lost := map[string]bool{}
+	for _, f := range e.InFlight {
+		lost[f.User] = true
+	}
+	unannounced := 0
+	var born []string
+	for _, id := range sortedKeys(e.DB.Users) {
+		if _, ok := e.Accepted[id]; ok {
+			continue
+		}
+		user := e.DB.Users[id]
+		if lost[user] {
+			unannounced++
+			continue
+		}
+		if e.DB.BornCancelled[id] {
+			born = append(born, id+" (user "+user+")")
+			continue
+		}
+		answers := "none recorded"
+		if a := e.UserAnswers[user]; len(a) > 0 {
+			answers = strings.Join(a, ", ")
+		}
+		k.fail("order %s (user %s, %s) exists, but no buy of that user was answered 202 or failed in flight (its answers: %s)", id, user, e.DB.States[id], answers)
+	}
+	if unannounced > 0 {
+		k.note("%d orders exist that no received 202 announced, each of a buyer whose buy failed in flight: the gateway took it before it died", unannounced)
+	}
+	if len(born) > 0 {
+		if len(born) > 10 {
+			born = append(born[:10], "...")
+		}
+		k.note("%d orders of buyers who were only refused were written already cancelled (the reservation was released: no unit held, but the buyer is told of a cancelled order it never got): %s",
+			len(born), strings.Join(born, ", "))
+	}
+	return k.done()
+}
+
+// deadLetters: a dead-lettered order message is a 202 without an order; a
+// dead-lettered cancel a unit that may not have come back. Each one of
+// the run is listed with why it was given up.
+func deadLetters(e Evidence) Check {
+	k := newExtra(NameDeadLetters)
+	if e.DeadLetters == nil {
+		why := e.DeadLettersSkipped
+		if why == "" {
+			why = "the dead letters were not read"
+		}
+		k.skip(why)
+		return k.done()
+	}
+	for _, t := range e.DeadLetters {
+		for _, m := range t.Messages {
+			k.fail("%s: seq %d, message %s, key %s, %s attempts, stored %s: %s", t.Topic, m.Seq, m.ID, m.Key, m.Attempts, m.StoredAt.Format("15:04:05.000"), m.Reason)
+		}
+		if older := t.Count - len(t.Messages); older > 0 {
+			k.note("%s: %d older dead letters, from before this run", t.Topic, older)
+		}
+	}
 	return k.done()
 }
 

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flashsale/seckill/loadtest/api"
 )
@@ -35,7 +36,10 @@ func goodRun() Evidence {
 		DB: &DBFacts{
 			Stock: 4, Available: 0, ByState: map[string]int64{"paid": 4, "cancelled": 2},
 			States: map[string]string{"o1": "paid", "o2": "paid", "o3": "cancelled", "o4": "cancelled", "o5": "paid", "o6": "paid"},
+			Users:  map[string]string{"o1": "u1", "o2": "u2", "o3": "u3", "o4": "u4", "o5": "r1", "o6": "r2"},
 		},
+		UserAnswers: map[string][]string{"u1": {"202"}, "u5": {"503 BUSY", "410 SOLD_OUT"}},
+		DeadLetters: []api.DeadLetterTopic{{Topic: "orders"}, {Topic: "order-timeouts"}},
 	}
 }
 
@@ -44,13 +48,94 @@ func TestGoodRunPasses(t *testing.T) {
 	if !r.OK() {
 		t.Fatalf("a consistent run was flagged: %+v", r.Violations())
 	}
-	if len(r.Checks) != 7 {
-		t.Fatalf("%d checks, want the 7 invariants", len(r.Checks))
+	if len(r.Checks) != 9 {
+		t.Fatalf("%d checks, want the 7 invariants and 2 more", len(r.Checks))
 	}
-	for i, c := range r.Checks {
+	for i, c := range r.Checks[:7] {
 		if c.Invariant != i+1 || c.Status != OK {
 			t.Errorf("check %d = %+v, want invariant %d ok", i, c, i+1)
 		}
+	}
+	for i, name := range []string{NamePromised, NameDeadLetters} {
+		if c := r.Checks[7+i]; c.Invariant != 0 || c.Name != name || c.Status != OK || c.Label() != "+" {
+			t.Errorf("check %d = %+v, want %q ok", 7+i, c, name)
+		}
+	}
+}
+
+func check(r Result, name string) Check {
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	return Check{}
+}
+
+// The checks of a chaos run: only a received 202 is a promise, and a
+// buy refused outright must leave nothing behind.
+func TestPromisesAndDeadLetters(t *testing.T) {
+	inFlight := func(e *Evidence) {
+		e.InFlight = append(e.InFlight, InFlight{User: "u5", RequestID: "click-u5", Outcome: "502"})
+	}
+	// An order of u5 exists that no 202 announced.
+	unannounced := func(e *Evidence) {
+		e.DB.States["o9"], e.DB.Users["o9"] = "cancelled", "u5"
+		e.DB.ByState["cancelled"]++
+		e.Final.OrdersCancelled++
+	}
+	for _, tc := range []struct {
+		name   string
+		check  string
+		status Status
+		detail string
+		change func(e *Evidence)
+	}{
+		{"a received 202 missing from the database is a breach", Name(5), Violated, "order o7 (user u7) was answered 202 but does not exist", func(e *Evidence) {
+			e.Accepted["o7"] = "u7"
+		}},
+		{"an in-flight failure promises nothing", Name(5), OK, "1 buys failed in flight (502 1): not promises", inFlight},
+		{"an in-flight failure is not a missing order either", NamePromised, OK, "", inFlight},
+		{"the order of a buy lost in flight is noted, not a breach", NamePromised, OK, "1 orders exist that no received 202 announced", func(e *Evidence) {
+			inFlight(e)
+			unannounced(e)
+		}},
+		{"an order for a buyer who was only refused is a breach", NamePromised, Violated,
+			"order o9 (user u5, cancelled) exists, but no buy of that user was answered 202 or failed in flight (its answers: 503 BUSY, 410 SOLD_OUT)", unannounced},
+		{"an order of a refused buy written already cancelled held nothing: noted", NamePromised, OK,
+			"1 orders of buyers who were only refused were written already cancelled", func(e *Evidence) {
+				unannounced(e)
+				e.DB.BornCancelled = map[string]bool{"o9": true}
+			}},
+		{"without the database the promises are not checked", NamePromised, Skipped, "the database was not read", func(e *Evidence) {
+			unannounced(e)
+			e.DB = nil
+		}},
+		{"a dead letter of the run is listed with its cause", NameDeadLetters, Violated, "orders: seq 7, message m1, key 42, 10 attempts, stored 00:00:05.000: write failed", func(e *Evidence) {
+			e.DeadLetters[0] = api.DeadLetterTopic{Topic: "orders", Count: 3, Messages: []api.DeadLetter{
+				{Seq: 7, ID: "m1", Key: "42", Attempts: "10", Reason: "write failed", StoredAt: time.Date(2026, 1, 1, 0, 0, 5, 0, time.UTC)}}}
+		}},
+		{"dead letters from before the run are only noted", NameDeadLetters, OK, "order-timeouts: 2 older dead letters", func(e *Evidence) {
+			e.DeadLetters[1].Count = 2
+		}},
+		{"dead letters not read", NameDeadLetters, Skipped, "the queue keeps none", func(e *Evidence) {
+			e.DeadLetters, e.DeadLettersSkipped = nil, "the queue keeps none"
+		}},
+		{"two orders of a user live at once, one cancelled since", Name(4), Violated, "database: user u1: orders o1", func(e *Evidence) {
+			e.DB.LiveAtOnce = []string{"user u1: orders o1 (created 10:00:01.000, paid) and o9 (created 10:00:02.000, cancelled 10:00:12.000) were live at once"}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := goodRun()
+			tc.change(&e)
+			c := check(Run(e), tc.check)
+			if c.Status != tc.status {
+				t.Fatalf("%s = %s %q, want %s", tc.check, c.Status, c.Details, tc.status)
+			}
+			if tc.detail != "" && !slices.ContainsFunc(c.Details, func(d string) bool { return strings.Contains(d, tc.detail) }) {
+				t.Errorf("details %q do not say %q", c.Details, tc.detail)
+			}
+		})
 	}
 }
 

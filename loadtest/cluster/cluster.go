@@ -22,7 +22,7 @@ import (
 
 // Errors of the per-process controls.
 var (
-	// ErrUnknownProcess: the name is none of Names().
+	// ErrUnknownProcess: the name is none of the cluster's (Cluster.Names).
 	ErrUnknownProcess = errors.New("cluster: unknown process")
 	// ErrNotRunning: the process is not running (Kill, Pause, Resume).
 	ErrNotRunning = errors.New("cluster: process not running")
@@ -44,6 +44,10 @@ type Cluster struct {
 
 	mu sync.Mutex
 	st *state
+	// logMu serialises the progress lines: processes start and stop in
+	// goroutines of their own, and Config.Log need not be safe for
+	// concurrent writes (a bytes.Buffer, a test's writer).
+	logMu sync.Mutex
 }
 
 // Up starts a cluster as cfg says and waits until every process is ready:
@@ -109,6 +113,15 @@ func Up(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := locatePrograms(ctx, &p, cfg.Install, cfg.Log); err != nil {
 		return nil, err
 	}
+	if p.prometheus != "" {
+		p.rules = filepath.Join(cfg.Root, RulesFile)
+		if _, err := os.Stat(p.rules); err != nil {
+			fmt.Fprintf(cfg.Log, "cluster: no alerting rules at %s: running without prometheus\n", p.rules)
+			p.prometheus = ""
+		}
+	} else {
+		fmt.Fprintln(cfg.Log, "cluster: prometheus is not installed (apt-get install prometheus): running without it, so chaos reports list no alerts")
+	}
 	if err := checkBinaries(cfg.BinDir); err != nil {
 		return nil, err
 	}
@@ -170,6 +183,8 @@ func (c *Cluster) logf(format string, args ...any) {
 	c.mu.Lock()
 	w := c.log
 	c.mu.Unlock()
+	c.logMu.Lock()
+	defer c.logMu.Unlock()
 	fmt.Fprintf(w, "cluster: "+format+"\n", args...)
 }
 
@@ -178,7 +193,7 @@ func (c *Cluster) logf(format string, args ...any) {
 // In demo mode the second gateway waits for the first, which seeds the
 // demo activity when there is none: two at once would seed two.
 func stages(demo bool) [][]string {
-	backends := []string{Redis, MariaDB, NATS1, NATS2, NATS3, Toxiproxy, SMTP}
+	backends := []string{Redis, MariaDB, NATS1, NATS2, NATS3, Toxiproxy, SMTP, Prometheus}
 	if demo {
 		return [][]string{backends, {Worker1, Worker2, Notifier, Gateway1}, {Gateway2}, {LB}}
 	}
@@ -210,8 +225,12 @@ func (c *Cluster) startAll(ctx context.Context, p paths) error {
 }
 
 // startGroup starts the named processes at once (each after prepare, when
-// given) and waits until all are ready.
+// given) and waits until all are ready. Names the cluster does not have
+// (Prometheus, when it is not installed) are left out.
 func (c *Cluster) startGroup(ctx context.Context, names []string, prepare func(context.Context, string) error) error {
+	c.mu.Lock()
+	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return c.st.proc(n) == nil })
+	c.mu.Unlock()
 	if len(names) == 0 {
 		return nil
 	}
@@ -464,7 +483,7 @@ func splitServices(stage []string) [][]string {
 	case slices.Contains(stage, Gateway1):
 		return [][]string{{Gateway1, Gateway2}, {Worker1, Worker2, Notifier}}
 	case slices.Contains(stage, Redis):
-		return [][]string{{Toxiproxy, SMTP}, {NATS1, NATS2, NATS3, Redis, MariaDB}}
+		return [][]string{{Toxiproxy, SMTP, Prometheus}, {NATS1, NATS2, NATS3, Redis, MariaDB}}
 	}
 	return [][]string{stage}
 }
@@ -632,6 +651,15 @@ func (c *Cluster) JWTSecret() string { return c.st.Secrets.JWTSecret }
 // reads the database whatever faults the proxies inject.
 func (c *Cluster) DBDSN() string { return dsn(c.port(MariaDB, PortClient)) }
 
+// PrometheusURL is the cluster's Prometheus, "" when the cluster has none
+// (the prometheus package was not installed at cluster-up).
+func (c *Cluster) PrometheusURL() string {
+	if p := c.port(Prometheus, PortHTTP); p != 0 {
+		return "http://" + addr(p)
+	}
+	return ""
+}
+
 // ToxiproxyURL is toxiproxy's HTTP API.
 func (c *Cluster) ToxiproxyURL() string { return "http://" + addr(c.port(Toxiproxy, PortAPI)) }
 
@@ -646,8 +674,8 @@ type EnvVar struct{ Name, Value string }
 
 // Env is what a load test or an audit needs to reach the cluster:
 // SECKILL_URL (the front door), SECKILL_ADMIN_TOKEN, SECKILL_JWT_SECRET,
-// SECKILL_DB_DSN (MariaDB directly, for the audit) and
-// SECKILL_TOXIPROXY_URL.
+// SECKILL_DB_DSN (MariaDB directly, for the audit), SECKILL_TOXIPROXY_URL
+// and SECKILL_PROMETHEUS_URL ("" without Prometheus).
 func (c *Cluster) Env() []EnvVar {
 	return []EnvVar{
 		{"SECKILL_URL", c.URL()},
@@ -655,6 +683,7 @@ func (c *Cluster) Env() []EnvVar {
 		{"SECKILL_JWT_SECRET", c.JWTSecret()},
 		{"SECKILL_DB_DSN", c.DBDSN()},
 		{"SECKILL_TOXIPROXY_URL", c.ToxiproxyURL()},
+		{"SECKILL_PROMETHEUS_URL", c.PrometheusURL()},
 	}
 }
 
@@ -723,10 +752,27 @@ func (c *Cluster) StreamReplicas(ctx context.Context) (map[string]int, error) {
 }
 
 func (c *Cluster) known(name string) error {
-	if !slices.Contains(Names(), name) {
-		return fmt.Errorf("%w %q (one of %s)", ErrUnknownProcess, name, strings.Join(Names(), ", "))
+	c.mu.Lock()
+	p := c.st.proc(name)
+	c.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("%w %q (one of %s)", ErrUnknownProcess, name, strings.Join(c.Names(), ", "))
 	}
 	return nil
+}
+
+// Names lists the processes this cluster has, in start order: Names()
+// less Prometheus when it was not installed at cluster-up.
+func (c *Cluster) Names() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, n := range Names() {
+		if c.st.proc(n) != nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // signal sends sig to the whole session of the named running process.

@@ -28,13 +28,23 @@ const (
 	MariaDB   = "mariadb"
 	Toxiproxy = "toxiproxy"
 	SMTP      = "smtp"
+	// Prometheus runs only when Debian's prometheus is installed: it
+	// scrapes the seckill processes every second and evaluates
+	// deploy/prometheus/alerts.yml, so a chaos run can tell which alerts
+	// its faults raised. A cluster without it lacks nothing else.
+	Prometheus = "prometheus"
 )
 
-// Names lists every process of the cluster, in start order.
+// Names lists every process a cluster may have, in start order. A cluster
+// without Prometheus (the package is not installed) has all the others.
 func Names() []string {
-	return []string{Redis, MariaDB, NATS1, NATS2, NATS3, Toxiproxy, SMTP,
+	return []string{Redis, MariaDB, NATS1, NATS2, NATS3, Toxiproxy, SMTP, Prometheus,
 		Worker1, Worker2, Notifier, Gateway1, Gateway2, LB}
 }
+
+// RulesFile is the alerting rules the cluster's Prometheus loads, relative
+// to the repository root.
+const RulesFile = "deploy/prometheus/alerts.yml"
 
 // ProxyNames lists toxiproxy's proxies. Each carries the name of the
 // backend process it stands in front of: the seckill processes reach Redis

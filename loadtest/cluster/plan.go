@@ -26,6 +26,7 @@ const (
 	offNATSMonitor  = 26 // 26..28
 	offRedis        = 30
 	offMariaDB      = 31
+	offPrometheus   = 32
 	offToxiproxyAPI = 40
 	offProxy        = 41 // in ProxyNames order: redis, mariadb, nats-1..3
 	offSMTP         = 50
@@ -62,6 +63,7 @@ const (
 	kindMariaDB   = "mariadb"
 	kindToxiproxy = "toxiproxy"
 	kindSMTP      = "smtp"
+	kindProm      = "prometheus"
 )
 
 // proc is one process as the state file keeps it: enough to start it again
@@ -102,6 +104,10 @@ type paths struct {
 
 	nginx, redisServer, mariadbd, installDB string
 	natsServer, toxiproxy                   string
+	// prometheus is Debian's prometheus, "" when it is not installed (the
+	// cluster then runs without it); rules is the alerting rules file it
+	// loads, deploy/prometheus/alerts.yml of the checkout.
+	prometheus, rules string
 }
 
 func newPaths(c Config) paths {
@@ -122,6 +128,7 @@ func (p paths) natsConf(n string) string { return filepath.Join(p.proc(n), "nats
 func (p paths) proxiesJSON() string      { return filepath.Join(p.proc(Toxiproxy), "proxies.json") }
 func (p paths) mariadbData() string      { return filepath.Join(p.proc(MariaDB), "data") }
 func (p paths) mailDir() string          { return filepath.Join(p.proc(SMTP), "mail") }
+func (p paths) prometheusConf() string   { return filepath.Join(p.proc(Prometheus), "prometheus.yml") }
 
 // mariadbSocket is MariaDB's unix socket, which it always creates: a path
 // longer than a sun_path (108 bytes) cannot be bound, so a deep checkout
@@ -157,6 +164,7 @@ func (l layout) mariadb() int            { return l.base + offMariaDB }
 func (l layout) toxiAPI() int            { return l.base + offToxiproxyAPI }
 func (l layout) smtp() int               { return l.base + offSMTP }
 func (l layout) inbox() int              { return l.base + offInbox }
+func (l layout) prometheus() int         { return l.base + offPrometheus }
 
 // proxy is the toxiproxy listener in front of the backend named name.
 func (l layout) proxy(name string) int {
@@ -270,6 +278,17 @@ func plan(s Settings, p paths, sec secrets) []*proc {
 		Env:   baseEnv(),
 		Ports: []Port{{PortSMTP, l.smtp()}, {PortInbox, l.inbox()}},
 	})
+	if p.prometheus != "" {
+		add(&proc{
+			Name: Prometheus, Kind: kindProm,
+			Argv: []string{p.prometheus, "--config.file=" + p.prometheusConf(),
+				"--storage.tsdb.path=" + filepath.Join(p.proc(Prometheus), "data"),
+				"--storage.tsdb.retention.time=2d",
+				"--web.listen-address=" + addr(l.prometheus())},
+			Env:   baseEnv(),
+			Ports: []Port{{PortHTTP, l.prometheus()}},
+		})
+	}
 
 	for _, n := range []string{Worker1, Worker2} {
 		add(&proc{

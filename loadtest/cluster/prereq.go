@@ -86,6 +86,9 @@ func locatePrograms(ctx context.Context, p *paths, install bool, log io.Writer) 
 		}
 		return &m
 	}
+	// Optional: without it the cluster runs, and a chaos report says it
+	// cannot tell which alerts fired.
+	p.prometheus, _ = findProgram("prometheus")
 	m := find()
 	if m == nil {
 		return nil

@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -163,7 +165,33 @@ func TestClusterControlsOneProcess(t *testing.T) {
 	if err := c.Kill(Redis); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("Kill of a dead process: %v, want ErrNotRunning", err)
 	}
-	if err := c.Pause("nginx"); !errors.Is(err, ErrUnknownProcess) || !strings.Contains(err.Error(), "gateway-1") {
-		t.Fatalf("Pause of an unknown name: %v, want ErrUnknownProcess listing the names", err)
+	// The error lists the names this cluster has (here only redis).
+	if err := c.Pause("nginx"); !errors.Is(err, ErrUnknownProcess) || !strings.Contains(err.Error(), "(one of redis)") {
+		t.Fatalf("Pause of an unknown name: %v, want ErrUnknownProcess listing the cluster's names", err)
+	}
+	// A name of the topology that this cluster lacks is unknown too, not
+	// a nil record.
+	if err := c.Kill(Prometheus); !errors.Is(err, ErrUnknownProcess) {
+		t.Fatalf("Kill of a process the cluster does not have: %v, want ErrUnknownProcess", err)
+	}
+}
+
+// Progress lines come from a goroutine per process (starting, stopping):
+// they reach Config.Log one at a time, whatever the writer (run with
+// -race).
+func TestProgressLinesAreSerialised(t *testing.T) {
+	var buf bytes.Buffer
+	c := &Cluster{dir: t.TempDir(), log: &buf, st: &state{Version: stateVersion}}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 50 {
+				c.logf("line %d.%d", i, j)
+			}
+		})
+	}
+	wg.Wait()
+	if n := strings.Count(buf.String(), "\n"); n != 400 {
+		t.Fatalf("%d lines, want 400", n)
 	}
 }

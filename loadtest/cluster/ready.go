@@ -24,7 +24,8 @@ const probeTimeout = 2 * time.Second
 // probe checks that p serves: a seckill process's /readyz (its backends
 // reachable), the front door's /readyz (a gateway behind nginx ready), a
 // NATS node's /healthz (JetStream current), Redis's PING, a MariaDB
-// login, toxiproxy serving every proxy, the SMTP sink's inbox.
+// login, toxiproxy serving every proxy, the SMTP sink's inbox,
+// Prometheus's /-/ready.
 func probe(ctx context.Context, p *proc) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
@@ -44,6 +45,9 @@ func probe(ctx context.Context, p *proc) error {
 		return db.PingContext(ctx)
 	case kindToxiproxy:
 		return toxiproxyServes(ctx, addr(p.port(PortAPI)))
+	case kindProm:
+		// Ready once the rules are loaded and the storage is open.
+		return httpOK(ctx, "http://"+addr(p.port(PortHTTP))+"/-/ready")
 	case kindSMTP:
 		if err := dial(ctx, addr(p.port(PortSMTP))); err != nil {
 			return err

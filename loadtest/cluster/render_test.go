@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/flashsale/seckill/testkit"
@@ -23,6 +25,7 @@ func testPaths(t *testing.T) paths {
 	p := newPaths(Config{Dir: dir, BinDir: filepath.Join(dir, "bin")})
 	p.nginx, p.redisServer, p.mariadbd, p.installDB = "/usr/sbin/nginx", "/usr/bin/redis-server", "/usr/sbin/mariadbd", "/usr/bin/mariadb-install-db"
 	p.natsServer, p.toxiproxy = "/cache/nats-server", "/cache/toxiproxy-server"
+	p.prometheus, p.rules = "/usr/bin/prometheus", "/repo/"+RulesFile
 	return p
 }
 
@@ -359,5 +362,84 @@ func TestPortsAreDistinctAndInSpan(t *testing.T) {
 	}
 	if !slices.Equal(names, Names()) {
 		t.Errorf("planned %v, want %v", names, Names())
+	}
+}
+
+// The generated prometheus.yml is one Debian's Prometheus 2.42 accepts
+// (promtool checks it with the repository's rules), and it scrapes every
+// seckill process's metrics listener every second, each labelled with the
+// service the rules group by.
+func TestPrometheusConfig(t *testing.T) {
+	promtool := testkit.RequireBinary(t, "promtool")
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := FindRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Settings{BasePort: 21000}.withDefaults()
+	l := layout{s.BasePort}
+	p := testPaths(t)
+	p.rules = filepath.Join(root, RulesFile)
+	conf := renderPrometheus(l, p.rules)
+	path := filepath.Join(t.TempDir(), "prometheus.yml")
+	if err := os.WriteFile(path, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "config", path).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check config: %v\n%s\n%s", err, out, conf)
+	}
+
+	var c struct {
+		Global struct {
+			Scrape   string `yaml:"scrape_interval"`
+			Evaluate string `yaml:"evaluation_interval"`
+		} `yaml:"global"`
+		Rules   []string `yaml:"rule_files"`
+		Configs []struct {
+			Job    string `yaml:"job_name"`
+			Static []struct {
+				Targets []string          `yaml:"targets"`
+				Labels  map[string]string `yaml:"labels"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(conf, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Global.Scrape != "1s" || c.Global.Evaluate != "1s" {
+		t.Errorf("scrape every %s, evaluate every %s; want 1s and 1s", c.Global.Scrape, c.Global.Evaluate)
+	}
+	if !slices.Equal(c.Rules, []string{p.rules}) {
+		t.Errorf("rule files %v, want %s", c.Rules, p.rules)
+	}
+	service := map[string]string{}
+	for _, sc := range c.Configs {
+		for _, st := range sc.Static {
+			for _, tg := range st.Targets {
+				service[tg] = st.Labels["service"]
+			}
+		}
+	}
+	for name, want := range map[string]string{Gateway1: "gateway", Gateway2: "gateway", Worker1: "order-worker", Worker2: "order-worker", Notifier: "notifier"} {
+		if got := service[addr(l.metrics(name))]; got != want {
+			t.Errorf("%s's metrics %s: service %q, want %q", name, addr(l.metrics(name)), got, want)
+		}
+	}
+}
+
+// Without the prometheus package the cluster has every other process.
+func TestPlanWithoutPrometheus(t *testing.T) {
+	p := testPaths(t)
+	p.prometheus = ""
+	var names []string
+	for _, pr := range plan(Settings{BasePort: 21000}.withDefaults(), p, newSecrets()) {
+		names = append(names, pr.Name)
+	}
+	want := slices.DeleteFunc(Names(), func(n string) bool { return n == Prometheus })
+	if !slices.Equal(names, want) {
+		t.Errorf("planned %v, want %v", names, want)
 	}
 }

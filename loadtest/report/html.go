@@ -58,13 +58,13 @@ func (r *Run) ShavedPeakChart() template.HTML {
 	if r.Mode != "naive" {
 		ss = append(ss, series{"reserved in Redis /s", colReserved, r.column(func(s Second) float64 { return sampled(s.Reserved) })})
 	}
-	return lineChart(fmt.Sprintf("%s: ingress vs database write rate (the shaved peak)", r.Name), "per second", r.xs(), ss, false)
+	return lineChart(fmt.Sprintf("%s: ingress vs database write rate (the shaved peak)", r.Name), "per second", r.xs(), ss, false, r.bands()...)
 }
 
 // QueueChart is the queue depth over time.
 func (r *Run) QueueChart() template.HTML {
 	return lineChart(r.Name+": queue depth (orders accepted, not yet in the database)", "messages", r.xs(),
-		[]series{{"queue depth", colQueue, r.column(func(s Second) float64 { return sampled(s.QueueDepth) })}}, false)
+		[]series{{"queue depth", colQueue, r.column(func(s Second) float64 { return sampled(s.QueueDepth) })}}, false, r.bands()...)
 }
 
 // LatencyChart is the buy latency per second, log scale.
@@ -78,7 +78,7 @@ func (r *Run) LatencyChart() template.HTML {
 	return lineChart(r.Name+": buy latency by second of completion (log scale)", "ms", r.xs(), []series{
 		{"p50", colP50, r.column(func(s Second) float64 { return zeroGap(s.P50) })},
 		{"p99", colP99, r.column(func(s Second) float64 { return zeroGap(s.P99) })},
-	}, true)
+	}, true, r.bands()...)
 }
 
 // FunnelChart draws the funnel, each stage as a share of the requests.
@@ -147,6 +147,12 @@ var funcs = template.FuncMap{
 	"f2":  func(v float64) string { return fmt.Sprintf("%.2f", v) },
 	"f0":  func(v float64) string { return fmt.Sprintf("%.0f", v) },
 	"opt": func(v float64) string { return optional(v) },
+	"opt1": func(v float64) string {
+		if v < 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f", v)
+	},
 	"pct": func(a, b float64) string {
 		if b <= 0 {
 			return ""
@@ -155,6 +161,8 @@ var funcs = template.FuncMap{
 	},
 	"join": strings.Join,
 	"idx":  func(m map[string]int, k string) int { return m[k] },
+	"inc":  func(i int) int { return i + 1 },
+	"secs": optSecs,
 }
 
 func optional(v float64) string {
@@ -196,10 +204,10 @@ started {{.StartedAt.Format "2006-01-02 15:04:05 MST"}} &middot; activity {{.Act
 <tr><th class="l">generator send lag (p50 / p99 / max)</th><td>{{f1 .Lag.P50}} / {{f1 .Lag.P99}} / {{f1 .Lag.Max}} ms</td></tr>
 </table>
 {{.LimitChart}}
-
+{{template "chaos" .}}
 <h2>Audit</h2>
 <table><tr><th>#</th><th class="l">invariant</th><th class="l">verdict</th><th class="l">details</th></tr>
-{{range .Audit.Checks}}<tr><td>{{.Invariant}}</td><td class="l">{{.Name}}</td>
+{{range .Audit.Checks}}<tr><td>{{.Label}}</td><td class="l">{{.Name}}</td>
 <td class="l {{if eq .Status "ok"}}ok{{else if eq .Status "VIOLATED"}}VIOLATED{{else}}skip{{end}}">{{.Status}}</td>
 <td class="l">{{join .Details "; "}}</td></tr>{{end}}
 </table>
@@ -230,8 +238,8 @@ created {{.Final.OrdersCreated}}, paid {{.Final.OrdersPaid}}, cancelled {{.Final
 
 <h2>Timeline (per second since T0)</h2>
 {{$answers := .Answers}}
-<table><tr><th>t</th><th>requests sent</th><th>buys sent</th>{{range $answers}}<th>{{.}}</th>{{end}}<th>buy p50</th><th>buy p99</th><th>reserved</th><th>written</th><th>DB tx</th><th>queue</th></tr>
-{{range .Timeline}}{{$s := .}}<tr><td>{{.T}}</td><td>{{.Requests}}</td><td>{{.Buys}}</td>{{range $answers}}<td>{{idx $s.Answers .}}</td>{{end}}<td>{{f1 .P50}}</td><td>{{f1 .P99}}</td><td>{{opt .Reserved}}</td><td>{{opt .Written}}</td><td>{{opt .DBTx}}</td><td>{{opt .QueueDepth}}</td></tr>{{end}}
+<table><tr><th>t</th><th>requests sent</th><th>buys sent</th>{{range $answers}}<th>{{.}}</th>{{end}}<th>buy p50</th><th>buy p99</th><th>reserved</th><th>written</th><th>DB tx</th><th>queue</th><th>oldest (s)</th></tr>
+{{range .Timeline}}{{$s := .}}<tr><td>{{.T}}</td><td>{{.Requests}}</td><td>{{.Buys}}</td>{{range $answers}}<td>{{idx $s.Answers .}}</td>{{end}}<td>{{f1 .P50}}</td><td>{{f1 .P99}}</td><td>{{opt .Reserved}}</td><td>{{opt .Written}}</td><td>{{opt .DBTx}}</td><td>{{opt .QueueDepth}}</td><td>{{opt1 .QueueAge}}</td></tr>{{end}}
 </table>
 
 <h2>Scenario and settings</h2>
@@ -256,6 +264,7 @@ var runTmpl = template.Must(template.New("run").Funcs(funcs).Parse(
 
 func init() {
 	template.Must(runTmpl.New("body").Parse(runBody))
+	template.Must(runTmpl.New("chaos").Parse(chaosBody))
 }
 
 // WriteHTML writes the self-contained HTML report of one run.

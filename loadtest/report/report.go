@@ -52,6 +52,11 @@ type Run struct {
 	Final    api.Stats            `json:"final_stats"`
 	Audit    audit.Result         `json:"audit"`
 	Notes    []string             `json:"notes,omitempty"`
+	// Settles are the waits for the system to settle (after the spike,
+	// after the resale), each with what had not settled at its bound.
+	Settles []Settle `json:"settles,omitempty"`
+	// Chaos is the faults injected during the spike (nil without).
+	Chaos *Chaos `json:"chaos,omitempty"`
 }
 
 // Machine describes where the run happened: the figures mean little
@@ -99,6 +104,10 @@ type Second struct {
 	// (pipeline), every buy (naive: each one locks the stock row).
 	DBTx       float64 `json:"db_transactions"`
 	QueueDepth float64 `json:"queue_depth"`
+	// QueueAge is the age of the oldest order not yet written at the end
+	// of the second (seckill_queue_oldest_age_seconds; -1 when not
+	// sampled or unknown).
+	QueueAge float64 `json:"queue_oldest_age_s"`
 }
 
 // BuyTokenDoor is the buy-token door of a run: the gateway's setting and
@@ -350,6 +359,9 @@ func arrivalWindow(c scenario.Config) time.Duration {
 	if c.LateShare > 0 {
 		end += c.LateWindow
 	}
+	if c.SteadyShare > 0 {
+		end = max(end, c.SteadyWindow)
+	}
 	if c.BotShare > 0 {
 		start = -200 * time.Millisecond
 		end = max(end, start+c.BotDuration)
@@ -520,10 +532,18 @@ func (r *Run) WriteSummary(w io.Writer) {
 		p("  buy in stock vs /healthz            %.2f", f.BuyInStockVsHealthz)
 		p("  sold out vs /healthz                %.2f (with request_id: %.2f)", f.SoldOutVsHealthz, f.SoldOutReqIDVsHealthz)
 	}
+	r.writeChaosSummary(w)
+	if r.Chaos == nil {
+		for _, s := range r.Settles {
+			if !s.Settled {
+				p("%s", s.Summary())
+			}
+		}
+	}
 	p("")
 	p("audit (%s mode): final stats %+v", r.Mode, r.Final)
 	for _, c := range r.Audit.Checks {
-		p("  %d. %-52s %s", c.Invariant, c.Name, c.Status)
+		p("  %s. %-52s %s", c.Label(), c.Name, c.Status)
 		for _, d := range c.Details {
 			p("       %s", d)
 		}

@@ -22,9 +22,18 @@ const (
 	padT, padB     = 28.0, 40.0
 )
 
-// lineChart draws series over x (seconds since T0). With logY the axis is
-// logarithmic (latencies span four orders of magnitude in a spike).
-func lineChart(title, unit string, x []int, ss []series, logY bool) template.HTML {
+// band is a stretch of the timeline drawn behind the lines: a fault of a
+// chaos run, from From to To (seconds since T0), labelled (its number).
+type band struct {
+	From, To float64
+	Label    string
+	Color    string
+}
+
+// lineChart draws series over x (seconds since T0), with bands behind
+// them. With logY the axis is logarithmic (latencies span four orders of
+// magnitude in a spike).
+func lineChart(title, unit string, x []int, ss []series, logY bool, bands ...band) template.HTML {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %.0f %.0f" class="chart" role="img" aria-label="%s">`, chartW, chartH, html.EscapeString(title))
 	fmt.Fprintf(&b, `<text x="%.0f" y="16" class="title">%s</text>`, padL, html.EscapeString(title))
@@ -87,6 +96,24 @@ func lineChart(title, unit string, x []int, ss []series, logY bool) template.HTM
 	step := max(1, n/12)
 	for i := 0; i < n; i += step {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="tick" text-anchor="middle">%ds</text>`, xmap(i), chartH-padB+16, x[i])
+	}
+	// The bands, by seconds: x holds consecutive seconds, so a time maps
+	// between the first and the last linearly (a second's point sits at
+	// its start).
+	if n > 1 {
+		span := float64(x[n-1] - x[0])
+		tx := func(t float64) float64 {
+			return padL + plotW*math.Min(math.Max((t-float64(x[0]))/span, 0), 1)
+		}
+		for i, bd := range bands {
+			x0, x1 := tx(bd.From), tx(bd.To)
+			w := math.Max(x1-x0, 2) // an instant fault is a line
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" fill-opacity="0.15"><title>fault %s</title></rect>`,
+				x0, padT, w, plotH, bd.Color, html.EscapeString(bd.Label))
+			// Labels step down so that faults starting close together
+			// stay readable.
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="tick" fill="%s">%s</text>`, x0+2, padT+10+float64(i%4)*11, bd.Color, html.EscapeString(bd.Label))
+		}
 	}
 	// T0, the start of the sale.
 	for i, t := range x {

@@ -25,6 +25,11 @@ const (
 	Bot
 	// Late arrives after the sell-out and meets the sold-out answer.
 	Late
+	// Steady is a human who arrives at an even pace over the steady
+	// window rather than in the spike: demand that lasts, so a chaos run
+	// has buyers during and after each fault, and "202s flow again" can
+	// be seen at all.
+	Steady
 )
 
 func (k Kind) String() string {
@@ -35,6 +40,8 @@ func (k Kind) String() string {
 		return "bot"
 	case Late:
 		return "late"
+	case Steady:
+		return "steady"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
@@ -80,6 +87,11 @@ type Config struct {
 	LateShare  float64       `json:"late_share"`
 	LateWindow time.Duration `json:"late_window"` // late users arrive within this after the tail
 
+	// SteadyShare of the users arrive evenly over [T0, T0+SteadyWindow)
+	// (the chaos runs; 0 in a plain spike). They behave as humans.
+	SteadyShare  float64       `json:"steady_share"`
+	SteadyWindow time.Duration `json:"steady_window"`
+
 	PayShare   float64       `json:"pay_share"`   // winners who pay promptly
 	RaceShare  float64       `json:"race_share"`  // winners who pay right at the deadline (pay/cancel race)
 	PayWithin  time.Duration `json:"pay_within"`  // prompt payers pay within this after their order exists
@@ -119,18 +131,22 @@ func (c Config) Validate() error {
 		"page-view-share": c.PageViewShare, "first-second-share": c.FirstSecondShare, "double-click-share": c.DoubleClickShare,
 		"request-id-share": c.RequestIDShare,
 		"bot-share":        c.BotShare, "late-share": c.LateShare, "pay-share": c.PayShare, "race-share": c.RaceShare,
+		"steady-share": c.SteadyShare,
 	} {
 		if v < 0 || v > 1 || math.IsNaN(v) {
 			bad(name, "must be a share between 0 and 1, got %v", v)
 		}
 	}
-	if c.BotShare+c.LateShare > 1 {
-		bad("bot-share", "plus --late-share must not exceed 1 (got %v + %v)", c.BotShare, c.LateShare)
+	if c.BotShare+c.LateShare+c.SteadyShare > 1 {
+		bad("bot-share", "plus --late-share and --steady-share must not exceed 1 (got %v + %v + %v)", c.BotShare, c.LateShare, c.SteadyShare)
+	}
+	if c.SteadyShare > 0 && c.SteadyWindow <= 0 {
+		bad("steady-window", "must be positive with --steady-share %v, got %s", c.SteadyShare, c.SteadyWindow)
 	}
 	if c.PayShare+c.RaceShare > 1 {
 		bad("pay-share", "plus --race-share must not exceed 1 (got %v + %v)", c.PayShare, c.RaceShare)
 	}
-	if c.Countdown < 0 || c.Tail < 0 || c.LateWindow < 0 || c.BotDuration < 0 || c.RetryBackoff < 0 || c.PayWithin < 0 {
+	if c.Countdown < 0 || c.Tail < 0 || c.LateWindow < 0 || c.BotDuration < 0 || c.RetryBackoff < 0 || c.PayWithin < 0 || c.SteadyWindow < 0 {
 		bad("countdown", "and the other durations must not be negative")
 	}
 	if c.Retries < 0 || c.Retries > 20 {
@@ -203,6 +219,7 @@ func Build(c Config, prefix string) Plan {
 	users := make([]User, c.Users)
 	nBots := int(math.Round(float64(c.Users) * c.BotShare))
 	nLate := int(math.Round(float64(c.Users) * c.LateShare))
+	nSteady := int(math.Round(float64(c.Users) * c.SteadyShare))
 	kinds := make([]Kind, c.Users)
 	for i := range kinds {
 		switch {
@@ -210,6 +227,8 @@ func Build(c Config, prefix string) Plan {
 			kinds[i] = Bot
 		case i < nBots+nLate:
 			kinds[i] = Late
+		case i < nBots+nLate+nSteady:
+			kinds[i] = Steady
 		default:
 			kinds[i] = Human
 		}
@@ -232,7 +251,11 @@ func Build(c Config, prefix string) Plan {
 			u.Arrive = afterTail + time.Duration(r.Float64()*float64(c.LateWindow))
 			u.NoRequestID = r.Float64() >= c.RequestIDShare
 		default:
-			u.Arrive = arrival(r, c)
+			if u.Kind == Steady {
+				u.Arrive = time.Duration(r.Float64() * float64(c.SteadyWindow))
+			} else {
+				u.Arrive = arrival(r, c)
+			}
 			u.NoRequestID = r.Float64() >= c.RequestIDShare
 			if r.Float64() < c.DoubleClickShare {
 				u.DoubleClick = 30*time.Millisecond + time.Duration(r.Int64N(int64(170*time.Millisecond)))

@@ -119,6 +119,9 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"--retries", func(c *Config) { c.Retries = -1 }},
 		{"--request-id-share", func(c *Config) { c.RequestIDShare = -0.1 }},
 		{"--countdown", func(c *Config) { c.Countdown = -time.Second }},
+		{"--steady-window", func(c *Config) { c.SteadyShare = 0.3 }},
+		{"--steady-share", func(c *Config) { c.SteadyShare, c.SteadyWindow = 2, time.Second }},
+		{"--bot-share", func(c *Config) { c.SteadyShare, c.SteadyWindow = 0.99, time.Second }},
 	} {
 		t.Run(tc.flag, func(t *testing.T) {
 			c := Default()
@@ -131,5 +134,46 @@ func TestValidateNamesTheFlag(t *testing.T) {
 	}
 	if err := Default().Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
+	}
+}
+
+// Steady users arrive evenly over the steady window and act as humans; a
+// config without them plays the same crowd as before they existed (the
+// same seed replays the same spike).
+func TestSteadyUsers(t *testing.T) {
+	c := Default()
+	c.Users, c.SteadyShare, c.SteadyWindow = 20000, 0.5, 40*time.Second
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := Build(c, "u")
+	if n := p.Counts()[Steady]; n != 10000 {
+		t.Fatalf("%d steady users, want 10000", n)
+	}
+	var quarters [4]int
+	for _, u := range p.Users {
+		if u.Kind != Steady {
+			continue
+		}
+		if u.Arrive < 0 || u.Arrive >= c.SteadyWindow {
+			t.Fatalf("steady user arrives at %s, outside [0, %s)", u.Arrive, c.SteadyWindow)
+		}
+		quarters[int(u.Arrive*4/c.SteadyWindow)]++
+	}
+	for i, n := range quarters {
+		if math.Abs(float64(n)-2500) > 150 {
+			t.Errorf("quarter %d of the window: %d arrivals, want about 2500 (even)", i, n)
+		}
+	}
+	if end := p.End(); end < 39*time.Second {
+		t.Errorf("End() = %s, want the steady window's end", end)
+	}
+
+	plain := Default()
+	plain.Users = 2000
+	withField := plain
+	withField.SteadyWindow = time.Minute // no share: no steady user
+	if !reflect.DeepEqual(Build(plain, "x").Users, Build(withField, "x").Users) {
+		t.Fatal("a steady window without steady users changed the crowd")
 	}
 }

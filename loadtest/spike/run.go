@@ -18,6 +18,7 @@ import (
 
 	"github.com/flashsale/seckill/loadtest/api"
 	"github.com/flashsale/seckill/loadtest/audit"
+	"github.com/flashsale/seckill/loadtest/chaos"
 	"github.com/flashsale/seckill/loadtest/measure"
 	"github.com/flashsale/seckill/loadtest/report"
 	"github.com/flashsale/seckill/loadtest/scenario"
@@ -65,6 +66,15 @@ type Options struct {
 	DBDSN    string
 	// Env overrides SECKILL_* variables of the in-process gateway.
 	Env map[string]string
+	// MetricsURLs are the /metrics of each process of a deployment whose
+	// front door serves none (a load balancer over gateways and workers):
+	// read four times a second and added up as one (api.Merger). Empty:
+	// the gateway's own /metrics at URL.
+	MetricsURLs []string
+	// Chaos, when set, plays a schedule of faults against the deployment
+	// (URL) during the spike, and the report measures each fault's
+	// recovery and the alerts it raised.
+	Chaos *Chaos
 
 	Conns int // connections to the gateway (default 512)
 	// MaxInFlight caps the requests in flight (default Conns). More than
@@ -91,6 +101,9 @@ type Options struct {
 }
 
 func (o *Options) defaults() error {
+	if o.Name == "" && o.Chaos != nil {
+		o.Name = "chaos-" + o.Chaos.Schedule.Name
+	}
 	if o.Name == "" {
 		o.Name = string(o.Mode)
 	}
@@ -118,6 +131,16 @@ func (o *Options) defaults() error {
 	}
 	if o.URL == "" && (o.AdminToken != "" || o.JWTSecret != "") {
 		return errors.New("--admin-token and --jwt-secret only apply with --url: the in-process gateway makes up its own")
+	}
+	if o.URL == "" && (o.Chaos != nil || len(o.MetricsURLs) > 0) {
+		return errors.New("--chaos and --metrics-url apply to a deployment (--url, --cluster): faults are injected into its processes")
+	}
+	if o.Chaos != nil {
+		c, err := o.Chaos.withDefaults()
+		if err != nil {
+			return err
+		}
+		o.Chaos = &c
 	}
 	if o.Conns <= 0 {
 		o.Conns = DefaultConns()
@@ -151,6 +174,9 @@ type runner struct {
 	// monitor reads /metrics and the stats every second on connections
 	// of its own, so the crowd's backlog cannot starve the timeline.
 	monitor *api.Client
+	// metrics reads the counters through monitor: the gateway's, or those
+	// of every process of a deployment (Options.MetricsURLs).
+	metrics *metricsSource
 	rec     *measure.Recorder
 	exec    *executor
 	ledger  *ledger
@@ -210,6 +236,11 @@ func Run(ctx context.Context, o Options) (*report.Run, error) {
 	}
 	r.winners = api.New(base, api.Options{AdminToken: admin, JWTSecret: []byte(secret), Conns: 64})
 	r.monitor = api.New(base, api.Options{AdminToken: admin, Conns: 4, Timeout: 5 * time.Second})
+	r.metrics = newMetricsSource(r.monitor, o.MetricsURLs)
+	if o.Chaos != nil {
+		r.ledger.keepAnswers()
+		rep.Machine.Shared = "the generator and every process of the cluster share these CPUs"
+	}
 	defer r.client.Close()
 	defer r.winners.Close()
 	defer r.monitor.Close()
@@ -222,6 +253,13 @@ func Run(ctx context.Context, o Options) (*report.Run, error) {
 // spike is the body of Run once the gateway is reachable.
 func (r *runner) spike(rep *report.Run, store *order.Store) error {
 	ctx, o := r.ctx, r.opts
+	if o.Chaos != nil {
+		// An earlier run interrupted half-way must not count as this one's
+		// fault: every process up and ready, no toxic left.
+		if err := o.Chaos.heal(ctx); err != nil {
+			return fmt.Errorf("before the spike: %w", err)
+		}
+	}
 	if a := r.client.Healthz(ctx); a.Status != http.StatusOK {
 		return fmt.Errorf("gateway %s not healthy: %s", r.client.Base(), a.Outcome())
 	}
@@ -259,7 +297,11 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 	r.rec = measure.New(t0, epBuy)
 	r.exec = newExecutor(ctx, o.MaxInFlight)
 
-	before, _ := r.monitor.Metrics(ctx)
+	var waitChaos func() []chaos.Event
+	if o.Chaos != nil {
+		waitChaos = r.startChaos(t0)
+	}
+	before, _ := r.metrics.read(ctx)
 	smp := &sampler{r: r, activity: activity, t0: t0, progress: o.Progress, label: o.Name}
 	stopSampling := make(chan struct{})
 	var sampling sync.WaitGroup
@@ -271,13 +313,27 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 	}
 	c.schedule(plan)
 	r.exec.wait() // every click, retry and payment has been answered
-	settled, err := r.settle(activity, lifecycle)
+	var events []chaos.Event
+	var healErr error
+	if waitChaos != nil {
+		events = waitChaos() // every fault has ended
+		if healErr = o.Chaos.heal(ctx); healErr != nil {
+			healErr = fmt.Errorf("after the faults: %w", healErr)
+		}
+	}
+	settled, rec, err := r.settle(activity, lifecycle, "drain after the spike")
+	rep.Settles = append(rep.Settles, rec)
 	if err != nil {
 		close(stopSampling)
 		sampling.Wait()
 		return err
 	}
-	after, _ := r.monitor.Metrics(ctx)
+	after, _ := r.metrics.read(ctx)
+	if o.Chaos != nil {
+		// A recovery must hold (chaos.RecoveryHold): one that comes with
+		// the end of the drain is confirmed by the samples after it.
+		time.Sleep(chaos.RecoveryHold)
+	}
 	// One more edge so that the timeline covers the last second.
 	time.Sleep(time.Until(t0.Add(time.Duration(r.rec.SecondOf(time.Now())+1)*time.Second)) + 50*time.Millisecond)
 	close(stopSampling)
@@ -302,12 +358,14 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 		if err != nil {
 			return err
 		}
-		if _, err := r.settle(activity, lifecycle); err != nil {
+		_, rec, err := r.settle(activity, lifecycle, "drain after the resale")
+		rep.Settles = append(rep.Settles, rec)
+		if err != nil {
 			return err
 		}
 	}
 
-	ev, err := r.evidence(activity, store, lifecycle, resale, smp.stats())
+	ev, err := r.evidence(activity, store, lifecycle, resale, smp.stats(), rep.StartedAt)
 	if err != nil {
 		return err
 	}
@@ -318,6 +376,14 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 	}
 	rep.Final = ev.Final
 	rep.Audit = audit.Run(ev)
+	if o.Chaos != nil {
+		inFlight, acceptedAt, _ := r.ledger.failures()
+		alerts, alertsErr := r.firedAlerts(t0)
+		rep.Chaos = r.chaosReport(events, observations(acceptedAt, samples), t0, time.Now(), inFlightStats(inFlight, ev.Accepted), alerts, alertsErr)
+		if healErr != nil {
+			rep.Chaos.Errors = append(rep.Chaos.Errors, healErr.Error())
+		}
+	}
 
 	if o.ProbeDuration > 0 {
 		probes, err := r.probes(activity, prefix)
@@ -362,31 +428,76 @@ func (r *runner) tokens(plan scenario.Plan) (map[string]string, error) {
 }
 
 // settle waits until the queue is drained and, with the lifecycle, every
-// order is paid or cancelled (the unpaid ones time out).
-func (r *runner) settle(activity string, lifecycle bool) (api.Stats, error) {
-	deadline := time.Now().Add(r.opts.SettleTimeout)
+// order is paid or cancelled (the unpaid ones time out); after faults
+// (a chaos run) also until Redis and the database agree with the orders
+// again (a restore from the database, the reconciler) and every process
+// reports an empty queue. At the bound it returns what had not settled:
+// not an error of the run, the audit shows what is wrong.
+func (r *runner) settle(activity string, lifecycle bool, phase string) (api.Stats, report.Settle, error) {
+	start := time.Now()
+	rec := report.Settle{Phase: phase, Bound: r.opts.SettleTimeout.Seconds()}
+	deadline := start.Add(r.opts.SettleTimeout)
 	for {
 		st, err := r.client.Stats(r.ctx, activity)
-		if err == nil {
-			drained := r.opts.Mode == audit.Naive || st.Queued <= 0
-			if drained && (!lifecycle || st.OrdersCreated == 0) {
-				return st, nil
-			}
+		var unmet []string
+		if err != nil {
+			unmet = []string{"the stats could not be read: " + err.Error()}
+		} else {
+			unmet = r.unsettled(st, lifecycle)
+		}
+		if len(unmet) == 0 {
+			rec.Settled, rec.Waited = true, time.Since(start).Seconds()
+			return st, rec, nil
 		}
 		if time.Now().After(deadline) {
+			rec.Waited, rec.Unmet = time.Since(start).Seconds(), unmet
 			if err != nil {
-				return st, fmt.Errorf("settle: %w", err)
+				return st, rec, fmt.Errorf("settle: %w", err)
 			}
-			// Not an error of the run: the audit shows what is wrong.
-			r.log.Warn("did not settle", "timeout", r.opts.SettleTimeout, "stats", st)
-			return st, nil
+			r.log.Warn("did not settle", "timeout", r.opts.SettleTimeout, "unmet", unmet, "stats", st)
+			return st, rec, nil
 		}
 		select {
 		case <-r.ctx.Done():
-			return st, r.ctx.Err()
+			return st, rec, r.ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// unsettled lists what keeps the run from having settled.
+func (r *runner) unsettled(st api.Stats, lifecycle bool) []string {
+	var out []string
+	pipeline := r.opts.Mode != audit.Naive
+	strict := r.opts.Chaos != nil
+	if pipeline && (st.Queued > 0 || strict && st.Queued != 0) {
+		out = append(out, fmt.Sprintf("%d orders still queued (stats: reserved - created - paid)", st.Queued))
+	}
+	if lifecycle && st.OrdersCreated != 0 {
+		out = append(out, fmt.Sprintf("%d orders neither paid nor cancelled yet", st.OrdersCreated))
+	}
+	if !strict {
+		return out
+	}
+	stock := r.opts.Scenario.Stock
+	if want := stock - st.Queued - st.Live(); pipeline && st.Remaining != want {
+		out = append(out, fmt.Sprintf("Redis remaining %d, want stock %d - queued %d - live orders %d = %d", st.Remaining, stock, st.Queued, st.Live(), want))
+	}
+	if want := stock - st.Live(); st.DBAvailable != want {
+		out = append(out, fmt.Sprintf("database available %d, want stock %d - live orders %d = %d", st.DBAvailable, stock, st.Live(), want))
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
+	defer cancel()
+	m, err := r.metrics.read(ctx)
+	switch {
+	case err != nil:
+		out = append(out, "no process's /metrics could be read: "+err.Error())
+	case m.Sum(mQueue) != 0:
+		out = append(out, fmt.Sprintf("the order queue holds %.0f messages (%s; -1: unreadable)", m.Sum(mQueue), mQueue))
+	case m.Has(mQueueAge) && m.Sum(mQueueAge) != 0:
+		out = append(out, fmt.Sprintf("the oldest unwritten order is %.1fs old (%s; -1: unreadable)", m.Sum(mQueueAge), mQueueAge))
+	}
+	return out
 }
 
 // resale sends fresh users after the returned units: invariant 6 says a
@@ -469,17 +580,20 @@ func (r *runner) payNow(user, orderID, tok string) {
 // evidence collects what the audit needs: the final stats, every 202
 // order's state as its owner reads it, and the database rows when a
 // database is at hand.
-func (r *runner) evidence(activity string, store *order.Store, lifecycle bool, resale *audit.Resale, samples []api.Stats) (audit.Evidence, error) {
+func (r *runner) evidence(activity string, store *order.Store, lifecycle bool, resale *audit.Resale, samples []api.Stats, since time.Time) (audit.Evidence, error) {
 	accepted, requestOrders, pays, tried := r.ledger.snapshot()
 	final, err := r.client.Stats(r.ctx, activity)
 	if err != nil {
 		return audit.Evidence{}, err
 	}
+	inFlight, _, answers := r.ledger.failures()
 	ev := audit.Evidence{
 		Mode: r.opts.Mode, Stock: r.opts.Scenario.Stock, Final: final, Samples: samples,
 		UsersTried: tried, Accepted: accepted, RequestOrders: requestOrders, Pays: pays,
 		Lifecycle: lifecycle, Resale: resale, FinalStates: map[string]string{},
+		InFlight: inFlight, UserAnswers: answers,
 	}
+	ev.DeadLetters, ev.DeadLettersSkipped = r.deadLetters(since)
 	ids := make([]string, 0, len(accepted))
 	for id := range accepted {
 		ids = append(ids, id)

@@ -27,6 +27,7 @@ const (
 	mWritten      = "seckill_orders_written_total"
 	mNaive        = "seckill_naive_buy_total"
 	mQueue        = "seckill_queue_depth"
+	mQueueAge     = "seckill_queue_oldest_age_seconds"
 	mRateLimited  = "seckill_rate_limited_total"
 	mSoldOutLocal = "seckill_soldout_local_total"
 	mBatches      = "seckill_order_batch_size_count" // one per worker transaction
@@ -53,8 +54,11 @@ func written(m api.Metrics, naive bool) float64 {
 	return m.Sum(mWritten, `result="created"`)
 }
 
-// sampler polls /metrics and the activity's stats on every second's edge
-// (relative to T0) and prints the live progress line.
+// sampler polls /metrics (every gateway's and worker's behind a load
+// balancer) and the activity's stats four times a second, on edges
+// relative to T0, and prints the live progress line. A process that does
+// not answer (paused) holds a poll up to its 900 ms bound: the polls then
+// come as fast as that allows.
 type sampler struct {
 	r        *runner
 	activity string
@@ -94,7 +98,7 @@ func (s *sampler) poll(ctx context.Context, edge time.Time) {
 	smp := sample{At: edge}
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if m, err := s.r.monitor.Metrics(pctx); err == nil {
+		if m, err := s.r.metrics.read(pctx); err == nil {
 			smp.Metrics = m
 			// The counters are as of the answer, which under load can
 			// come well after the tick: book them by when they were read,
@@ -182,7 +186,7 @@ func timeline(r *runner, samples []sample, naive bool) []report.Second {
 	var out []report.Second
 	for _, s := range seconds {
 		sec := report.Second{T: s.T, Buys: s.Sent[epBuy], Answers: map[string]int{}, P50: s.P50, P99: s.P99,
-			Reserved: -1, Written: -1, DBTx: -1, QueueDepth: -1}
+			Reserved: -1, Written: -1, DBTx: -1, QueueDepth: -1, QueueAge: -1}
 		for _, n := range s.Sent {
 			sec.Requests += n
 		}
@@ -201,6 +205,9 @@ func timeline(r *runner, samples []sample, naive bool) []report.Second {
 		}
 		if b != nil {
 			sec.QueueDepth = b.Sum(mQueue)
+			if b.Has(mQueueAge) {
+				sec.QueueAge = b.Sum(mQueueAge)
+			}
 		}
 		out = append(out, sec)
 	}

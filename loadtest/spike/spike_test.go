@@ -49,8 +49,8 @@ func checkReport(t *testing.T, rep *report.Run, wantProbes int) {
 	if !rep.Audit.OK() {
 		t.Fatalf("audit failed: %+v", rep.Audit.Violations())
 	}
-	if len(rep.Audit.Checks) != 7 {
-		t.Fatalf("%d audit checks, want 7", len(rep.Audit.Checks))
+	if len(rep.Audit.Checks) != 9 {
+		t.Fatalf("%d audit checks, want the 7 invariants and 2 more", len(rep.Audit.Checks))
 	}
 	if len(rep.Funnel) != 6 || rep.Funnel[0].Count == 0 {
 		t.Errorf("funnel %+v; want 6 stages from a non-zero request count", rep.Funnel)
@@ -103,9 +103,9 @@ func TestRunEmbedded(t *testing.T) {
 			if rep.Final.OrdersPaid != rep.Scenario.Stock || rep.Final.OrdersCancelled == 0 {
 				t.Errorf("final %+v; want every unit paid in the end and some orders timed out", rep.Final)
 			}
-			for _, n := range []int{6, 7} {
+			for _, n := range []int{6, 7, 8, 9} {
 				if c := rep.Audit.Checks[n-1]; c.Status != audit.OK {
-					t.Errorf("invariant %d %s; want exercised and ok", n, c.Status)
+					t.Errorf("check %d (%s) %s %q; want exercised and ok", n, c.Name, c.Status, c.Details)
 				}
 			}
 			if mode == audit.Naive && rep.Funnel[3].Name != "reached the database" {

@@ -3,6 +3,7 @@ package spike
 import (
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,7 +31,20 @@ type ledger struct {
 	pays          map[string]audit.PayAnswer
 	buyTokens     map[string]bool             // users that got a buy token
 	byKind        map[string]map[string]int64 // kind of user -> buy outcome -> answers
+	// inFlight are the buys that failed on their way: no promise either
+	// way (api.Answer.InFlightFailure).
+	inFlight []audit.InFlight
+	// acceptedAt is when each 202 arrived: "202s flow again" after a fault.
+	acceptedAt []time.Time
+	// answers are each user's first buy outcomes, to explain an order
+	// that no answer promised; nil unless kept (chaos runs: a million
+	// users' answers would be the generator's largest table).
+	answers map[string][]string
 }
+
+// maxUserAnswers is how many outcomes the ledger keeps per user: enough to
+// explain one user's order, bounded for a million users.
+const maxUserAnswers = 6
 
 func newLedger() *ledger {
 	return &ledger{
@@ -40,19 +54,37 @@ func newLedger() *ledger {
 	}
 }
 
+// keepAnswers has the ledger keep each user's first answers.
+func (l *ledger) keepAnswers() {
+	l.mu.Lock()
+	l.answers = map[string][]string{}
+	l.mu.Unlock()
+}
+
 // buyAnswer notes a buy answer; it reports whether this is the user's
 // first won order (then the user goes on to its pay plan).
 func (l *ledger) buyAnswer(user, requestID string, a api.Answer) (first bool) {
+	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.answers != nil && len(l.answers[user]) < maxUserAnswers {
+		l.answers[user] = append(l.answers[user], a.Outcome())
+	}
+	if a.InFlightFailure() {
+		// No answer from the system: whether it reserved is unknown, so
+		// it neither counts as a try nor promises anything.
+		l.inFlight = append(l.inFlight, audit.InFlight{User: user, RequestID: requestID, Outcome: a.Outcome()})
+		return false
+	}
 	// A user refused at the buy-token door never reached the stock: a
 	// bot does not count towards "enough users tried" (invariant 2).
-	if a.Status != 0 && a.Status != http.StatusTooManyRequests && !a.IsBuyTokenRefusal() {
+	if a.Status != http.StatusTooManyRequests && !a.IsBuyTokenRefusal() {
 		l.tried[user] = true
 	}
 	if a.Status != http.StatusAccepted || a.OrderID == "" {
 		return false
 	}
+	l.acceptedAt = append(l.acceptedAt, now)
 	l.accepted[a.OrderID] = user
 	if requestID != "" {
 		key := user + "/" + requestID
@@ -115,6 +147,20 @@ func (l *ledger) payAnswer(orderID string, p audit.PayAnswer) {
 	l.mu.Lock()
 	l.pays[orderID] = p
 	l.mu.Unlock()
+}
+
+// failures returns the in-flight failures, the 202s' arrival times (in
+// order) and each user's first answers.
+func (l *ledger) failures() ([]audit.InFlight, []time.Time, map[string][]string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at := slices.Clone(l.acceptedAt)
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	answers := make(map[string][]string, len(l.answers))
+	for u, a := range l.answers {
+		answers[u] = slices.Clone(a)
+	}
+	return slices.Clone(l.inFlight), at, answers
 }
 
 func (l *ledger) snapshot() (accepted map[string]string, requestOrders map[string][]string, pays map[string]audit.PayAnswer, tried int) {
@@ -220,7 +266,9 @@ func (c *crowd) buy(u *scenario.User, reqID, buyToken string, attempt int, inten
 		c.door.refresh(u.ID, buyToken, func(tok string, at time.Time) { c.buy(u, reqID, tok, attempt, at, true) })
 		return
 	}
-	retryable := a.Status == 0 || a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable
+	// A buy lost on its way (no answer, the load balancer's 502 or 504)
+	// is retried as the buyer page retries it, with the same request_id.
+	retryable := a.InFlightFailure() || a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable
 	if retries && retryable && attempt < c.cfg.Retries {
 		wait := backoff(c.cfg.RetryBackoff, attempt, a.RetryAfter)
 		c.r.exec.at(time.Now().Add(wait), func(next time.Time) { c.click(u, reqID, attempt+1, next) })

@@ -56,7 +56,8 @@ const usage = `usage: cluster COMMAND [flags]
   smtp-sink [flags]     run the SMTP sink (the cluster runs it itself)
 
 Every command takes --dir (default .cluster at the repository root).
-NAME is one of: ` + "lb gateway-1 gateway-2 worker-1 worker-2 notifier nats-1 nats-2 nats-3 redis mariadb toxiproxy smtp" + `
+NAME is one of: ` + "lb gateway-1 gateway-2 worker-1 worker-2 notifier nats-1 nats-2 nats-3 redis mariadb toxiproxy smtp prometheus" + `
+(prometheus only when Debian's prometheus package is installed)
 See docs/cluster.md.
 `
 
@@ -230,6 +231,9 @@ func printSummary(ctx context.Context, c *cluster.Cluster, w io.Writer) {
 	fmt.Fprintf(tw, "  toxiproxy API\t%s\tproxies %s\n", c.ToxiproxyURL(), strings.Join(cluster.ProxyNames(), ", "))
 	smtp, _ := c.Process(cluster.SMTP)
 	fmt.Fprintf(tw, "  mail inbox\t%s\tSMTP 127.0.0.1:%d\n", c.InboxURL(), smtp.Port(cluster.PortSMTP))
+	if u := c.PrometheusURL(); u != "" {
+		fmt.Fprintf(tw, "  prometheus\t%s/alerts\tscrapes every process each %s, rules %s\n", u, cluster.PrometheusInterval, cluster.RulesFile)
+	}
 	fmt.Fprintf(tw, "  admin token\t%s\t\n", c.AdminToken())
 	fmt.Fprintf(tw, "  logs\t%s/logs/\t\n", c.Dir())
 	tw.Flush()

@@ -1,6 +1,8 @@
 // Command spike runs a Double-11 spike against the seckill gateway and
 // audits it: make spike (one run) and make spike-compare (the same spike
-// against the naive synchronous mode and against the pipeline).
+// against the naive synchronous mode and against the pipeline). With
+// --cluster it runs against the cluster in a box (docs/cluster.md); with
+// --chaos it injects a schedule of faults mid-spike (docs/chaos.md).
 //
 // Exit status: 0 when every audit passed, 1 when an invariant was
 // violated, 2 when the run could not be carried out (bad flags, gateway
@@ -16,11 +18,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/flashsale/seckill/loadtest/audit"
+	"github.com/flashsale/seckill/loadtest/chaos"
+	"github.com/flashsale/seckill/loadtest/cluster"
 	"github.com/flashsale/seckill/loadtest/report"
 	"github.com/flashsale/seckill/loadtest/scenario"
 	"github.com/flashsale/seckill/loadtest/spike"
@@ -46,6 +51,12 @@ func (s setFlags) Set(v string) error {
 	return nil
 }
 
+// urlFlags collects repeated --metrics-url.
+type urlFlags []string
+
+func (u *urlFlags) String() string     { return strings.Join(*u, ",") }
+func (u *urlFlags) Set(v string) error { *u = append(*u, v); return nil }
+
 // config is everything the flags say.
 type config struct {
 	opts     spike.Options
@@ -53,6 +64,32 @@ type config struct {
 	naiveURL string
 	out      string
 	quiet    bool
+	// clusterDir is the cluster in a box to run against (--cluster, or
+	// .cluster with --chaos); schedule the faults (--chaos).
+	clusterDir string
+	schedule   *chaos.Schedule
+	set        map[string]bool // the flags given
+}
+
+// chaosDefaults applies a chaos run's crowd (spike.ChaosUsers and the
+// others) to the flags set does not name; no saturation probes either
+// (they measure a healthy system).
+func chaosDefaults(sc *scenario.Config, o *spike.Options, s chaos.Schedule, set map[string]bool) {
+	if !set["users"] {
+		sc.Users = spike.ChaosUsers
+	}
+	if !set["stock"] {
+		sc.Stock = int64(sc.Users)
+	}
+	if !set["steady-share"] {
+		sc.SteadyShare = spike.ChaosSteadyShare
+	}
+	if !set["steady-window"] {
+		sc.SteadyWindow = spike.ChaosSteadyWindow(s)
+	}
+	if !set["probe-duration"] {
+		o.ProbeDuration = 0
+	}
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -83,10 +120,17 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.Float64Var(&sc.RaceShare, "race-share", sc.RaceShare, "winners who pay right at the deadline, racing the cancel")
 	fs.DurationVar(&sc.PayWithin, "pay-within", sc.PayWithin, "prompt payers pay within this after winning")
 	fs.DurationVar(&sc.PayTimeout, "pay-timeout", sc.PayTimeout, "the activity's pay timeout (whole seconds); the rest of the winners time out")
+	fs.Float64Var(&sc.SteadyShare, "steady-share", sc.SteadyShare, "share of users arriving evenly over --steady-window instead of in the spike (with --chaos: 0.5)")
+	fs.DurationVar(&sc.SteadyWindow, "steady-window", sc.SteadyWindow, "the steady users arrive within this after T0 (with --chaos: the schedule's end + 15s, at least 20s)")
 	fs.Uint64Var(&sc.Seed, "seed", sc.Seed, "seed of the crowd: the same seed plays the same crowd")
 
 	fs.StringVar(&o.URL, "url", "", "a deployed gateway (http://host:port); without it the tool starts one in-process")
 	fs.StringVar(&c.naiveURL, "naive-url", "", "with --compare and --url: a gateway running SECKILL_BUY_MODE=naive")
+	var metricsURLs urlFlags
+	var schedule string
+	fs.Var(&metricsURLs, "metrics-url", "with --url: a process's own /metrics (repeatable); the counters of all are summed, as behind a load balancer (default: --url's /metrics)")
+	fs.StringVar(&c.clusterDir, "cluster", "", "run against the cluster in a box in this directory (make cluster-up's .cluster): its front door, secrets, database and every gateway's and worker's /metrics")
+	fs.StringVar(&schedule, "chaos", "", "inject faults during the spike: a built-in schedule ("+strings.Join(chaos.Builtin(), ", ")+") or a YAML/JSON file (docs/chaos.md); needs the cluster (--cluster, default .cluster)")
 	fs.StringVar(&mode, "mode", "pipeline", "buy mode: pipeline or naive (in-process: started so; --url: what the gateway runs, for the audit)")
 	fs.StringVar(&buyToken, "buy-token", string(spike.BuyTokenRequired), "SECKILL_BUY_TOKEN: required (humans and late users fetch a buy token before their first buy; bots skip it and are refused at the door) or off (in-process: started so; --url: what the gateway runs; --compare: both modes)")
 	fs.BoolVar(&c.compare, "compare", false, "run the same spike against naive and pipeline and write a side-by-side report")
@@ -109,6 +153,21 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q (flags start with --)", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.set = set
+	o.MetricsURLs = metricsURLs
+	if schedule != "" {
+		s, err := chaos.Load(schedule)
+		if err != nil {
+			return nil, err
+		}
+		c.schedule = &s
+		if c.compare {
+			return nil, errors.New("--chaos and --compare do not go together: a chaos run measures one system under faults")
+		}
+		chaosDefaults(&sc, o, s, set)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
@@ -146,6 +205,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "spike:", err)
 		return 2
 	}
+	if c.clusterDir != "" || c.schedule != nil {
+		if err := onCluster(c); err != nil {
+			fmt.Fprintln(stderr, "spike:", err)
+			return 2
+		}
+	}
 	if !c.compare {
 		rep, err := spike.Run(ctx, c.opts)
 		return finish(stdout, stderr, c.out, []*report.Run{rep}, nil, err)
@@ -169,6 +234,45 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return finish(stdout, stderr, c.out, []*report.Run{nrep, prep}, nil, err)
 	}
 	return finish(stdout, stderr, c.out, []*report.Run{nrep, prep}, report.NewCompare(nrep, prep), nil)
+}
+
+// onCluster points the run at the cluster in a box (--cluster, or .cluster
+// at the repository root with --chaos) and validates the schedule against
+// it: a fault the cluster cannot take stops the run before it starts.
+func onCluster(c *config) error {
+	dir := c.clusterDir
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		root, err := cluster.FindRoot(wd)
+		if err != nil {
+			return err
+		}
+		dir = filepath.Join(root, cluster.DefaultDirName)
+	}
+	cl, err := cluster.Load(dir)
+	if errors.Is(err, cluster.ErrNoCluster) {
+		return fmt.Errorf("%w: start one with make cluster-up (or name its directory with --cluster)", err)
+	}
+	if err != nil {
+		return err
+	}
+	if cl.Settings().Demo && !c.set["buy-token"] {
+		c.opts.BuyToken = spike.BuyTokenOff // demo mode asks for no buy tokens
+	}
+	if err := spike.ForCluster(&c.opts, cl); err != nil {
+		return err
+	}
+	if c.schedule != nil {
+		ch, err := spike.ChaosOn(cl, *c.schedule)
+		if err != nil {
+			return err
+		}
+		c.opts.Chaos = ch
+	}
+	return nil
 }
 
 // finish prints the summaries, writes the files and picks the exit code.

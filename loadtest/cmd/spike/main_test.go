@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flashsale/seckill/loadtest/internal/fakegw"
+	"github.com/flashsale/seckill/loadtest/spike"
 )
 
 func TestFlagsRefused(t *testing.T) {
@@ -28,6 +30,10 @@ func TestFlagsRefused(t *testing.T) {
 		{"bad buy token", []string{"--buy-token", "optional"}, "--buy-token must be required or off"},
 		{"buy token through --set", []string{"--set", "SECKILL_BUY_TOKEN=off"}, "use --buy-token off"},
 		{"url without admin token", []string{"--url", "http://127.0.0.1:1", "--admin-token", ""}, "--admin-token"},
+		{"unknown schedule", []string{"--chaos", "tornado"}, "or one of the built-in schedules: default, redis-empty"},
+		{"chaos and compare", []string{"--chaos", "default", "--compare"}, "--chaos and --compare"},
+		{"chaos without a cluster", []string{"--chaos", "default", "--cluster", "/nonexistent/cluster"}, "no cluster state in /nonexistent/cluster: start one with make cluster-up"},
+		{"metrics urls without a deployment", []string{"--metrics-url", "http://127.0.0.1:1/metrics"}, "apply to a deployment"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
@@ -87,5 +93,30 @@ func TestExitCodes(t *testing.T) {
 				t.Errorf("pipeline.json carries a physical limit without probes")
 			}
 		})
+	}
+}
+
+// A chaos run's crowd keeps buying through the schedule and its
+// recoveries, unless the flags say otherwise.
+func TestChaosDefaults(t *testing.T) {
+	var errb bytes.Buffer
+	c, err := parse([]string{"--chaos", "default"}, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := c.opts.Scenario
+	if sc.Users != spike.ChaosUsers || sc.Stock != spike.ChaosUsers || sc.SteadyShare != spike.ChaosSteadyShare || sc.SteadyWindow != 39*time.Second || c.opts.ProbeDuration != 0 {
+		t.Errorf("defaults: users %d, stock %d, steady %v over %s, probes %s", sc.Users, sc.Stock, sc.SteadyShare, sc.SteadyWindow, c.opts.ProbeDuration)
+	}
+	if c.schedule == nil || c.schedule.Name != "default" {
+		t.Errorf("schedule %+v", c.schedule)
+	}
+	c, err = parse([]string{"--chaos", "redis-empty", "--users", "500", "--stock", "100", "--steady-share", "0.2", "--probe-duration", "1s"}, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc = c.opts.Scenario
+	if sc.Users != 500 || sc.Stock != 100 || sc.SteadyShare != 0.2 || sc.SteadyWindow != 23*time.Second || c.opts.ProbeDuration != time.Second {
+		t.Errorf("flags given: users %d, stock %d, steady %v over %s, probes %s", sc.Users, sc.Stock, sc.SteadyShare, sc.SteadyWindow, c.opts.ProbeDuration)
 	}
 }

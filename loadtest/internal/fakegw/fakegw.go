@@ -42,6 +42,11 @@ type Gateway struct {
 	// buy-token requests 429 with Retry-After: RetryAfter seconds.
 	LimitTokenFetches int
 
+	// down: buys are answered as a load balancer answers for a gateway
+	// that died with them (SetDown).
+	down        bool
+	reserveDown bool
+
 	admin     string
 	tokens    *auth.Tokens
 	buyTokens *auth.BuyTokens
@@ -87,6 +92,24 @@ func New(admin string, secret []byte) *Gateway {
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+
+// SetDown makes every buy fail in flight, as behind a load balancer whose
+// gateway was killed: a 502 page that is not the gateway's JSON. With
+// reserve, the buy is taken first (a unit sold, an order made) and the
+// answer lost, as when the gateway dies after reserving.
+func (g *Gateway) SetDown(down, reserve bool) {
+	g.mu.Lock()
+	g.down, g.reserveDown = down, reserve
+	g.mu.Unlock()
+}
+
+// badGateway is what nginx answers for a gateway that died with the
+// request.
+func badGateway(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html")
+	w.WriteHeader(http.StatusBadGateway)
+	fmt.Fprint(w, "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>")
+}
 
 func fail(w http.ResponseWriter, status int, code, msg string) {
 	w.WriteHeader(status)
@@ -211,6 +234,10 @@ func (g *Gateway) buy(w http.ResponseWriter, r *http.Request) {
 	if tokenErr == nil && g.ExpireFirstToken && g.issuedTo[user] < 2 {
 		tokenErr = auth.ErrBuyTokenExpired
 	}
+	if g.down && !g.reserveDown {
+		badGateway(w)
+		return
+	}
 	a.requests++
 	status := g.RefuseStatus
 	if status == 0 {
@@ -238,6 +265,8 @@ func (g *Gateway) buy(w http.ResponseWriter, r *http.Request) {
 	}
 	g.buys[user] = append(g.buys[user], Buy{At: time.Now(), Status: http.StatusAccepted, RequestID: in.RequestID, Token: tokenErr == nil})
 	switch {
+	case g.down && a.byUser[user] != "":
+		badGateway(w) // down with reserve: only a new order is taken
 	case time.Now().Before(a.starts):
 		fail(w, http.StatusForbidden, "NOT_STARTED", "not started")
 	case a.byUser[user] != "":
@@ -250,6 +279,10 @@ func (g *Gateway) buy(w http.ResponseWriter, r *http.Request) {
 		id := fmt.Sprintf("%019d-%s", g.seq, r.PathValue("id"))
 		a.sold++
 		a.byUser[user], a.orders[id] = id, user
+		if g.down {
+			badGateway(w) // reserved, and the answer lost
+			return
+		}
 		w.WriteHeader(http.StatusAccepted)
 		json.NewEncoder(w).Encode(map[string]string{"order_id": id, "state": "created"})
 	}
@@ -325,7 +358,7 @@ func (g *Gateway) metrics(w http.ResponseWriter, _ *http.Request) {
 		sold += a.sold
 		reqs += int64(a.requests)
 	}
-	fmt.Fprintf(w, "seckill_reserve_total{outcome=\"reserved\"} %d\nseckill_orders_written_total{result=\"created\"} %d\nseckill_queue_depth 0\n", sold, sold)
+	fmt.Fprintf(w, "seckill_reserve_total{outcome=\"reserved\"} %d\nseckill_orders_written_total{result=\"created\"} %d\nseckill_queue_depth 0\nseckill_queue_oldest_age_seconds 0\n", sold, sold)
 	fmt.Fprintf(w, "seckill_buy_tokens_issued_total %d\n", g.issued)
 	for _, rf := range buyTokenRefusals {
 		fmt.Fprintf(w, "seckill_buy_token_refused_total{reason=%q} %d\n", rf.reason, g.refused[rf.reason])
