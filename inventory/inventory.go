@@ -10,12 +10,16 @@
 //	<prefix>:{a<ID>}:res      hash: order id -> <status><reserved_ms>:<len(user)>:<user><request id>
 //	<prefix>:{a<ID>}:pending  zset: order id -> reserved_ms, pending reservations only
 //	<prefix>:{a<ID>}:redrive  hash: order id -> the reconciler's re-drives of it (scan.go)
+//	<prefix>:{a<ID>}:loading  string: the token of a restore in progress (Store.Load)
 //
-// No key has a TTL: a reservation ends only through Release (pending or
-// queued only), ReleaseCancelled (the cancel of a stored order), ReapPending,
-// the reconciler (order.Reconciler, through these) or an operator, never
-// silently, and the embedded miniredis would not expire
-// keys on its own anyway. Times are Unix milliseconds.
+// The waiting room's keys share the tag too (waitroom.go). Only the loading
+// token has a TTL, so that one left by a restore that died half-way goes
+// away (the next restore replaces it anyway). No other key has one: a
+// reservation ends only through Release (pending or queued only),
+// ReleaseCancelled (the cancel of a stored order), ReapPending, the
+// reconciler (order.Reconciler, through these) or an operator, never
+// silently, and the embedded miniredis would not expire keys on its own
+// anyway. Times are Unix milliseconds.
 //
 // A reservation moves through three statuses: pending (reserved, the order
 // message not yet acknowledged by the queue), queued (the gateway confirmed

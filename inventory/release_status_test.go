@@ -2,8 +2,11 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TestReleaseOnlyUnclaimed: Release gives back a pending or a queued
@@ -122,5 +125,69 @@ func TestReleaseOfClaimedIsNotAnnounced(t *testing.T) {
 			t.Fatalf("ReleaseCancelled = %v, %v", ok, err)
 		}
 		expectRelease(t, got, id)
+	})
+}
+
+// beforeScript is a go-redis hook that runs fn once, just before the call
+// number call (from 1) of the script with hash sha: what another process,
+// or a Redis restart, does between two steps of this one.
+type beforeScript struct {
+	sha   string
+	call  int
+	calls int
+	fn    func()
+}
+
+func (h *beforeScript) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *beforeScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *beforeScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		// EVALSHA, or the EVAL it falls back to, names the script by hash
+		// or body; only EVALSHA is matched, so a fallback is not counted twice.
+		if args := cmd.Args(); len(args) > 1 && args[0] == "evalsha" && args[1] == h.sha {
+			if h.calls++; h.calls == h.call {
+				h.fn()
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// A restore writes an activity's reservations first and its meta last,
+// with remaining computed from the database while the orders were live. A
+// cancel whose release lands in between (the order was cancelled after the
+// restore read the database) must not take the reservation away: the meta
+// that follows counts its unit as held, so the unit would be neither
+// remaining nor reserved, lost to the sale for good. The release answers
+// ErrNotLoaded and changes nothing; retried once the meta is there, it
+// returns the unit.
+func TestReleaseWhileARestoreIsHalfWay(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e env) {
+		ctx := context.Background()
+		id := randomID()
+		a := Activity{ID: id, Stock: 3, StartsAt: t0, EndsAt: t0.Add(window)}
+		existing := []Reservation{{OrderID: "o1", UserID: "u1", RequestID: "r1", ReservedAt: t0, Status: StatusClaimed}}
+		var released bool
+		var relErr error
+		e.rdb.AddHook(&beforeScript{sha: e.s.sc.load.Hash(), call: 1, fn: func() {
+			released, relErr = e.s.ReleaseCancelled(ctx, id, "o1")
+		}})
+		if loaded, err := e.s.Load(ctx, a, 2, existing); err != nil || !loaded {
+			t.Fatalf("Load = %v, %v; want loaded", loaded, err)
+		}
+		if released || !errors.Is(relErr, ErrNotLoaded) {
+			t.Errorf("release between the restore's reservations and its meta = %v, %v; want false, ErrNotLoaded", released, relErr)
+		}
+		if st := e.stats(t, id); st != (Stats{Stock: 3, Remaining: 2, Reserved: 1}) {
+			t.Fatalf("after the restore: %+v; want the cancelled order's reservation kept (2 remaining, 1 reserved)", st)
+		}
+		if ok, err := e.s.ReleaseCancelled(ctx, id, "o1"); err != nil || !ok {
+			t.Fatalf("the release retried after the restore = %v, %v; want released", ok, err)
+		}
+		if st := e.stats(t, id); st != (Stats{Stock: 3, Remaining: 3}) {
+			t.Errorf("after the retried release: %+v; want every unit remaining", st)
+		}
 	})
 }

@@ -99,6 +99,7 @@ type activityKeys struct {
 	res     string // hash: order id -> encoded reservation
 	pending string // zset: order id -> reserved at (ms), pending ones only
 	redrive string // hash: order id -> "<last re-drive ms>:<times>"
+	loading string // string: the token of the Load in progress (Store.Load)
 }
 
 // keys returns the keys of activity id.
@@ -110,6 +111,7 @@ func (s *Store) keys(id int64) activityKeys {
 		res:     tag + "res",
 		pending: tag + "pending",
 		redrive: tag + "redrive",
+		loading: tag + "loading",
 	}
 }
 
@@ -121,12 +123,13 @@ func (s *Store) keys(id int64) activityKeys {
 //	KEYS[3] RES      res
 //	KEYS[4] PENDING  pending
 //	KEYS[5] REDRIVE  redrive
+//	KEYS[6] LOADING  loading
 //
-// Every script gets all five, used or not, so there is one order to keep
+// Every script gets all six, used or not, so there is one order to keep
 // in step; declaring a key a script does not touch costs nothing and,
 // the keys sharing one slot, is accepted by a Cluster.
 func (k activityKeys) forScript() []string {
-	return []string{k.meta, k.users, k.res, k.pending, k.redrive}
+	return []string{k.meta, k.users, k.res, k.pending, k.redrive, k.loading}
 }
 
 // scriptStatus is the first element of every script's reply (lib.lua). A

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -74,6 +75,15 @@ func invalid(op string, id int64, format string, args ...any) error {
 // activity. remaining must leave room for them: len(existing) <= Stock -
 // remaining. A Load interrupted half-way leaves restored reservations
 // without meta; the next Load writes them again and completes it.
+//
+// Redis may restart empty between two of those calls (it lost the
+// activity once already): the chunks before the restart are gone, and a
+// meta written after it would count their units as held, losing them for
+// good. So the first chunk leaves a token (the activity's loading key,
+// which a restart wipes too), every later call checks it, and a Load that
+// finds it gone fails with ErrUnavailable, writing no meta: the next call
+// restores again. A token replaced by another Load's means that Load took
+// over: this one returns false, as when meta exists.
 func (s *Store) Load(ctx context.Context, a Activity, remaining int64, existing []Reservation) (bool, error) {
 	const op = "load"
 	switch {
@@ -113,9 +123,18 @@ func (s *Store) Load(ctx context.Context, a Activity, remaining int64, existing 
 		return false, nil
 	}
 	c := scriptCall{op: op, activity: a.ID}
+	token := ""
+	if len(existing) > 0 {
+		token = strconv.FormatUint(rand.Uint64(), 36)
+	}
 	for start := 0; start < len(existing); start += restoreChunk {
 		chunk := existing[start:min(start+restoreChunk, len(existing))]
-		args := make([]any, 0, 4*len(chunk))
+		first := "0"
+		if start == 0 {
+			first = "1"
+		}
+		args := make([]any, 0, 3+4*len(chunk))
+		args = append(args, token, loadTokenTTL.Milliseconds(), first)
 		for _, r := range chunk {
 			score := ""
 			if r.Status == StatusPending {
@@ -127,23 +146,40 @@ func (s *Store) Load(ctx context.Context, a Activity, remaining int64, existing 
 		if err != nil {
 			return false, err
 		}
-		wrote, ok := r.flag()
-		if !ok {
-			return false, c.unexpected(r)
-		}
-		if !wrote {
-			return false, nil // loaded meanwhile by someone else
+		if done, err := loadStep(c, r, start); done || err != nil {
+			return false, err
 		}
 	}
-	r, err := s.run(ctx, s.sc.load, c, a.Stock, remaining, a.StartsAt.UnixMilli(), a.EndsAt.UnixMilli())
+	r, err := s.run(ctx, s.sc.load, c, a.Stock, remaining, a.StartsAt.UnixMilli(), a.EndsAt.UnixMilli(), token)
 	if err != nil {
 		return false, err
 	}
-	loaded, ok := r.flag()
-	if !ok {
-		return false, c.unexpected(r)
+	if done, err := loadStep(c, r, len(existing)); done || err != nil {
+		return false, err
 	}
-	return loaded, nil
+	return true, nil
+}
+
+// loadTokenTTL bounds how long a Load's token outlives a Load that died
+// half-way; a Load slower than this fails and the next one starts again.
+const loadTokenTTL = 2 * time.Minute
+
+// loadStep reads the answer of one of Load's script calls, made after
+// written reservations: done when another Load won (meta exists, or it
+// took over), an error when Redis lost what this one wrote.
+func loadStep(c scriptCall, r reply, written int) (done bool, err error) {
+	switch {
+	case len(r.values) != 0:
+		return false, c.unexpected(r)
+	case r.status == 1:
+		return false, nil
+	case r.status == 0:
+		return true, nil
+	case r.status == 2:
+		return true, fmt.Errorf("%w: %s activity %d: the %d reservations restored so far are gone (Redis restarted while loading); restore again",
+			ErrUnavailable, c.op, c.activity, written)
+	}
+	return false, c.unexpected(r)
 }
 
 // Reserve takes one unit for userID in one atomic script, or says why not
@@ -249,7 +285,10 @@ func (r ReleaseResult) String() string {
 // sell the unit twice and let the user buy a second one. This is what the
 // gateway calls after a publish that reported an error, which may still
 // have reached the queue. It is idempotent: Released only on the call that
-// released. A release is announced to SubscribeReleases.
+// released. A release is announced to SubscribeReleases. A reservation
+// found without its activity's meta (a restore half-way) is left as it is
+// and the error wraps ErrNotLoaded: the meta the restore writes next counts
+// its unit as held.
 func (s *Store) Release(ctx context.Context, activityID int64, orderID string) (ReleaseResult, error) {
 	return s.release(ctx, "release", activityID, orderID, "unclaimed")
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashsale/seckill/inventory/inventorytest"
 	"github.com/flashsale/seckill/testkit"
 )
 
@@ -496,13 +497,56 @@ func TestLoadRestoresManyInChunks(t *testing.T) {
 	})
 }
 
+// Redis restarts empty while a Load runs: the reservations written before
+// the restart are gone, and the meta written after it would count their
+// units as held, losing them to the sale. Load must fail instead, leave no
+// meta behind, and a second Load must restore the activity whole.
+func TestLoadAcrossARedisRestart(t *testing.T) {
+	n := restoreChunk + 2 // two restore calls
+	for _, tc := range []struct {
+		name   string
+		script func(s *Store) string
+		call   int
+	}{
+		{"between two chunks", func(s *Store) string { return s.sc.restore.Hash() }, 2},
+		{"before the meta", func(s *Store) string { return s.sc.load.Hash() }, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, e env) {
+				ctx := context.Background()
+				a := Activity{ID: randomID(), Stock: int64(n) + 5, StartsAt: t0, EndsAt: t0.Add(window)}
+				existing := make([]Reservation, n)
+				for i := range existing {
+					existing[i] = Reservation{OrderID: orderID(i), UserID: "u" + strconv.Itoa(i), ReservedAt: t0, Status: StatusClaimed}
+				}
+				e.rdb.AddHook(&beforeScript{sha: tc.script(e.s), call: tc.call, fn: func() {
+					inventorytest.DeletePrefix(t, e.rdb, e.prefix) // the restart: every key gone
+				}})
+				loaded, err := e.s.Load(ctx, a, 5, existing)
+				if loaded || !errors.Is(err, ErrUnavailable) {
+					t.Fatalf("Load across a restart = %v, %v; want false, ErrUnavailable", loaded, err)
+				}
+				if _, found, err := e.s.Remaining(ctx, a.ID); err != nil || found {
+					t.Fatalf("after the failed Load: meta found = %v, %v; want none, so the next call restores again", found, err)
+				}
+				if loaded, err := e.s.Load(ctx, a, 5, existing); err != nil || !loaded {
+					t.Fatalf("Load again = %v, %v; want loaded", loaded, err)
+				}
+				if st := e.stats(t, a.ID); st != (Stats{Stock: int64(n) + 5, Remaining: 5, Reserved: int64(n)}) {
+					t.Errorf("after the second Load: %+v; want every reservation restored and 5 remaining", st)
+				}
+			})
+		})
+	}
+}
+
 func TestRestoreRefusesOnceLoaded(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e env) {
 		ctx := context.Background()
 		id := e.load(t, 3)
 		// A slow loader's chunk arriving after meta was written must not
 		// bring back reservations the live activity has moved past.
-		r, err := e.s.run(ctx, e.s.sc.restore, scriptCall{op: "restore", activity: id}, "late", "ulate", "W0:5:ulate", "")
+		r, err := e.s.run(ctx, e.s.sc.restore, scriptCall{op: "restore", activity: id}, "token", 60000, "1", "late", "ulate", "W0:5:ulate", "")
 		if wrote, ok := r.flag(); err != nil || !ok || wrote {
 			t.Fatalf("restore after meta = %+v, %v; want status 0 (nothing written)", r, err)
 		}

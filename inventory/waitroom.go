@@ -134,11 +134,18 @@ func newWRScripts() wrScripts {
 	return wrScripts{setup: mk(luaWRSetup), join: mk(luaWRJoin), state: mk(luaWRState), resolve: mk(luaWRResolve)}
 }
 
-// wrKeys are the activity's keys followed by its waiting room's (KEYS[6..9]).
-func (s *Store) wrKeys(id int64) []string {
-	k := s.keys(id)
+// roomKeys are the keys of an activity's waiting room (wr_lib.lua).
+type roomKeys struct{ wr, wrq, wru, wrp string }
+
+func (s *Store) roomKeys(id int64) roomKeys {
 	tag := s.prefix + ":{a" + strconv.FormatInt(id, 10) + "}:"
-	return append(k.forScript(), tag+"wr", tag+"wrq", tag+"wru", tag+"wrp")
+	return roomKeys{wr: tag + "wr", wrq: tag + "wrq", wru: tag + "wru", wrp: tag + "wrp"}
+}
+
+// wrKeys are the activity's keys followed by its waiting room's (KEYS[7..10]).
+func (s *Store) wrKeys(id int64) []string {
+	r := s.roomKeys(id)
+	return append(s.keys(id).forScript(), r.wr, r.wrq, r.wru, r.wrp)
 }
 
 func (s *Store) runWR(ctx context.Context, sc *redis.Script, c scriptCall, args ...any) (reply, error) {
@@ -275,8 +282,8 @@ type QueueMember struct {
 // secret of its pre-queue draw (for an audit to replay it): plain reads,
 // for after the sale.
 func (s *Store) QueueMembers(ctx context.Context, id int64) ([]QueueMember, string, error) {
-	keys := s.wrKeys(id)
-	wr, wrq, wru := keys[5], keys[6], keys[7]
+	rk := s.roomKeys(id)
+	wr, wrq, wru := rk.wr, rk.wrq, rk.wru
 	secret, err := s.rdb.HGet(ctx, wr, "secret").Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, "", fmt.Errorf("%w: queue members activity %d", ErrQueueNotConfigured, id)

@@ -9,6 +9,7 @@
 --   KEYS[3] res      hash: order id -> encoded reservation
 --   KEYS[4] pending  zset: order id -> reserved at (ms), pending ones only
 --   KEYS[5] redrive  hash: order id -> "<last re-drive ms>:<times>"
+--   KEYS[6] loading  string: the token of the restore in progress (Load)
 --
 -- Every script answers {status, values...}. A status >= 0 is the script's
 -- answer, as its header says (decoded in Go into a named type or a flag);
@@ -22,7 +23,7 @@
 -- status is one byte: P pending, Q queued, W claimed (inventory.Status).
 -- The status comes first so a status change rewrites one byte, and the
 -- user length makes any byte in user and request ids safe.
-local META, USERS, RES, PENDING, REDRIVE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local META, USERS, RES, PENDING, REDRIVE, LOADING = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
 -- The status of a script that answers only values.
 local OK = 0
@@ -52,11 +53,24 @@ local RELEASED, CLAIMED, ABSENT = 1, 2, 3
 -- is left untouched and answers CLAIMED unless any_status is true, which
 -- only the cancel of a stored order may pass. ABSENT when the reservation
 -- is already gone, so a second call is a no-op.
+--
+-- A reservation found without meta (a restore has written the activity's
+-- reservations and not yet its meta, or was cut short) is left alone:
+-- NOT_LOADED. The meta the restore writes counts that reservation's unit
+-- as held, so dropping the reservation now would lose the unit to both
+-- remaining and the reservations. The caller retries, or the reconciler
+-- returns the unit of a cancelled order once meta is back. Without meta
+-- and without the reservation it is ABSENT, as with meta: a restore reads
+-- the database, where a released unit is already back.
 local function release(oid, any_status)
   local v = redis.call('HGET', RES, oid)
   if not v then
     redis.call('ZREM', PENDING, oid)
     return ABSENT
+  end
+  local m = redis.call('HMGET', META, 'stock', 'remaining')
+  if not m[1] or not m[2] then
+    return NOT_LOADED
   end
   local status, user = decode(v)
   if status == 'W' and not any_status then
@@ -70,8 +84,7 @@ local function release(oid, any_status)
     redis.call('HDEL', USERS, user)
   end
   redis.call('ZREM', PENDING, oid)
-  local m = redis.call('HMGET', META, 'stock', 'remaining')
-  if m[1] and m[2] and tonumber(m[2]) < tonumber(m[1]) then
+  if tonumber(m[2]) < tonumber(m[1]) then
     redis.call('HINCRBY', META, 'remaining', 1)
   end
   return RELEASED

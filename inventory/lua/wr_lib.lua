@@ -1,13 +1,13 @@
 -- wr_lib.lua is prepended, after lib.lua, to the waiting room's scripts
 -- (waitroom.go): an activity's queue, in its slot with its stock.
 --
--- KEYS[6] WR   hash: starts_ms, open_ms, rate, cap, pass_ms, secret, epoch
+-- KEYS[7] WR   hash: starts_ms, open_ms, rate, cap, pass_ms, secret, epoch
 --              (which set-up this is: a queue lost with Redis and set up
 --              again has another), and
 --              the inlet: head (places admitted), active (admitted, not
 --              yet resolved), skipped (admitted, the pass lapsed unused),
 --              last_ms, credit, seq
--- KEYS[7] WRQ  zset: user -> place key. A pre-queue arrival's key is a
+-- KEYS[8] WRQ  zset: user -> place key. A pre-queue arrival's key is a
 --              keyed hash of its user id (the first 52 bits of
 --              sha1(secret:user)): unpredictable to users, replayable
 --              with the secret, and needing no shuffle at the start. A
@@ -15,11 +15,11 @@
 --              the whole pre-queue in arrival order. After the start no
 --              key is added before an existing one, so a place's rank
 --              never changes.
--- KEYS[8] WRU  hash: user -> W (waiting), A:<admitted_ms>:<expires_ms>,
+-- KEYS[9] WRU  hash: user -> W (waiting), A:<admitted_ms>:<expires_ms>,
 --              B:<ms> (bought), X:<ms> (pass expired unused: passed over),
 --              S:<ms> (admitted and told sold out)
--- KEYS[9] WRP  zset: user -> pass expiry (ms), the admitted unresolved
-local WR, WRQ, WRU, WRP = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+-- KEYS[10] WRP  zset: user -> pass expiry (ms), the admitted unresolved
+local WR, WRQ, WRU, WRP = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 
 -- Failures, besides lib.lua's, as inventory.scriptStatus.
 local NOT_CONFIGURED = -4 -- no waiting room for this activity in Redis: inventory.ErrQueueNotConfigured

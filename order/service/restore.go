@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/flashsale/seckill/inventory"
+	"github.com/flashsale/seckill/mq/batch"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/ordermsg"
 )
@@ -269,7 +270,9 @@ func allSurvive(ctx context.Context, inv *inventory.Store, aid int64, existing [
 // waitingOrders reads the order messages of activity aid that wait in the
 // queue, whether or not a worker wrote them meanwhile (the caller asks the
 // database). Only the NATS backend can be read without consuming; Kafka
-// deployments run on a real Redis, which keeps its reservations.
+// deployments run on a real Redis, which keeps its reservations. The
+// gateway group-commits its orders (package batch), so a stored message is
+// either one order or an envelope of many: each order inside counts.
 func (r *Restorer) waitingOrders(ctx context.Context, aid int64) ([]ordermsg.Message, error) {
 	if r.queue == nil {
 		return nil, nil
@@ -279,12 +282,29 @@ func (r *Restorer) waitingOrders(ctx context.Context, aid int64) ([]ordermsg.Mes
 		return nil, fmt.Errorf("read queued orders of activity %d: %w", aid, err)
 	}
 	var out []ordermsg.Message
-	for _, sm := range stored {
+	add := func(payload []byte) {
 		var m ordermsg.Message
-		if err := json.Unmarshal(sm.Payload, &m); err != nil || m.ActivityID != aid || m.OrderID == "" {
-			continue // the worker dead-letters what is malformed
+		if err := json.Unmarshal(payload, &m); err != nil || m.ActivityID != aid || m.OrderID == "" {
+			return // the worker dead-letters what is malformed
 		}
 		out = append(out, m)
+	}
+	for _, sm := range stored {
+		if _, ok := sm.Headers[batch.HeaderBatch]; !ok {
+			add(sm.Payload)
+			continue
+		}
+		inner, err := batch.Decode(sm.Payload)
+		if err != nil {
+			// The worker dead-letters it whole; its orders cannot be
+			// read here either, so say which message hides them.
+			r.log.Error("restore: an order envelope in the queue does not decode; its orders are not restored",
+				"activity_id", aid, "seq", sm.Seq, "message_id", sm.ID, "err", err)
+			continue
+		}
+		for _, m := range inner {
+			add(m.Payload)
+		}
 	}
 	return out, nil
 }

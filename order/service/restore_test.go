@@ -18,6 +18,7 @@ import (
 	"github.com/flashsale/seckill/inventory"
 	"github.com/flashsale/seckill/inventory/inventorytest"
 	"github.com/flashsale/seckill/mq"
+	"github.com/flashsale/seckill/mq/batch"
 	"github.com/flashsale/seckill/mq/natsjs"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/ordermsg"
@@ -84,6 +85,43 @@ func TestRestoreRebuildsLostMeta(t *testing.T) {
 	})
 }
 
+// Redis loses an activity while accepted orders wait in the queue, packed
+// the way the gateway publishes them under load: several in one envelope
+// (package batch). The restore must see each of them, or their units go
+// back on sale (sold twice) and the worker, finding no reservation, writes
+// the accepted orders cancelled.
+func TestRestoreReadsOrdersInsideEnvelopes(t *testing.T) {
+	eachReconcileBackend(t, func(t *testing.T, e *recEnv) {
+		ctx := context.Background()
+		e.buy("written")
+		var waiting []ordermsg.Message
+		for _, u := range []string{"q1", "q2"} {
+			oid := e.reserve(u, true)
+			waiting = append(waiting, ordermsg.Message{OrderID: oid, ActivityID: e.act.ID, UserID: u, RequestID: "req-" + u,
+				PriceCents: e.act.PriceCents, ReservedAt: time.Now().UTC()})
+		}
+		inventorytest.DeletePrefix(t, e.rdb, e.prefix) // Redis loses the activity
+		fresh, err := e.db.GetActivity(ctx, e.act.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := &fakeQueue{msgs: waiting, envelope: true}
+		r := NewRestorer(Deps{DB: e.db, Inventory: e.inv, QueueReader: q, Logger: quietLog()})
+		if err := r.Restore(ctx, fresh); err != nil {
+			t.Fatalf("Restore: %v", err)
+		}
+		if st := e.stats(); st.Reserved != 3 || st.Remaining != 2 {
+			t.Fatalf("after the restore: %+v; want 3 reservations (1 written, 2 queued in one envelope) and 2 remaining of 5", st)
+		}
+		for _, m := range waiting {
+			if res, ok, err := e.inv.Lookup(ctx, e.act.ID, m.OrderID); err != nil || !ok || res.Status != inventory.StatusQueued {
+				t.Errorf("reservation of %s, queued in an envelope: %+v, %v, %v; want queued", m.OrderID, res, ok, err)
+			}
+		}
+		e.wantConserved()
+	})
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // fakeQueue is a QueueReader holding order messages that wait in the
@@ -96,6 +134,9 @@ type fakeQueue struct {
 	gate   func()
 	err    error
 	reads  atomic.Int64
+	// envelope: the messages are stored as the gateway's group commit
+	// stores them, in one envelope of package batch.
+	envelope bool
 }
 
 func (q *fakeQueue) Stored(_ context.Context, topic string, _ int) ([]natsjs.StoredMessage, error) {
@@ -119,6 +160,14 @@ func (q *fakeQueue) Stored(_ context.Context, topic string, _ int) ([]natsjs.Sto
 			return nil, err
 		}
 		out[i] = natsjs.StoredMessage{Seq: uint64(i + 1), Message: mq.Message{ID: m.OrderID, Key: m.UserID, Payload: payload}}
+	}
+	if q.envelope && len(out) > 0 {
+		inner := make([]*mq.Message, len(out))
+		for i := range out {
+			inner[i] = &out[i].Message
+		}
+		env := mq.Message{ID: "envelope-1", Headers: map[string]string{batch.HeaderBatch: strconv.Itoa(len(inner))}, Payload: batch.Encode(inner)}
+		return []natsjs.StoredMessage{{Seq: 1, Message: env}}, nil
 	}
 	return out, nil
 }
