@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	gatewayconfig "github.com/flashsale/seckill/gateway/config"
+	"github.com/flashsale/seckill/gateway/config"
 	"github.com/flashsale/seckill/notifier/delivery"
-	orderservice "github.com/flashsale/seckill/order/service"
+	"github.com/flashsale/seckill/order/service"
 )
 
 // getenv reads a planned process's environment as its binary will.
@@ -40,20 +40,20 @@ func TestGatewayEnvironment(t *testing.T) {
 		perIP  float64
 		buyTok string
 	}{
-		{"production mode, load-test limits", Settings{BasePort: 21000}, false, LoadTestRate, gatewayconfig.BuyTokenRequired},
-		{"demo mode, production limits", Settings{BasePort: 21000, Demo: true, Limits: LimitsProduction}, true, 10000, gatewayconfig.BuyTokenOff},
+		{"production mode, load-test limits", Settings{BasePort: 21000}, false, LoadTestRate, config.BuyTokenRequired},
+		{"demo mode, production limits", Settings{BasePort: 21000, Demo: true, Limits: LimitsProduction}, true, 10000, config.BuyTokenOff},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			procs, l := planned(t, tt.s)
 			for _, n := range []string{Gateway1, Gateway2} {
-				c, err := gatewayconfig.Load(getenv(procs[n].Env))
+				c, err := config.Load(getenv(procs[n].Env))
 				if err != nil {
 					t.Fatalf("%s: the gateway refuses its environment: %v", n, err)
 				}
 				if c.HTTPAddr != addr(l.http(n)) || c.MetricsAddr != addr(l.metrics(n)) {
 					t.Errorf("%s: listens on %s, metrics on %s", n, c.HTTPAddr, c.MetricsAddr)
 				}
-				if c.MQ != gatewayconfig.MQNATS || c.NATSURL != l.natsURLs() {
+				if c.MQ != config.MQNATS || c.NATSURL != l.natsURLs() {
 					t.Errorf("%s: queue %s at %s, want nats through the proxies %s", n, c.MQ, c.NATSURL, l.natsURLs())
 				}
 				if c.RedisURL != "redis://"+addr(l.proxy(Redis))+"/0" || c.DBDSN != dsn(l.proxy(MariaDB)) {
@@ -81,11 +81,11 @@ func TestGatewayEnvironment(t *testing.T) {
 func TestWorkerAndNotifierEnvironment(t *testing.T) {
 	procs, l := planned(t, Settings{BasePort: 21000, Demo: true})
 	for _, n := range []string{Worker1, Worker2} {
-		c, err := orderservice.LoadProcessConfig(getenv(procs[n].Env))
+		c, err := service.LoadProcessConfig(getenv(procs[n].Env))
 		if err != nil {
 			t.Fatalf("%s: the order worker refuses its environment: %v", n, err)
 		}
-		if c.HTTPAddr != addr(l.http(n)) || c.MQ != orderservice.MQNATS || c.NATSURL != l.natsURLs() ||
+		if c.HTTPAddr != addr(l.http(n)) || c.MQ != service.MQNATS || c.NATSURL != l.natsURLs() ||
 			c.RedisURL != "redis://"+addr(l.proxy(Redis))+"/0" || c.DBDSN != dsn(l.proxy(MariaDB)) {
 			t.Errorf("%s: %+v", n, c.Redacted())
 		}
