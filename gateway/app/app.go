@@ -126,6 +126,7 @@ func NewWithOptions(ctx context.Context, cfg config.Config, log *slog.Logger, ta
 		return nil, fmt.Errorf("SECKILL_MQ=%s: the %s service runs apart from the others and needs SECKILL_MQ=nats or kafka (the embedded queue lives inside one process; use the all-in-one seckill binary for it)", cfg.MQ, target)
 	}
 	a := &App{cfg: cfg, target: target, log: log, lc: process.NewLifecycle(log)}
+	a.lc.WaitForBackends(cfg.StartWait)
 	a.register(opts)
 	// Everything but the listeners and the loops that follow them: a
 	// process is built, then started (Start), as the tests build it.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +32,9 @@ func TestBadBackendsFailAtStartNamingTheBackend(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			env := map[string]string{"SECKILL_DATA_DIR": t.TempDir(), "SECKILL_DEMO": "true", "SECKILL_HTTP_ADDR": "127.0.0.1:0"}
+			// No wait for a backend that does not answer: this is about
+			// the error (TestStartWaitsForTheDatabase about the wait).
+			env := map[string]string{"SECKILL_DATA_DIR": t.TempDir(), "SECKILL_DEMO": "true", "SECKILL_HTTP_ADDR": "127.0.0.1:0", "SECKILL_START_WAIT": "0"}
 			for k, v := range secrets {
 				env[k] = v
 			}
@@ -58,5 +61,79 @@ func TestBadBackendsFailAtStartNamingTheBackend(t *testing.T) {
 				t.Errorf("error leaks a password: %q", err)
 			}
 		})
+	}
+}
+
+// logSignal is a slog handler that closes seen the first time a record
+// with message msg is logged.
+type logSignal struct {
+	msg  string
+	once sync.Once
+	seen chan struct{}
+}
+
+func (h *logSignal) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logSignal) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return nil
+}
+func (h *logSignal) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *logSignal) WithGroup(string) slog.Handler      { return h }
+
+// TestStartWaitsForTheDatabase: a process started while its database does
+// not answer (restarting, as a supervisor restarts a crashed gateway in
+// the middle of a database outage) waits for it, retrying, and starts
+// when it answers, instead of exiting and being restarted in a loop.
+func TestStartWaitsForTheDatabase(t *testing.T) {
+	dsn, proxy := testkit.ProxyMySQL(t, testkit.MySQLDSN(t))
+	proxy.Cut()
+	env := map[string]string{
+		"SECKILL_DATA_DIR": t.TempDir(), "SECKILL_DEMO": "true", "SECKILL_HTTP_ADDR": "127.0.0.1:0",
+		"SECKILL_JWT_SECRET": testJWTSecret, "SECKILL_ADMIN_TOKEN": testAdminToken,
+		"SECKILL_DB_DSN": dsn, "SECKILL_START_WAIT": "2m", "SECKILL_REDIS_PREFIX": "sktest-" + testkit.RandomHex(4),
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := &logSignal{msg: "waiting for a backend before starting", seen: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	type started struct {
+		a   *App
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		a, err := New(ctx, cfg, slog.New(waiting), AllInOne)
+		done <- started{a, err}
+	}()
+	select {
+	case <-waiting.seen:
+	case s := <-done:
+		if s.a != nil {
+			s.a.Shutdown(ctx)
+		}
+		t.Fatalf("New returned while the database was cut (%v); want it waiting", s.err)
+	}
+	if err := proxy.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	s := <-done
+	if s.err != nil {
+		t.Fatalf("New after the database came back: %v", s.err)
+	}
+	t.Cleanup(func() {
+		if err := s.a.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	if err := s.a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.a.Store().ListActivities(ctx); err != nil {
+		t.Errorf("the database after the wait: %v", err)
 	}
 }

@@ -226,6 +226,10 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if err != nil {
 		b.shutdownServer()
+		if errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout) {
+			// Nobody answered: a server restarting, or not up yet.
+			err = fmt.Errorf("%w: %w", mq.ErrTransient, err)
+		}
 		return nil, fmt.Errorf("natsjs: connect to %s: %w", b.where(), err)
 	}
 	b.js, err = jetstream.New(b.nc)

@@ -37,6 +37,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	log := process.NewLogger(cfg.LogFormat, cfg.LogLevel, stderr)
 	lc := process.NewLifecycle(log)
+	lc.WaitForBackends(cfg.StartWait)
 	b := &service.Backends{Registry: process.NewRegistry(), Log: log}
 	b.Register(lc, backends(cfg))
 	Register(lc, b, cfg.Delivery, Deps{})

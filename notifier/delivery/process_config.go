@@ -36,6 +36,7 @@ type ProcessConfig struct {
 	LogFormat           string        // SECKILL_LOG_FORMAT
 	LogLevel            string        // SECKILL_LOG_LEVEL
 	ShutdownTimeout     time.Duration // SECKILL_SHUTDOWN_TIMEOUT
+	StartWait           time.Duration // SECKILL_START_WAIT
 	Demo                bool          // SECKILL_DEMO: unconfigured channels log instead of staying off
 	// Tracing is where spans go (SECKILL_OTEL_ENDPOINT or
 	// OTEL_EXPORTER_OTLP_ENDPOINT; off when neither is set) and how many
@@ -98,8 +99,8 @@ func readProcessConfig(r *env.Reader) ProcessConfig {
 			"how long a silent Kafka consumer keeps its partitions before the group gives them to the others: the pause after a worker crash"),
 		LogLevel: r.OneOf("SECKILL_LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"},
 			"least severe log level written"),
-		ShutdownTimeout: r.Duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second,
-			"how long each stage of a graceful shutdown (finishing requests, draining the queue) may take; a second SIGINT or SIGTERM exits at once, losing nothing accepted"),
+		ShutdownTimeout: r.Duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second, process.ShutdownTimeoutHelp),
+		StartWait:       r.NonNegativeDuration("SECKILL_START_WAIT", process.DefaultStartWait, process.StartWaitHelp),
 		Demo: r.DefaultText("true when every backend is embedded (only the all-in-one can be)").Bool("SECKILL_DEMO", false,
 			"demo mode: text logs; in the all-in-one and the gateway also the demo login, a seeded demo activity, buy tokens off and generated secrets; in the notifier, mail and SMS without a server go to the log"),
 		Tracing: tracing.FromEnv(r, ServiceName),

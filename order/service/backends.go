@@ -2,9 +2,13 @@ package service
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +18,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/flashsale/seckill/inventory"
+	"github.com/flashsale/seckill/mq"
 	"github.com/flashsale/seckill/mq/backend"
 	"github.com/flashsale/seckill/order"
 	"github.com/flashsale/seckill/order/sqldb"
@@ -92,7 +97,7 @@ func (b *Backends) Register(lc *process.Lifecycle, cfg BackendConfig) {
 		Start: func(ctx context.Context) (err error) {
 			b.Redis, closeRedis, err = openRedis(ctx, cfg.RedisURL, b.Tracing)
 			if err != nil {
-				return err
+				return unreachable(err)
 			}
 			b.Inventory = inventory.New(b.Redis, inventory.Options{Prefix: cfg.RedisPrefix})
 			return nil
@@ -114,7 +119,7 @@ func (b *Backends) Register(lc *process.Lifecycle, cfg BackendConfig) {
 			dcfg.TracerProvider = b.Tracing.TracerProvider()
 			gdb, err := sqldb.Open(ctx, dcfg)
 			if err != nil {
-				return fmt.Errorf("database (SECKILL_DB_DSN): %w", err)
+				return unreachable(fmt.Errorf("database (SECKILL_DB_DSN): %w", err))
 			}
 			b.Gorm = gdb
 			for _, m := range cfg.Migrations {
@@ -134,7 +139,7 @@ func (b *Backends) Register(lc *process.Lifecycle, cfg BackendConfig) {
 			qcfg.Logger = b.Log
 			q, err := OpenQueue(ctx, qcfg)
 			if err != nil {
-				return err
+				return unreachable(err)
 			}
 			b.Queue = q
 			if b.Registry != nil {
@@ -146,6 +151,21 @@ func (b *Backends) Register(lc *process.Lifecycle, cfg BackendConfig) {
 		// drains (Service.Stop).
 		Stop: func(context.Context) error { return b.Queue.Close() },
 	})
+}
+
+// unreachable marks err process.ErrUnreachable when the backend did not
+// answer (refused, reset, timed out: a restart, or not up yet), so that the
+// start waits for it (SECKILL_START_WAIT); an answer (a wrong password, an
+// unknown database) fails the start at once.
+func unreachable(err error) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, mq.ErrTransient):
+		return process.Unreachable(err)
+	}
+	return err
 }
 
 func closeGorm(gdb *gorm.DB) error {

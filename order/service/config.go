@@ -59,6 +59,7 @@ type Shared struct {
 	ReservationTTL      time.Duration // SECKILL_RESERVATION_TIMEOUT: a reservation whose publish is unconfirmed this long is released
 	QueueCapacity       int           // SECKILL_QUEUE_CAPACITY (embedded queue)
 	ShutdownTimeout     time.Duration // SECKILL_SHUTDOWN_TIMEOUT
+	StartWait           time.Duration // SECKILL_START_WAIT: how long a start waits for an unreachable backend
 
 	// Tracing is where spans go (SECKILL_OTEL_ENDPOINT or
 	// OTEL_EXPORTER_OTLP_ENDPOINT; off when neither is set) and how many
@@ -139,8 +140,9 @@ func ReadShared(r *env.Reader, service string) Shared {
 		QueueCapacity: r.PositiveInt("SECKILL_QUEUE_CAPACITY", 100000,
 			"bound of each NATS topic (`embedded` or `nats`): order messages not yet written; past it buys get 503 BUSY"),
 		ShutdownTimeout: r.Duration("SECKILL_SHUTDOWN_TIMEOUT", 30*time.Second,
-			"how long each stage of a graceful shutdown (finishing requests, draining the queue) may take; a second SIGINT or SIGTERM exits at once, losing nothing accepted"),
-		Tracing: tracing.FromEnv(r, service),
+			process.ShutdownTimeoutHelp),
+		StartWait: r.NonNegativeDuration("SECKILL_START_WAIT", process.DefaultStartWait, process.StartWaitHelp),
+		Tracing:   tracing.FromEnv(r, service),
 		Service: Config{
 			WorkerConcurrency: r.PositiveInt("SECKILL_WORKER_CONCURRENCY", DefaultWorkerConcurrency,
 				"order messages in flight in one process's workers; batches fill from these, so keep it at least SECKILL_WORKER_BATCH"),

@@ -43,6 +43,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	log := process.NewLogger(cfg.LogFormat, cfg.LogLevel, stderr)
 	lc := process.NewLifecycle(log)
+	lc.WaitForBackends(cfg.StartWait)
 	b := &Backends{Registry: process.NewRegistry(), Log: log}
 	bcfg := cfg.Backends(ServiceName, nil)
 	bcfg.Migrations = []func(context.Context, *gorm.DB) error{order.Migrate}

@@ -72,6 +72,9 @@ const (
 	KindInt      Kind = "integer"  // PositiveInt: > 0
 	KindNumber   Kind = "number"   // PositiveFloat: > 0
 	KindDuration Kind = "duration" // Duration: Go syntax, > 0
+	// KindDurationOff is NonNegativeDuration: Go syntax, >= 0, where 0
+	// turns the thing off.
+	KindDurationOff Kind = "duration or 0"
 	KindBool     Kind = "bool"     // Bool
 )
 
@@ -293,6 +296,22 @@ func (r *Reader) Duration(name string, def time.Duration, doc string) time.Durat
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		r.Fail(name, "must be a positive duration like 500ms or 2s, got %q", v)
+		return def
+	}
+	return d
+}
+
+// NonNegativeDuration returns the value of name, a Go duration of zero or
+// more (0 turns off what it bounds), or def when it is unset.
+func (r *Reader) NonNegativeDuration(name string, def time.Duration, doc string) time.Duration {
+	r.record(name, KindDurationOff, FormatDuration(def), nil, doc)
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		r.Fail(name, "must be a duration like 30s, or 0 for none, got %q", v)
 		return def
 	}
 	return d

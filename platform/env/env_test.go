@@ -62,6 +62,12 @@ func TestGetters(t *testing.T) {
 		{"duration negative", "-1ms", func(r *env.Reader) any { return r.Duration("V", time.Second, "d") }, time.Second, "must be a positive duration"},
 		{"duration without unit", "200", func(r *env.Reader) any { return r.Duration("V", time.Second, "d") }, time.Second, `got "200"`},
 
+		{"duration-or-0 unset", "", func(r *env.Reader) any { return r.NonNegativeDuration("V", time.Minute, "d") }, time.Minute, ""},
+		{"duration-or-0 zero", "0", func(r *env.Reader) any { return r.NonNegativeDuration("V", time.Minute, "d") }, time.Duration(0), ""},
+		{"duration-or-0 trimmed", " 5s ", func(r *env.Reader) any { return r.NonNegativeDuration("V", time.Minute, "d") }, 5 * time.Second, ""},
+		{"duration-or-0 negative", "-1s", func(r *env.Reader) any { return r.NonNegativeDuration("V", time.Minute, "d") }, time.Minute, "or 0 for none"},
+		{"duration-or-0 without unit", "30", func(r *env.Reader) any { return r.NonNegativeDuration("V", time.Minute, "d") }, time.Minute, `got "30"`},
+
 		{"bool unset", "", func(r *env.Reader) any { return r.Bool("V", true, "d") }, true, ""},
 		{"bool trimmed", " false ", func(r *env.Reader) any { return r.Bool("V", true, "d") }, false, ""},
 		{"bool 1", "1", func(r *env.Reader) any { return r.Bool("V", false, "d") }, true, ""},
@@ -175,6 +181,7 @@ func TestSettingsRecordWhatWasRead(t *testing.T) {
 	r.PositiveFloat("F", 0.5, "a rate")
 	r.Duration("D", 5*time.Minute, "a duration")
 	r.Duration("DU", 200*time.Microsecond, "a short one")
+	r.NonNegativeDuration("DZ", time.Minute, "a wait, or none")
 	r.Bool("B", false, "a switch")
 	r.DefaultText("json, or text in demo mode").OneOf("W", "json", []string{"text", "json"}, "words")
 	r.String("S", "y", "read again: the first description stays")
@@ -189,13 +196,14 @@ func TestSettingsRecordWhatWasRead(t *testing.T) {
 		{Name: "F", Kind: env.KindNumber, Default: "0.5", Doc: "a rate"},
 		{Name: "D", Kind: env.KindDuration, Default: "5m", Doc: "a duration"},
 		{Name: "DU", Kind: env.KindDuration, Default: "200us", Doc: "a short one"},
+		{Name: "DZ", Kind: env.KindDurationOff, Default: "1m", Doc: "a wait, or none"},
 		{Name: "B", Kind: env.KindBool, Default: "false", Doc: "a switch"},
 		{Name: "W", Kind: env.KindOneOf, Default: "json, or text in demo mode", DefaultWords: true, Allowed: []string{"text", "json"}, Doc: "words"},
 	}
 	if got := r.Settings(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Settings() =\n%+v\nwant\n%+v", got, want)
 	}
-	if got, want := env.Names(r.Settings()), []string{"S", "R", "L", "O", "I", "I0", "F", "D", "DU", "B", "W"}; !reflect.DeepEqual(got, want) {
+	if got, want := env.Names(r.Settings()), []string{"S", "R", "L", "O", "I", "I0", "F", "D", "DU", "DZ", "B", "W"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Names = %v, want %v", got, want)
 	}
 }

@@ -31,10 +31,55 @@ type Component struct {
 // worker, the notifier), not branches through one wiring. It is loki's
 // module manager and fx's lifecycle hooks, cut to what this project uses.
 type Lifecycle struct {
-	log     *slog.Logger
-	comps   map[string]Component
-	started []Component // in start order
+	log       *slog.Logger
+	comps     map[string]Component
+	started   []Component // in start order
+	startWait time.Duration
 }
+
+// ErrUnreachable marks a start error that waiting may cure: a backend that
+// does not answer yet (a database restarting, a NATS node coming up), as
+// opposed to one that answered no (a wrong password, a DSN that does not
+// parse). Start retries a component failing so, within the start wait
+// (WaitForBackends), instead of failing the process at once: a process
+// restarted during an outage would otherwise exit again and again, and a
+// supervisor that backs off (Kubernetes, for minutes) brings it back long
+// after its backend did.
+var ErrUnreachable = errors.New("unreachable")
+
+// Unreachable marks err as ErrUnreachable.
+func Unreachable(err error) error {
+	if err == nil || errors.Is(err, ErrUnreachable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnreachable, err)
+}
+
+// WaitForBackends makes Start retry, for up to d, a component whose start
+// failed with ErrUnreachable (SECKILL_START_WAIT); 0, the default, fails
+// at once.
+func (l *Lifecycle) WaitForBackends(d time.Duration) { l.startWait = max(d, 0) }
+
+// DefaultStartWait is how long a starting process waits for a backend
+// that does not answer (SECKILL_START_WAIT): long enough to ride out a
+// database or Redis restart, short enough that a wrong address fails a
+// deployment within a minute.
+const DefaultStartWait = time.Minute
+
+// Descriptions of the settings of this package's lifecycle, which every
+// seckill process reads, in the same words everywhere.
+const (
+	ShutdownTimeoutHelp = "how long a graceful shutdown may take in all: finishing requests, draining the queue and closing the backends share it; a second SIGINT or SIGTERM exits at once, losing nothing accepted"
+	StartWaitHelp       = "how long a starting process waits for a backend that does not answer (the database, Redis, NATS: restarting, or not up yet), retrying, before it gives up and exits; one that answers no (a wrong password) fails at once. 0: no wait"
+)
+
+// Backoff of the retries of an unreachable component's start.
+const (
+	startRetryMin = 250 * time.Millisecond
+	startRetryMax = 2 * time.Second
+	// startWaitLog is how often a component still waited for is logged.
+	startWaitLog = 10 * time.Second
+)
 
 // NewLifecycle returns an empty Lifecycle logging its stages to log (nil
 // discards them).
@@ -130,7 +175,7 @@ func (l *Lifecycle) Start(ctx context.Context, stopTimeout time.Duration, target
 		}
 		c := l.comps[name]
 		if c.Start != nil {
-			if err := c.Start(ctx); err != nil {
+			if err := l.startOne(ctx, c); err != nil {
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 				defer cancel()
 				// The start's error is the one to see; the stops' are
@@ -145,6 +190,37 @@ func (l *Lifecycle) Start(ctx context.Context, stopTimeout time.Duration, target
 		l.log.Debug("component started", "component", name)
 	}
 	return nil
+}
+
+// startOne starts c, retrying while it fails with ErrUnreachable within
+// the start wait.
+func (l *Lifecycle) startOne(ctx context.Context, c Component) error {
+	giveUp := time.Now().Add(l.startWait)
+	backoff := startRetryMin
+	var logged time.Time
+	for attempt := 1; ; attempt++ {
+		err := c.Start(ctx)
+		if err == nil || !errors.Is(err, ErrUnreachable) {
+			return err
+		}
+		if time.Now().Add(backoff).After(giveUp) {
+			if attempt > 1 {
+				return fmt.Errorf("%w (gave up after %d attempts in %s, SECKILL_START_WAIT)", err, attempt, l.startWait)
+			}
+			return err
+		}
+		if time.Since(logged) >= startWaitLog {
+			l.log.Warn("waiting for a backend before starting", "component", c.Name, "attempt", attempt,
+				"gives_up_in", time.Until(giveUp).Round(time.Second), "err", err)
+			logged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (stopped waiting: %w)", err, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, startRetryMax)
+	}
 }
 
 // Stop stops the started components in reverse start order, each under

@@ -178,3 +178,57 @@ func TestLifecycleStartsInSteps(t *testing.T) {
 		t.Fatalf("events %s", got)
 	}
 }
+
+// A backend that does not answer yet is waited for, within the start wait;
+// one that answered no, or a wait of 0, fails the start at once; a start
+// cancelled while waiting stops waiting.
+func TestLifecycleWaitsForAnUnreachableBackend(t *testing.T) {
+	unreachable := process.Unreachable(errors.New("dial tcp 127.0.0.1:3306: connect: connection refused"))
+	refused := errors.New("Error 1045: Access denied")
+	for _, tc := range []struct {
+		name     string
+		wait     time.Duration
+		failures []error // what the first starts answer; then it starts
+		cancel   bool    // the start's context ends while it waits
+		wantErr  string  // "" = started
+		attempts int     // exactly; with atLeast, at least
+		atLeast  bool
+	}{
+		{"unreachable twice, then up", time.Minute, []error{unreachable, unreachable}, false, "", 3, false},
+		{"no wait", 0, []error{unreachable}, false, "connection refused", 1, false},
+		{"refused is not waited for", time.Minute, []error{refused}, false, "Access denied", 1, false},
+		{"gives up after the wait", time.Second, []error{unreachable, unreachable, unreachable, unreachable, unreachable, unreachable}, false, "gave up after", 2, true},
+		{"cancelled while waiting", time.Minute, []error{unreachable, unreachable, unreachable}, true, "stopped waiting", 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			lc := process.NewLifecycle(nil)
+			lc.WaitForBackends(tc.wait)
+			attempts := 0
+			lc.Add(process.Component{Name: "database", Start: func(context.Context) error {
+				attempts++
+				if tc.cancel {
+					cancel()
+				}
+				if attempts <= len(tc.failures) {
+					return tc.failures[attempts-1]
+				}
+				return nil
+			}})
+			err := lc.Start(ctx, time.Second, "database")
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("Start = %v; want started", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "start database")):
+				t.Fatalf("Start = %v; want an error naming the database and saying %q", err, tc.wantErr)
+			}
+			if attempts != tc.attempts && !(tc.atLeast && attempts > tc.attempts) {
+				t.Errorf("%d attempts; want %d (at least: %v)", attempts, tc.attempts, tc.atLeast)
+			}
+			if started := lc.Started("database"); started != (tc.wantErr == "") {
+				t.Errorf("Started(database) = %v", started)
+			}
+		})
+	}
+}

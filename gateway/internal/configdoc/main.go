@@ -240,6 +240,8 @@ func value(s env.Setting) string {
 		return "number > 0"
 	case env.KindDuration:
 		return "duration > 0"
+	case env.KindDurationOff:
+		return "duration, 0 = none"
 	case env.KindList:
 		return "comma-separated list"
 	}
