@@ -448,7 +448,12 @@ func (b *Broker) ensureDelayed(ctx context.Context) error {
 		Duplicates:        2 * time.Minute,
 	}
 	if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("natsjs: delayed-message stream %s on %s (needs nats-server 2.12 or later): %w", cfg.Name, b.where(), err)
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) {
+			// The server answered no: an old one knows no message schedules.
+			return fmt.Errorf("natsjs: delayed-message stream %s on %s (needs nats-server 2.12 or later): %w", cfg.Name, b.where(), err)
+		}
+		return fmt.Errorf("natsjs: delayed-message stream %s on %s: %w", cfg.Name, b.where(), err)
 	}
 	return nil
 }
