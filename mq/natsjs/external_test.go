@@ -394,3 +394,34 @@ func warmUp(t *testing.T, urls []string) {
 		nc.Close()
 	}
 }
+
+// TestClusterProcessesStartTogether: every process of a deployment starts
+// at once on a cluster that has just formed (the cluster in a box, a
+// rollout), each creating the same replicated streams and consumer group.
+// The server may create a stream yet leave a concurrent request
+// unanswered; every process must still start, not fail on a create that
+// timed out although it succeeded.
+func TestClusterProcessesStartTogether(t *testing.T) {
+	urls := testkit.StartNATSCluster(t, testkit.NATSServerBinary(t), 3)
+	prefix := "t" + testkit.RandomHex(6)
+	const processes = 5
+	errs := make(chan error, processes)
+	for range processes {
+		go func() {
+			b, err := natsjs.New(t.Context(), natsjs.Config{URL: urls, Prefix: prefix, Replicas: 3,
+				Groups: map[string][]string{"orders": {"workers"}}})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer b.Close()
+			errs <- b.Subscribe(t.Context(), "orders", mq.SubscribeOptions{Group: "workers"},
+				func(context.Context, *mq.Message) error { return nil })
+		}()
+	}
+	for range processes {
+		if err := <-errs; err != nil {
+			t.Errorf("a process starting with the others: %v", err)
+		}
+	}
+}

@@ -240,19 +240,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	// A cluster that has just formed may lose the first requests while it
-	// settles its JetStream leader: retry within ConnectTimeout.
-	// An answer from the server (an old version refusing schedules) is final.
-	var apiErr *jetstream.APIError
-	err = b.ensureDelayed(sctx)
-	for wait := 100 * time.Millisecond; err != nil && !errors.As(err, &apiErr) && sctx.Err() == nil; wait = min(2*wait, time.Second) {
-		select {
-		case <-sctx.Done():
-		case <-time.After(wait):
-			err = b.ensureDelayed(sctx)
-		}
-	}
-	if err != nil {
+	if err := b.ensureDelayed(sctx); err != nil {
 		b.nc.Close()
 		b.shutdownServer()
 		return nil, err
@@ -410,7 +398,7 @@ func (b *Broker) ensureStream(ctx context.Context, topic string) error {
 		cfg.Discard = jetstream.DiscardNew
 		cfg.MaxMsgs = int64(b.cfg.Capacity)
 	}
-	si, err := b.js.CreateOrUpdateStream(ctx, cfg)
+	si, err := b.createStream(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("natsjs: stream %s for topic %s on %s: %w", cfg.Name, topic, b.where(), err)
 	}
@@ -431,6 +419,45 @@ func (b *Broker) ensureStream(ctx context.Context, topic string) error {
 	return nil
 }
 
+// Bounds of createStream's attempts.
+const (
+	createAttempt      = 2 * time.Second
+	createAttemptsSpan = 15 * time.Second
+)
+
+// createStream creates or updates a stream (see retryCreate).
+func (b *Broker) createStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	return retryCreate(ctx, func(ctx context.Context) (jetstream.Stream, error) { return b.js.CreateOrUpdateStream(ctx, cfg) })
+}
+
+// retryCreate runs create (a stream's or a consumer's create-or-update) in
+// attempts of createAttempt each, for up to createAttemptsSpan (or ctx).
+// On a cluster that has just formed, or when several processes create the
+// same replicated stream at once (every process of a cluster starting
+// together), the server may create it yet never answer the request: a
+// single call would wait out its whole deadline and fail although the
+// stream exists. A later attempt finds it and answers at once. An answer
+// from the server (an APIError: an old server refusing schedules, a
+// conflicting configuration) is final.
+func retryCreate[T any](ctx context.Context, create func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, createAttemptsSpan)
+	defer cancel()
+	var apiErr *jetstream.APIError
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		actx, acancel := context.WithTimeout(ctx, createAttempt)
+		v, err := create(actx)
+		acancel()
+		if err == nil || errors.As(err, &apiErr) || ctx.Err() != nil {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(wait):
+		}
+	}
+}
+
 // ensureDelayed creates the stream that holds schedules and the fired
 // messages waiting for the mover. It cannot be bounded with discard-new
 // (JetStream refuses that with schedules); one schedule per order is small.
@@ -447,7 +474,7 @@ func (b *Broker) ensureDelayed(ctx context.Context) error {
 		AllowRollup:       true,
 		Duplicates:        2 * time.Minute,
 	}
-	if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+	if _, err := b.createStream(ctx, cfg); err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) {
 			// The server answered no: an old one knows no message schedules.

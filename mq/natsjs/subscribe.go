@@ -73,7 +73,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, opts mq.SubscribeO
 // for a redelivery): during an outage it fills with waiting messages and
 // the server stops handing out more, which pauses consumption.
 func (b *Broker) consumer(ctx context.Context, stream, subject, group string, concurrency int) (jetstream.Consumer, error) {
-	return b.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       encodeName(group),
 		Description:   "seckill mq group " + group,
 		FilterSubject: subject,
@@ -83,6 +83,9 @@ func (b *Broker) consumer(ctx context.Context, stream, subject, group string, co
 		MaxAckPending: max(4*concurrency, 256),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Replicas:      b.cfg.Replicas,
+	}
+	return retryCreate(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+		return b.js.CreateOrUpdateConsumer(ctx, stream, cfg)
 	})
 }
 
