@@ -150,9 +150,10 @@ func (s *Service) Activity(ctx context.Context, id int64) (ActivityView, error) 
 	if !s.soldOut.isSet(a.ID, now) {
 		r, found, err := s.deps.Inventory.Remaining(ctx, a.ID)
 		if err == nil && !found {
-			if err = s.deps.Restorer.Restore(ctx, a); err == nil {
-				r, _, err = s.deps.Inventory.Remaining(ctx, a.ID)
+			if err := s.restore(ctx, a, "could not read remaining stock, try again"); err != nil {
+				return ActivityView{}, err
 			}
+			r, _, err = s.deps.Inventory.Remaining(ctx, a.ID)
 		}
 		if err != nil {
 			return ActivityView{}, busy("inventory unavailable: could not read remaining stock", err)
@@ -231,4 +232,23 @@ func (s *Service) loadStorefront(ctx context.Context, now time.Time) ([]Activity
 	}
 	s.list.store(out, now)
 	return out, nil
+}
+
+// restore puts activity a back into Redis, which lost it, waiting at most
+// RestoreWait: a caller that would wait longer gets a busy error saying
+// so, and the restore goes on for the callers after it (Restorer runs one
+// per activity, on none of its callers' contexts). then ends the busy
+// message: what the caller should know and do.
+func (s *Service) restore(ctx context.Context, a *order.Activity, then string) error {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RestoreWait)
+	defer cancel()
+	err := s.deps.Restorer.Restore(rctx, a)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		return busy("the activity's stock is being restored after a Redis failure; "+then,
+			fmt.Errorf("restore activity %d: not done within %s: %w", a.ID, s.cfg.RestoreWait, err))
+	}
+	return busy("inventory unavailable; "+then, fmt.Errorf("load activity %d: %w", a.ID, err))
 }

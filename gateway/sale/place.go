@@ -150,8 +150,8 @@ func (s *Service) reserveAndPublish(ctx context.Context, a *order.Activity, p Pu
 				return "", busy("activity stock is not loaded in redis; try again", nil)
 			}
 			loadedOnce = true
-			if err := s.deps.Restorer.Restore(ctx, a); err != nil {
-				return "", busy("inventory unavailable; nothing was reserved, try again", fmt.Errorf("load activity %d: %w", a.ID, err))
+			if err := s.restore(ctx, a, "nothing was reserved, try again"); err != nil {
+				return "", err
 			}
 		default:
 			return "", internal(fmt.Errorf("reserve activity %d: unexpected outcome %v", a.ID, res.Outcome))

@@ -344,3 +344,51 @@ func mustIDs(t *testing.T) *orderid.Generator {
 	}
 	return ids
 }
+
+// slowRestorer is a restore that takes until done is closed, as a restore
+// after Redis lost its data reads a busy database: its callers wait until
+// it ends or their context does.
+type slowRestorer struct {
+	done chan struct{}
+	next loader
+}
+
+func (r slowRestorer) Restore(ctx context.Context, a *order.Activity) error {
+	select {
+	case <-r.done:
+		return r.next.Restore(ctx, a)
+	case <-ctx.Done():
+		return fmt.Errorf("restore activity %d: %w", a.ID, ctx.Err())
+	}
+}
+
+// Redis lost the activity and its restore is slow: a buy waits at most
+// RestoreWait, then is told 503, nothing reserved, the stock being
+// restored, instead of holding its connection for the whole restore (a
+// load balancer that times such buys out takes the gateways out of
+// rotation). Once the restore is done, buys go through.
+func TestPlaceDoesNotWaitOutASlowRestore(t *testing.T) {
+	f := newSale(t, 3, sale.Config{})
+	restored := make(chan struct{})
+	s, err := sale.New(sale.Deps{
+		Inventory: f.inv, Store: &activities{rows: map[int64]order.Activity{activityID: {
+			ID: activityID, Stock: 3, Available: 3, StartsAt: time.Now().Add(-time.Minute), EndsAt: time.Now().Add(time.Hour)}}},
+		Publisher: f.pub, Payer: noPayer{}, Restorer: slowRestorer{done: restored, next: loader{f.store}}, IDs: mustIDs(t),
+		Tokens: auth.NewTokens([]byte("0123456789abcdef0123456789abcdef")), BuyTokens: auth.NewBuyTokens([]byte("0123456789abcdef0123456789abcdef"), 0),
+	}, sale.Config{RestoreWait: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Place(context.Background(), sale.Purchase{ActivityID: activityID, UserID: "early"})
+	var se *sale.Error
+	if !errors.As(err, &se) || se.Kind != sale.KindBusy || !strings.Contains(se.Message, "being restored") || !strings.Contains(se.Message, "nothing was reserved") {
+		t.Fatalf("a buy during a slow restore: %v; want busy, saying the stock is being restored and nothing was reserved", err)
+	}
+	if n := f.inv.reserves.Load(); n != 1 {
+		t.Errorf("%d reserves reached Redis; want the one that found the activity missing", n)
+	}
+	close(restored)
+	if p, err := s.Place(context.Background(), sale.Purchase{ActivityID: activityID, UserID: "later"}); err != nil || p.OrderID == "" {
+		t.Fatalf("a buy after the restore: %+v, %v; want an order", p, err)
+	}
+}

@@ -102,6 +102,11 @@ const (
 	DefaultPublishTimeout = 2 * time.Second
 	DefaultRedisTimeout   = time.Second
 	DefaultActivityTTL    = 2 * time.Second
+	// DefaultRestoreWait: a restore after Redis lost its data reads the
+	// database and the queue once for every caller (well under a second
+	// for thousands of orders); a buy that would wait longer is answered
+	// 503 at once, and the restore goes on for the next ones.
+	DefaultRestoreWait = 3 * time.Second
 	// DefaultMaxBuysInFlight is Config.MaxBuysInFlight when unset
 	// (SECKILL_MAX_BUYS_IN_FLIGHT). By Little's law the buys in flight
 	// are the buy rate times the time one spends in the gateway: a 2-core
@@ -127,6 +132,12 @@ type Config struct {
 	RedisTimeout time.Duration
 	// ActivityTTL is how long activity rows are cached.
 	ActivityTTL time.Duration
+	// RestoreWait bounds how long a buy or a page view waits for the
+	// restore of an activity Redis lost: past it the answer is 503 BUSY
+	// and the restore goes on. Without a bound every buyer of the spike
+	// would hold a connection for the whole restore, and a load balancer
+	// that times them out marks the gateways down.
+	RestoreWait time.Duration
 	// MaxBuysInFlight bounds the buys that reach Redis at once; past it a
 	// buy is answered busy at once, nothing reserved
 	// (SECKILL_MAX_BUYS_IN_FLIGHT).
@@ -161,6 +172,7 @@ func (c Config) withDefaults() Config {
 	def(&c.PublishTimeout, DefaultPublishTimeout)
 	def(&c.RedisTimeout, DefaultRedisTimeout)
 	def(&c.ActivityTTL, DefaultActivityTTL)
+	def(&c.RestoreWait, DefaultRestoreWait)
 	if c.MaxBuysInFlight <= 0 {
 		c.MaxBuysInFlight = DefaultMaxBuysInFlight
 	}
