@@ -75,7 +75,7 @@ const (
 	// KindDurationOff is NonNegativeDuration: Go syntax, >= 0, where 0
 	// turns the thing off.
 	KindDurationOff Kind = "duration or 0"
-	KindBool     Kind = "bool"     // Bool
+	KindBool        Kind = "bool" // Bool
 )
 
 // Setting is one variable as a Reader read it.
