@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
@@ -100,19 +101,35 @@ type activityKeys struct {
 	pending string // zset: order id -> reserved at (ms), pending ones only
 	redrive string // hash: order id -> "<last re-drive ms>:<times>"
 	loading string // string: the token of the Load in progress (Store.Load)
+	room    roomKeys
+
+	// script and roomScript are the KEYS of the activity's scripts and of
+	// its waiting room's (forScript, waitroom.go's wrKeys), built once.
+	// Shared and read-only: go-redis copies them into each command.
+	script, roomScript []string
 }
 
-// keys returns the keys of activity id.
-func (s *Store) keys(id int64) activityKeys {
+// keys returns the keys of activity id, built on its first use and kept
+// (Store.keyCache): every script call of the buy path names them, and
+// building them anew was a dozen string allocations per buy.
+func (s *Store) keys(id int64) *activityKeys {
+	if k, ok := s.keyCache.Load(id); ok {
+		return k.(*activityKeys)
+	}
 	tag := s.prefix + ":{a" + strconv.FormatInt(id, 10) + "}:"
-	return activityKeys{
+	k := &activityKeys{
 		meta:    tag + "meta",
 		users:   tag + "users",
 		res:     tag + "res",
 		pending: tag + "pending",
 		redrive: tag + "redrive",
 		loading: tag + "loading",
+		room:    roomKeys{wr: tag + "wr", wrq: tag + "wrq", wru: tag + "wru", wrp: tag + "wrp"},
 	}
+	k.script = []string{k.meta, k.users, k.res, k.pending, k.redrive, k.loading}
+	k.roomScript = append(slices.Clip(k.script), k.room.wr, k.room.wrq, k.room.wru, k.room.wrp)
+	actual, _ := s.keyCache.LoadOrStore(id, k)
+	return actual.(*activityKeys)
 }
 
 // forScript returns the KEYS of every script, in the order lib.lua names
@@ -127,10 +144,9 @@ func (s *Store) keys(id int64) activityKeys {
 //
 // Every script gets all six, used or not, so there is one order to keep
 // in step; declaring a key a script does not touch costs nothing and,
-// the keys sharing one slot, is accepted by a Cluster.
-func (k activityKeys) forScript() []string {
-	return []string{k.meta, k.users, k.res, k.pending, k.redrive, k.loading}
-}
+// the keys sharing one slot, is accepted by a Cluster. The slice is
+// shared: read it, never change it.
+func (k *activityKeys) forScript() []string { return k.script }
 
 // scriptStatus is the first element of every script's reply (lib.lua). A
 // status >= 0 is the script's answer, decoded by its caller into the named

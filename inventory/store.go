@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,6 +41,8 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	sc     scripts
+	// keyCache maps an activity id to its *activityKeys (keys).
+	keyCache sync.Map
 }
 
 // New returns a Store on rdb. It panics when opts.Prefix contains a brace,

@@ -137,16 +137,9 @@ func newWRScripts() wrScripts {
 // roomKeys are the keys of an activity's waiting room (wr_lib.lua).
 type roomKeys struct{ wr, wrq, wru, wrp string }
 
-func (s *Store) roomKeys(id int64) roomKeys {
-	tag := s.prefix + ":{a" + strconv.FormatInt(id, 10) + "}:"
-	return roomKeys{wr: tag + "wr", wrq: tag + "wrq", wru: tag + "wru", wrp: tag + "wrp"}
-}
-
-// wrKeys are the activity's keys followed by its waiting room's (KEYS[7..10]).
-func (s *Store) wrKeys(id int64) []string {
-	r := s.roomKeys(id)
-	return append(s.keys(id).forScript(), r.wr, r.wrq, r.wru, r.wrp)
-}
+// wrKeys are the activity's keys followed by its waiting room's
+// (KEYS[7..10]); shared, read-only.
+func (s *Store) wrKeys(id int64) []string { return s.keys(id).roomScript }
 
 func (s *Store) runWR(ctx context.Context, sc *redis.Script, c scriptCall, args ...any) (reply, error) {
 	v, err := sc.Run(ctx, s.rdb, s.wrKeys(c.activity), args...).Slice()
@@ -282,7 +275,7 @@ type QueueMember struct {
 // secret of its pre-queue draw (for an audit to replay it): plain reads,
 // for after the sale.
 func (s *Store) QueueMembers(ctx context.Context, id int64) ([]QueueMember, string, error) {
-	rk := s.roomKeys(id)
+	rk := s.keys(id).room
 	wr, wrq, wru := rk.wr, rk.wrq, rk.wru
 	secret, err := s.rdb.HGet(ctx, wr, "secret").Result()
 	if errors.Is(err, redis.Nil) {
