@@ -27,7 +27,7 @@ const moverConcurrency = 32
 // that crashes after the publish does not deliver it twice) and then
 // removed from the delayed stream.
 func (b *Broker) startMover(ctx context.Context) error {
-	stream, err := b.js.Stream(ctx, b.delayedStream())
+	stream, err := retryCreate(ctx, func(ctx context.Context) (jetstream.Stream, error) { return b.js.Stream(ctx, b.delayedStream()) })
 	if err != nil {
 		return fmt.Errorf("natsjs: delayed-message stream on %s: %w", b.where(), err)
 	}

@@ -430,7 +430,8 @@ func (b *Broker) createStream(ctx context.Context, cfg jetstream.StreamConfig) (
 	return retryCreate(ctx, func(ctx context.Context) (jetstream.Stream, error) { return b.js.CreateOrUpdateStream(ctx, cfg) })
 }
 
-// retryCreate runs create (a stream's or a consumer's create-or-update) in
+// retryCreate runs create (a stream's or a consumer's create-or-update, or
+// the lookup that follows one) in
 // attempts of createAttempt each, for up to createAttemptsSpan (or ctx).
 // On a cluster that has just formed, or when several processes create the
 // same replicated stream at once (every process of a cluster starting
@@ -438,7 +439,10 @@ func (b *Broker) createStream(ctx context.Context, cfg jetstream.StreamConfig) (
 // single call would wait out its whole deadline and fail although the
 // stream exists. A later attempt finds it and answers at once. An answer
 // from the server (an APIError: an old server refusing schedules, a
-// conflicting configuration) is final.
+// conflicting configuration) is final. When no attempt got an answer, the
+// error wraps mq.ErrTransient: a cluster too busy to answer in time is a
+// backend not reachable yet, which a starting process waits for
+// (SECKILL_START_WAIT) instead of exiting.
 func retryCreate[T any](ctx context.Context, create func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, createAttemptsSpan)
 	defer cancel()
@@ -447,12 +451,15 @@ func retryCreate[T any](ctx context.Context, create func(context.Context) (T, er
 		actx, acancel := context.WithTimeout(ctx, createAttempt)
 		v, err := create(actx)
 		acancel()
-		if err == nil || errors.As(err, &apiErr) || ctx.Err() != nil {
+		if err == nil || errors.As(err, &apiErr) {
 			return v, err
+		}
+		if ctx.Err() != nil {
+			return v, fmt.Errorf("%w: %w", mq.ErrTransient, err)
 		}
 		select {
 		case <-ctx.Done():
-			return v, err
+			return v, fmt.Errorf("%w: %w", mq.ErrTransient, err)
 		case <-time.After(wait):
 		}
 	}
