@@ -31,10 +31,14 @@ func TestRetryCreate(t *testing.T) {
 			7, 2, func(err error) bool { return err == nil }},
 		{"refused by the server", 0,
 			[]func(context.Context) (int, error){func(context.Context) (int, error) { return 0, refused }},
-			0, 1, func(err error) bool { return errors.As(err, new(*jetstream.APIError)) && !errors.Is(err, mq.ErrTransient) }},
+			0, 1, func(err error) bool {
+				return errors.As(err, new(*jetstream.APIError)) && !errors.Is(err, mq.ErrTransient)
+			}},
 		{"never answered", 300 * time.Millisecond,
 			[]func(context.Context) (int, error){hang, hang, hang},
-			0, 1, func(err error) bool { return errors.Is(err, mq.ErrTransient) && errors.Is(err, context.DeadlineExceeded) }},
+			0, 1, func(err error) bool {
+				return errors.Is(err, mq.ErrTransient) && errors.Is(err, context.DeadlineExceeded)
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
