@@ -38,6 +38,10 @@ type Person struct {
 	// Final is the final answer (Final*; "" none) and FinalAt when it came.
 	Final   string        `json:"final"`
 	FinalAt time.Duration `json:"final_at"`
+	// SoldOutAt is when they first heard sold out (0: never): with a
+	// waiting room the page keeps listening after it, since units may
+	// come back, so it need not be the final answer's time.
+	SoldOutAt time.Duration `json:"sold_out_at,omitempty"`
 	OrderID string        `json:"order_id,omitempty"`
 }
 
@@ -86,9 +90,10 @@ type Fairness struct {
 	// during the spike, per unit sold in it; nil when /metrics had none.
 	ReserveCalls    *float64 `json:"reserve_calls"`
 	QueueRedisCalls *float64 `json:"queue_redis_calls"`
-	// SoldOutLatency is from the last unit sold to the moment the last
-	// person still waiting then heard sold out (seconds; nil: nobody was
-	// waiting); SoldOutHeard how many heard it.
+	// SoldOutLatency is, over the people who heard sold out, the longest
+	// time from the last unit sold before they heard it to when they
+	// heard it (seconds; nil: nobody was waiting when a sale sold out);
+	// SoldOutHeard how many heard it.
 	SoldOutLatency *float64 `json:"sold_out_latency_s"`
 	SoldOutHeard   int      `json:"sold_out_heard"`
 	// PeakRequests is the most requests the gateway got in one second.
@@ -128,7 +133,6 @@ func NewFairness(in FairnessInput) *Fairness {
 		f.Slices = append(f.Slices, FairSlice{From: from.Seconds(), To: (from + width).Seconds()})
 	}
 	var toFinal []float64
-	var lastSale time.Duration = -1
 	for _, p := range in.People {
 		f.Accounts++
 		won := p.Final == FinalWon
@@ -140,7 +144,6 @@ func NewFairness(in FairnessInput) *Fairness {
 			if p.Bot {
 				f.BotUnits++
 			}
-			lastSale = max(lastSale, p.FinalAt)
 		}
 		if p.Final != "" && p.Final != FinalGaveUp {
 			toFinal = append(toFinal, (p.FinalAt - p.Arrival).Seconds())
@@ -199,22 +202,43 @@ func NewFairness(in FairnessInput) *Fairness {
 		v := in.QueueRedis
 		f.QueueRedisCalls = &v
 	}
-	if lastSale >= 0 {
-		var worst time.Duration = -1
-		for _, p := range in.People {
-			// Waiting when the last unit went: arrived before it, heard
-			// sold out after it.
-			if p.Final == FinalSoldOut && p.Arrival < lastSale && p.FinalAt >= lastSale {
-				f.SoldOutHeard++
-				worst = max(worst, p.FinalAt-lastSale)
-			}
-		}
-		if worst >= 0 {
-			v := worst.Seconds()
-			f.SoldOutLatency = &v
+	f.SoldOutLatency, f.SoldOutHeard = soldOutLatency(in.People)
+	return f
+}
+
+// soldOutLatency is the longest wait, over the people who heard sold
+// out, from the last sale before it to their hearing it, and how many of
+// them were waiting at that sale (they arrived before it).
+func soldOutLatency(people []Person) (*float64, int) {
+	var sales []time.Duration
+	for _, p := range people {
+		if p.Final == FinalWon {
+			sales = append(sales, p.FinalAt)
 		}
 	}
-	return f
+	sort.Slice(sales, func(i, j int) bool { return sales[i] < sales[j] })
+	var worst time.Duration = -1
+	heard := 0
+	for _, p := range people {
+		at := p.SoldOutAt
+		if at == 0 && p.Final == FinalSoldOut {
+			at = p.FinalAt
+		}
+		if at == 0 {
+			continue
+		}
+		i := sort.Search(len(sales), func(i int) bool { return sales[i] > at }) - 1
+		if i < 0 || p.Arrival >= sales[i] {
+			continue // no sale before, or arrived after it
+		}
+		heard++
+		worst = max(worst, at-sales[i])
+	}
+	if worst < 0 {
+		return nil, 0
+	}
+	v := worst.Seconds()
+	return &v, heard
 }
 
 // quantile of sorted values (0 when none).

@@ -70,10 +70,11 @@ func TestFairness(t *testing.T) {
 		if f.ReserveCalls == nil || *f.ReserveCalls != 22 || f.QueueRedisCalls != nil {
 			t.Errorf("reserves %v queue calls %v, want 22 and unknown", f.ReserveCalls, f.QueueRedisCalls)
 		}
-		// The last sale is the bot's at 900ms; late1 and late2 arrived
-		// before it and heard sold out after it: the last 1.5s after.
-		if f.SoldOutLatency == nil || math.Abs(*f.SoldOutLatency-1.5) > 1e-9 || f.SoldOutHeard != 2 {
-			t.Errorf("sold out latency %v heard by %d, want 1.5s by 2", f.SoldOutLatency, f.SoldOutHeard)
+		// The 80 pre-start losers heard it 300ms after the humans' last
+		// sale (200ms); late1 and late2 arrived before the bot's sale
+		// (900ms) and heard it 300ms and 1.5s after it.
+		if f.SoldOutLatency == nil || math.Abs(*f.SoldOutLatency-1.5) > 1e-9 || f.SoldOutHeard != 82 {
+			t.Errorf("sold out latency %v heard by %d, want 1.5s by 82 (80 pre-start losers and 2 late)", f.SoldOutLatency, f.SoldOutHeard)
 		}
 		if f.Unanswered != 1 || f.Answered != 106 {
 			t.Errorf("answered %d unanswered %d, want 106 and 1", f.Answered, f.Unanswered)
@@ -111,7 +112,7 @@ func TestFairnessRendered(t *testing.T) {
 	want := []string{
 		"fairness (queue admission)", "p 1", "9 df", "1 of 21 units", "4 of 107 accounts",
 		"peak 300/s, mean 200/s, budget 250/s (OVER budget)", "1.05 (22 calls / 21 units)", "2.00 (42 calls / 21 units)",
-		"1.50 s for the last of 2 people", "1234/s",
+		"1.50 s for the last of 82 people", "1234/s",
 	}
 	for _, w := range want {
 		if !strings.Contains(sum.String(), w) {
