@@ -42,7 +42,7 @@ type Person struct {
 	// waiting room the page keeps listening after it, since units may
 	// come back, so it need not be the final answer's time.
 	SoldOutAt time.Duration `json:"sold_out_at,omitempty"`
-	OrderID string        `json:"order_id,omitempty"`
+	OrderID   string        `json:"order_id,omitempty"`
 }
 
 // FairSlice is one tenth of the time before the start.

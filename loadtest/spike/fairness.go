@@ -18,7 +18,7 @@ const (
 
 // Counters of the fairness section.
 const (
-	mQueuePolls   = "seckill_queue_polls_total" // how=join|redis reach Redis, how=memory does not
+	mQueuePolls   = "seckill_queue_polls_total" // answer=join and answer=redis reach Redis, answer=memory does not
 	envPollBudget = "SECKILL_QUEUE_POLL_BUDGET"
 )
 
@@ -50,7 +50,7 @@ func (r *runner) fairness(rep *report.Run, before, after api.Metrics) *report.Fa
 		peak = max(peak, float64(s.Requests))
 	}
 	queueRedis := -1.0
-	if j, q := delta(before, after, mQueuePolls, `how="join"`), delta(before, after, mQueuePolls, `how="redis"`); j >= 0 && q >= 0 {
+	if j, q := delta(before, after, mQueuePolls, `answer="join"`), delta(before, after, mQueuePolls, `answer="redis"`); j >= 0 && q >= 0 {
 		queueRedis = j + q
 	}
 	return report.NewFairness(report.FairnessInput{

@@ -199,8 +199,8 @@ type runner struct {
 	// saleOver is set once no unit can come back (queue admission): the
 	// people who heard sold out stop listening.
 	saleOver atomic.Bool
-	ledger  *ledger
-	log     *slog.Logger
+	ledger   *ledger
+	log      *slog.Logger
 }
 
 // Run performs one run: setup, countdown and spike, payments and
