@@ -108,6 +108,9 @@ func (o *Options) defaults() error {
 	if o.Name == "" && o.Chaos != nil {
 		o.Name = "chaos-" + o.Chaos.Schedule.Name
 	}
+	if o.Mode == "" {
+		o.Mode = audit.Pipeline
+	}
 	if o.Name == "" && o.Admission == AdmissionQueue {
 		o.Name = string(o.Mode) + "-queue"
 	}
