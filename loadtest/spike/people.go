@@ -145,7 +145,11 @@ func (p *people) queuePeople() []audit.QueuePerson {
 	all := p.all()
 	out := make([]audit.QueuePerson, 0, len(all))
 	for _, ps := range all {
-		out = append(out, audit.QueuePerson{User: ps.User, Joined: ps.Joined, Admissions: ps.Admissions, Final: ps.Final})
+		final := ps.Final
+		if final == report.FinalGaveUp {
+			final = "" // ran out of patience: no final answer
+		}
+		out = append(out, audit.QueuePerson{User: ps.User, Joined: ps.Joined, Admissions: ps.Admissions, Final: final})
 	}
 	return out
 }

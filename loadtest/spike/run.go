@@ -448,6 +448,7 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 func (r *runner) watchSaleOver(activity string, end time.Time, lifecycle bool, done <-chan struct{}) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	stable := 0
 	for {
 		select {
 		case <-done:
@@ -459,8 +460,17 @@ func (r *runner) watchSaleOver(activity string, end time.Time, lifecycle bool, d
 				continue
 			}
 			st, err := r.monitor.Stats(r.ctx, activity)
-			over := err == nil && st.Remaining <= 0 && st.Queued <= 0 && (!lifecycle || st.OrdersCreated == 0)
-			if over || now.After(end.Add(r.opts.SettleTimeout)) {
+			// The database's available units too: a cancelled order
+			// returns its unit to the database with the cancel, and to
+			// Redis a moment later; between the two the rest reads over.
+			over := err == nil && st.Remaining <= 0 && st.Queued <= 0 && st.DBAvailable <= 0 && (!lifecycle || st.OrdersCreated == 0)
+			if over {
+				stable++
+			} else {
+				stable = 0
+			}
+			// Over for a whole second (four reads in a row), or bounded.
+			if stable >= 4 || now.After(end.Add(r.opts.SettleTimeout)) {
 				r.saleOver.Store(true)
 				return
 			}
