@@ -257,3 +257,40 @@ func TestQueueEpoch(t *testing.T) {
 		}
 	})
 }
+
+// A call that read its clock before an earlier-processed call acts at the
+// room's clock, never in its past: a join that read the time just before
+// the start but reached Redis after an admission at the start queues
+// behind the places already there, in arrival order. Without the room's
+// clock it drew a pre-queue place ahead of the inlet's head and was never
+// admitted in its turn (the load tester's audit found it: admitted places
+// behind one still waiting).
+func TestQueueClockNeverGoesBack(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e env) {
+		ctx := context.Background()
+		id := e.queue(t, 10, QueueSettings{Active: 10})
+		for i := range 5 {
+			e.join(t, id, fmt.Sprintf("early%d", i), t0.Add(-time.Second))
+		}
+		if p := e.place(t, id, "early0", t0.Add(time.Second)); p.Status != QueueAdmitted {
+			t.Fatalf("early0 at the start: %+v, want admitted (the inlet admits the whole pre-queue)", p)
+		}
+		// Read its clock at t0-1ms, reached Redis now.
+		p := e.join(t, id, "overtaken", t0.Add(-time.Millisecond))
+		if p.Status == QueuePrequeue || p.Rank != 5 {
+			t.Fatalf("the overtaken join: %+v, want a place after the start at rank 5 (behind the five admitted)", p)
+		}
+		members, _, err := e.s.QueueMembers(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range members[:5] {
+			if m.State[0] != 'A' {
+				t.Errorf("%s (rank %d) is %q, want admitted ahead of the overtaken join", m.User, m.Rank, m.State)
+			}
+		}
+		if last := members[len(members)-1]; last.User != "overtaken" {
+			t.Errorf("last place %+v, want the overtaken join", last)
+		}
+	})
+}

@@ -368,7 +368,9 @@ func (s *Service) answer(a *order.Activity, user string, p inventory.QueuePlace,
 	case inventory.QueueExpired:
 		v.State, v.PollAfter = QueueExpired, finalPoll
 	case inventory.QueueSoldOut:
-		v.State, v.PollAfter = QueueSoldOut, soldOutPoll
+		// Spread over [soldOutPoll, 2*soldOutPoll): the whole queue hears
+		// sold out within a moment, and must not come back in one.
+		v.State, v.PollAfter = QueueSoldOut, soldOutPoll+jitter(user, soldOutPoll)
 	}
 	if p.Status == inventory.QueuePrequeue || p.Status == 0 {
 		p.Rank = -1

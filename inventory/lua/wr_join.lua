@@ -4,7 +4,7 @@
 if redis.call('EXISTS', WR) == 0 then
   return {NOT_CONFIGURED}
 end
-local user, now = ARGV[1], tonumber(ARGV[2])
+local user, now = ARGV[1], room_clock(tonumber(ARGV[2]))
 if redis.call('HEXISTS', WRU, user) == 0 then
   if now < num(WR, 'open_ms', 0) then
     return {TOO_EARLY, num(WR, 'open_ms', 0), num(WR, 'epoch', 0)}

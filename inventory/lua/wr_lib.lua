@@ -6,7 +6,8 @@
 --              again has another), and
 --              the inlet: head (places admitted), active (admitted, not
 --              yet resolved), skipped (admitted, the pass lapsed unused),
---              last_ms, credit, seq
+--              last_ms, credit, seq, clock_ms (the latest now seen:
+--              room_clock)
 -- KEYS[8] WRQ  zset: user -> place key. A pre-queue arrival's key is a
 --              keyed hash of its user id (the first 52 bits of
 --              sha1(secret:user)): unpredictable to users, replayable
@@ -33,6 +34,22 @@ local function num(key, field, default)
   local v = redis.call('HGET', key, field)
   if not v then return default end
   return tonumber(v)
+end
+
+-- room_clock is the room's clock (ms): the caller's now, never earlier than
+-- a call before it (clock_ms). A gateway reads its clock before its call
+-- reaches Redis, and calls overtake each other on the way (one gateway's
+-- connections, or two gateways): without it a join that read the clock
+-- just before the start but arrived after an admission at the start would
+-- draw a pre-queue place ahead of the inlet's head, behind people already
+-- admitted, and never be admitted in its turn.
+local function room_clock(now)
+  local seen = num(WR, 'clock_ms', 0)
+  if now < seen then
+    return seen
+  end
+  redis.call('HSET', WR, 'clock_ms', now)
+  return now
 end
 
 -- sold_out: nothing left and nothing pending that could come back.

@@ -6,7 +6,7 @@
 if redis.call('EXISTS', WR) == 0 then
   return {NOT_CONFIGURED}
 end
-local user, now, how = ARGV[1], ARGV[2], ARGV[3]
+local user, now, how = ARGV[1], room_clock(tonumber(ARGV[2])), ARGV[3]
 if redis.call('ZREM', WRP, user) == 0 then
   return {OK, 0}
 end

@@ -6,7 +6,7 @@
 if redis.call('EXISTS', WR) == 0 then
   return {NOT_CONFIGURED}
 end
-local now = tonumber(ARGV[2])
+local now = room_clock(tonumber(ARGV[2]))
 advance(now)
 if ARGV[1] == '' then
   return {OK, num(WR, 'head', 0), redis.call('ZCARD', WRQ), num(WR, 'active', 0), sold_out() and 1 or 0,

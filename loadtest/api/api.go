@@ -271,15 +271,22 @@ type ActivitySpec struct {
 	PriceCents        int64
 	StartsAt, EndsAt  time.Time
 	PayTimeoutSeconds int64
+	// Admission is "open" or "queue" (a waiting room); empty leaves the
+	// gateway's default (open).
+	Admission string
 }
 
 // CreateActivity is POST /api/v1/admin/activities; it returns the id.
 func (c *Client) CreateActivity(ctx context.Context, s ActivitySpec) (string, error) {
-	a := c.Do(ctx, http.MethodPost, "/api/v1/admin/activities", c.admin, map[string]any{
+	body := map[string]any{
 		"name": s.Name, "stock": s.Stock, "price_cents": s.PriceCents,
 		"starts_at": s.StartsAt.UTC().Format(time.RFC3339), "ends_at": s.EndsAt.UTC().Format(time.RFC3339),
 		"pay_timeout_seconds": s.PayTimeoutSeconds,
-	})
+	}
+	if s.Admission != "" {
+		body["admission"] = s.Admission
+	}
+	a := c.Do(ctx, http.MethodPost, "/api/v1/admin/activities", c.admin, body)
 	if a.Status != http.StatusCreated {
 		return "", fmt.Errorf("create activity %q: %s", s.Name, a.describe())
 	}

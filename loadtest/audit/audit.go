@@ -122,6 +122,8 @@ type Evidence struct {
 	// they were not read: DeadLettersSkipped says why.
 	DeadLetters        []api.DeadLetterTopic
 	DeadLettersSkipped string
+	// Queue is the waiting room's evidence (queue admission; nil: open).
+	Queue *QueueEvidence
 }
 
 // Status of one check.
@@ -232,10 +234,10 @@ func (k *checker) done() Check {
 
 // Run checks every invariant against e, then the checks beyond them.
 func Run(e Evidence) Result {
-	return Result{Checks: []Check{
+	return Result{Checks: append([]Check{
 		oversold(e), undersold(e), conservation(e), onePerUser(e), nothingLost(e), cancellations(e), payRace(e),
 		promised(e), deadLetters(e),
-	}}
+	}, queueChecks(e)...)}
 }
 
 func oversold(e Evidence) Check {

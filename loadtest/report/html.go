@@ -163,6 +163,7 @@ var funcs = template.FuncMap{
 	"idx":  func(m map[string]int, k string) int { return m[k] },
 	"inc":  func(i int) int { return i + 1 },
 	"secs": optSecs,
+	"pct1": func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) },
 }
 
 func optional(v float64) string {
@@ -189,7 +190,7 @@ const runBody = `
 <p>{{.Mode}} mode &middot; {{.Scenario.Users}} users for {{.Scenario.Stock}} units &middot; target {{.Target}} ({{.Backends}}) &middot;
 started {{.StartedAt.Format "2006-01-02 15:04:05 MST"}} &middot; activity {{.ActivityID}}</p>
 <p class="muted">machine: {{.Machine.CPUs}} CPUs ({{.Machine.CPU}}), {{.Machine.OS}}, {{.Machine.Go}}; {{.Machine.Shared}}</p>
-<p>buy tokens: {{.BuyToken.Summary}}</p>
+<p>buy tokens: {{.BuyToken.Summary}}{{if .Admission}} &middot; admission: {{.Admission}}{{end}}</p>
 
 <h2>Figures</h2>
 <table>
@@ -205,6 +206,7 @@ started {{.StartedAt.Format "2006-01-02 15:04:05 MST"}} &middot; activity {{.Act
 </table>
 {{.LimitChart}}
 {{template "chaos" .}}
+{{with .Fairness}}{{template "fairness" .}}{{end}}
 <h2>Audit</h2>
 <table><tr><th>#</th><th class="l">invariant</th><th class="l">verdict</th><th class="l">details</th></tr>
 {{range .Audit.Checks}}<tr><td>{{.Label}}</td><td class="l">{{.Name}}</td>
@@ -265,6 +267,7 @@ var runTmpl = template.Must(template.New("run").Funcs(funcs).Parse(
 func init() {
 	template.Must(runTmpl.New("body").Parse(runBody))
 	template.Must(runTmpl.New("chaos").Parse(chaosBody))
+	template.Must(runTmpl.New("fairness").Parse(fairnessBody))
 }
 
 // WriteHTML writes the self-contained HTML report of one run.

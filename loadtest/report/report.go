@@ -57,6 +57,10 @@ type Run struct {
 	Settles []Settle `json:"settles,omitempty"`
 	// Chaos is the faults injected during the spike (nil without).
 	Chaos *Chaos `json:"chaos,omitempty"`
+	// Admission is the activity's admission: "open" or "queue".
+	Admission string `json:"admission,omitempty"`
+	// Fairness is who won and what the crowd cost (nil: not computed).
+	Fairness *Fairness `json:"fairness,omitempty"`
 }
 
 // Machine describes where the run happened: the figures mean little
@@ -531,6 +535,9 @@ func (r *Run) WriteSummary(w io.Writer) {
 	if f.BuyInStockVsHealthz > 0 {
 		p("  buy in stock vs /healthz            %.2f", f.BuyInStockVsHealthz)
 		p("  sold out vs /healthz                %.2f (with request_id: %.2f)", f.SoldOutVsHealthz, f.SoldOutReqIDVsHealthz)
+	}
+	if r.Fairness != nil {
+		r.Fairness.WriteSummary(w)
 	}
 	r.writeChaosSummary(w)
 	if r.Chaos == nil {

@@ -83,6 +83,12 @@ type Config struct {
 	BotShare    float64       `json:"bot_share"`
 	BotRate     float64       `json:"bot_rate"`     // requests/s of one bot
 	BotDuration time.Duration `json:"bot_duration"` // how long a bot fires
+	// BotOperators, when positive, hold the bot accounts between them:
+	// each operator starts all its accounts at one instant (just before
+	// the start), and they use them as the front door asks (a buy token,
+	// the waiting room) instead of firing bare buys. 0: independent
+	// bots that skip the buy token, as scripts do.
+	BotOperators int `json:"bot_operators,omitempty"`
 
 	LateShare  float64       `json:"late_share"`
 	LateWindow time.Duration `json:"late_window"` // late users arrive within this after the tail
@@ -148,6 +154,9 @@ func (c Config) Validate() error {
 	}
 	if c.Countdown < 0 || c.Tail < 0 || c.LateWindow < 0 || c.BotDuration < 0 || c.RetryBackoff < 0 || c.PayWithin < 0 || c.SteadyWindow < 0 {
 		bad("countdown", "and the other durations must not be negative")
+	}
+	if c.BotOperators < 0 {
+		bad("bot-operators", "must not be negative, got %d", c.BotOperators)
 	}
 	if c.Retries < 0 || c.Retries > 20 {
 		bad("retries", "must be between 0 and 20, got %d", c.Retries)
@@ -270,6 +279,22 @@ func Build(c Config, prefix string) Plan {
 			u.Jitter = time.Duration(r.Int64N(int64(300*time.Millisecond))) - 150*time.Millisecond
 		}
 		users[i] = u
+	}
+	if c.BotOperators > 0 {
+		// A separate stream: the rest of the crowd is the same with or
+		// without operators.
+		or := rand.New(rand.NewPCG(c.Seed, 0xb07))
+		at := make([]time.Duration, c.BotOperators)
+		for i := range at {
+			at[i] = -200*time.Millisecond + time.Duration(or.Int64N(int64(100*time.Millisecond)))
+		}
+		k := 0
+		for i := range users {
+			if users[i].Kind == Bot {
+				users[i].Arrive = at[k%len(at)]
+				k++
+			}
+		}
 	}
 	return Plan{Config: c, Users: users}
 }

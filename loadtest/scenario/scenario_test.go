@@ -177,3 +177,33 @@ func TestSteadyUsers(t *testing.T) {
 		t.Fatal("a steady window without steady users changed the crowd")
 	}
 }
+
+// TestBotOperators: with operators, each operator's accounts start at one
+// instant before the start, and everyone else's plan is unchanged.
+func TestBotOperators(t *testing.T) {
+	c := Default()
+	c.Users, c.BotShare = 2000, 0.1
+	plain := Build(c, "u")
+	c.BotOperators = 3
+	ops := Build(c, "u")
+	instants := map[time.Duration]int{}
+	for i, u := range ops.Users {
+		if u.Kind != Bot {
+			if u.Arrive != plain.Users[i].Arrive {
+				t.Fatalf("user %d (%s) arrives at %s with operators, %s without", i, u.Kind, u.Arrive, plain.Users[i].Arrive)
+			}
+			continue
+		}
+		if u.Arrive >= 0 || u.Arrive < -200*time.Millisecond {
+			t.Errorf("bot %s starts at %s, want in [-200ms, 0)", u.ID, u.Arrive)
+		}
+		instants[u.Arrive]++
+	}
+	if len(instants) != 3 {
+		t.Errorf("bots start at %d instants, want one per operator (3): %v", len(instants), instants)
+	}
+	c.BotOperators = -1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--bot-operators") {
+		t.Errorf("Validate = %v, want --bot-operators named", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flashsale/seckill/loadtest/api"
@@ -54,6 +55,9 @@ type Options struct {
 	// required, humans and late users fetch a buy token before their first
 	// buy and bots do not.
 	BuyToken BuyTokenSetting
+	// Admission is the activity's: AdmissionOpen (the default) or
+	// AdmissionQueue, a waiting room in front of the sale.
+	Admission string
 
 	// URL of a deployed gateway; empty starts one in-process.
 	URL        string
@@ -104,6 +108,12 @@ func (o *Options) defaults() error {
 	if o.Name == "" && o.Chaos != nil {
 		o.Name = "chaos-" + o.Chaos.Schedule.Name
 	}
+	if o.Mode == "" {
+		o.Mode = audit.Pipeline
+	}
+	if o.Name == "" && o.Admission == AdmissionQueue {
+		o.Name = string(o.Mode) + "-queue"
+	}
 	if o.Name == "" {
 		o.Name = string(o.Mode)
 	}
@@ -115,6 +125,15 @@ func (o *Options) defaults() error {
 	}
 	if o.BuyToken == "" {
 		o.BuyToken = BuyTokenRequired
+	}
+	if o.Admission == "" {
+		o.Admission = AdmissionOpen
+	}
+	if o.Admission != AdmissionOpen && o.Admission != AdmissionQueue {
+		return fmt.Errorf("--admission must be open or queue, got %q", o.Admission)
+	}
+	if o.Admission == AdmissionQueue && o.Mode == audit.Naive {
+		return errors.New("--admission queue needs --mode pipeline: the waiting room is in front of the pipeline's reserve")
 	}
 	if o.BuyToken != BuyTokenRequired && o.BuyToken != BuyTokenOff {
 		return fmt.Errorf("--buy-token must be required or off, got %q", o.BuyToken)
@@ -179,8 +198,12 @@ type runner struct {
 	metrics *metricsSource
 	rec     *measure.Recorder
 	exec    *executor
-	ledger  *ledger
-	log     *slog.Logger
+	ppl     *people
+	// saleOver is set once no unit can come back (queue admission): the
+	// people who heard sold out stop listening.
+	saleOver atomic.Bool
+	ledger   *ledger
+	log      *slog.Logger
 }
 
 // Run performs one run: setup, countdown and spike, payments and
@@ -192,7 +215,7 @@ func Run(ctx context.Context, o Options) (*report.Run, error) {
 		return nil, err
 	}
 	rep := &report.Run{
-		Name: o.Name, Mode: o.Mode, BuyToken: report.BuyTokenDoor{Setting: string(o.BuyToken)},
+		Name: o.Name, Mode: o.Mode, BuyToken: report.BuyTokenDoor{Setting: string(o.BuyToken)}, Admission: o.Admission,
 		StartedAt: time.Now().UTC(), Scenario: o.Scenario,
 		Machine:   report.ThisMachine("the generator, gateway, workers, Redis and database share these CPUs"),
 		Generator: fmt.Sprintf("%d connections, %d requests in flight at most (--conns, --max-inflight)", o.Conns, o.MaxInFlight),
@@ -289,6 +312,7 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 	activity, err := r.client.CreateActivity(ctx, api.ActivitySpec{
 		Name: "load test " + o.Name, Stock: o.Scenario.Stock, PriceCents: 9900,
 		StartsAt: t0, EndsAt: t0.Add(2 * time.Hour), PayTimeoutSeconds: int64(o.Scenario.PayTimeout / time.Second),
+		Admission: o.Admission,
 	})
 	if err != nil {
 		return err
@@ -296,6 +320,7 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 	rep.ActivityID = activity
 	r.rec = measure.New(t0, epBuy)
 	r.exec = newExecutor(ctx, o.MaxInFlight)
+	r.ppl = newPeople(t0, plan)
 
 	var waitChaos func() []chaos.Event
 	if o.Chaos != nil {
@@ -308,11 +333,19 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 	sampling.Go(func() { smp.run(ctx, stopSampling) })
 
 	c := &crowd{r: r, activity: activity, t0: t0, tokens: tokens, lifecycle: lifecycle, cfg: o.Scenario}
-	if o.BuyToken == BuyTokenRequired {
-		c.door = newTokenDoor(c)
+	queue := o.Admission == AdmissionQueue
+	if o.BuyToken == BuyTokenRequired && !queue {
+		c.door = newTokenDoor(c) // with a waiting room the pass is the buy token
 	}
-	c.schedule(plan)
+	crowdDone := make(chan struct{})
+	if queue {
+		c.scheduleQueue(plan)
+		go r.watchSaleOver(activity, t0.Add(plan.End()), lifecycle, crowdDone)
+	} else {
+		c.schedule(plan)
+	}
 	r.exec.wait() // every click, retry and payment has been answered
+	close(crowdDone)
 	var events []chaos.Event
 	var healErr error
 	if waitChaos != nil {
@@ -353,7 +386,10 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 
 	// The units that timed out go back on sale: fresh users buy them.
 	var resale *audit.Resale
-	if lifecycle && settled.OrdersCancelled > 0 {
+	if queue && lifecycle && settled.OrdersCancelled > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d orders were cancelled; with a waiting room their units went to the next people in the queue, who were still listening, so no resale phase runs (invariants 2 and 6 are not exercised by one)", settled.OrdersCancelled))
+	}
+	if !queue && lifecycle && settled.OrdersCancelled > 0 {
 		resale, err = r.resale(activity, settled, prefix)
 		if err != nil {
 			return err
@@ -375,6 +411,11 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 			rep.BuyToken.AcceptedWithoutToken, envBuyToken))
 	}
 	rep.Final = ev.Final
+	if queue {
+		if ev.Queue, err = r.queueEvidence(activity, ev); err != nil {
+			return err
+		}
+	}
 	rep.Audit = audit.Run(ev)
 	if o.Chaos != nil {
 		inFlight, acceptedAt, _ := r.ledger.failures()
@@ -393,10 +434,48 @@ func (r *runner) spike(rep *report.Run, store *order.Store) error {
 		rep.Probes = probes
 	}
 	rep.ComputeFigures(buyAll, spikeSpan)
+	rep.Fairness = r.fairness(rep, before, after)
 	if rep.Lag.P99 > 100 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the generator sent late (p99 %.0fms behind schedule): the machine could not offer the planned load on time; latencies include that wait", rep.Lag.P99))
 	}
 	return nil
+}
+
+// watchSaleOver sets saleOver once the crowd has arrived (after end) and
+// the activity can sell nothing more: nothing left in Redis, nothing
+// queued, and (with the lifecycle) no unpaid order that could time out and
+// return its unit; or, at the latest, SettleTimeout after end.
+func (r *runner) watchSaleOver(activity string, end time.Time, lifecycle bool, done <-chan struct{}) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	stable := 0
+	for {
+		select {
+		case <-done:
+			return
+		case <-r.ctx.Done():
+			return
+		case now := <-t.C:
+			if now.Before(end) {
+				continue
+			}
+			st, err := r.monitor.Stats(r.ctx, activity)
+			// The database's available units too: a cancelled order
+			// returns its unit to the database with the cancel, and to
+			// Redis a moment later; between the two the rest reads over.
+			over := err == nil && st.Remaining <= 0 && st.Queued <= 0 && st.DBAvailable <= 0 && (!lifecycle || st.OrdersCreated == 0)
+			if over {
+				stable++
+			} else {
+				stable = 0
+			}
+			// Over for a whole second (four reads in a row), or bounded.
+			if stable >= 4 || now.After(end.Add(r.opts.SettleTimeout)) {
+				r.saleOver.Store(true)
+				return
+			}
+		}
+	}
 }
 
 // tokens gets a token for every user: minted locally from the JWT secret,

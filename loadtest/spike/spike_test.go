@@ -249,6 +249,8 @@ func TestOptionsRefused(t *testing.T) {
 		{"url without admin token", Options{URL: "http://x", Scenario: scenario.Default()}, "--admin-token"},
 		{"secrets without url", Options{JWTSecret: "x", Scenario: scenario.Default()}, "only apply with --url"},
 		{"bad scenario", Options{Scenario: scenario.Config{}}, "--users"},
+		{"bad admission", Options{Admission: "lottery", Scenario: scenario.Default()}, "--admission must be open or queue"},
+		{"queue in naive mode", Options{Admission: AdmissionQueue, Mode: audit.Naive, Scenario: scenario.Default()}, "--mode pipeline"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Run(context.Background(), tc.o)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flashsale/seckill/loadtest/api"
 	"github.com/flashsale/seckill/loadtest/audit"
+	"github.com/flashsale/seckill/loadtest/report"
 	"github.com/flashsale/seckill/loadtest/scenario"
 )
 
@@ -208,6 +209,10 @@ func (c *crowd) schedule(plan scenario.Plan) {
 				at := c.t0.Add(u.Arrive + time.Duration(float64(k)/c.cfg.BotRate*float64(time.Second)))
 				// Bots skip the token: they fire at the buy route
 				// directly, as scripts do, and meet the door.
+				if c.cfg.BotOperators > 0 {
+					c.r.exec.at(at, func(intended time.Time) { c.operatedBot(u, intended) })
+					continue
+				}
 				c.r.exec.at(at, func(intended time.Time) { c.buy(u, "", "", 0, intended, false) })
 			}
 		default:
@@ -262,6 +267,7 @@ func (c *crowd) buy(u *scenario.User, reqID, buyToken string, attempt int, inten
 	if c.r.ledger.buyAnswer(u.ID, reqID, a) {
 		c.afterWin(u, a.OrderID)
 	}
+	c.noteFinal(u, a, retries && attempt >= c.cfg.Retries)
 	if retries && c.door != nil && a.IsBuyTokenRefusal() {
 		c.door.refresh(u.ID, buyToken, func(tok string, at time.Time) { c.buy(u, reqID, tok, attempt, at, true) })
 		return
@@ -273,6 +279,41 @@ func (c *crowd) buy(u *scenario.User, reqID, buyToken string, attempt int, inten
 		wait := backoff(c.cfg.RetryBackoff, attempt, a.RetryAfter)
 		c.r.exec.at(time.Now().Add(wait), func(next time.Time) { c.click(u, reqID, attempt+1, next) })
 	}
+}
+
+// noteFinal records what a buy answer means for its person: a 202 or a
+// 410 is final; so is a refusal that no retry mends; a busy answer is the
+// last word only once the person stops retrying (last).
+func (c *crowd) noteFinal(u *scenario.User, a api.Answer, last bool) {
+	now := time.Now()
+	switch {
+	case a.Status == http.StatusAccepted:
+		c.r.ppl.final(u.ID, report.FinalWon, now, a.OrderID)
+	case a.Status == http.StatusGone:
+		c.r.ppl.final(u.ID, report.FinalSoldOut, now, "")
+	case a.InFlightFailure() || a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable:
+		if last || u.Kind == scenario.Bot {
+			c.r.ppl.final(u.ID, report.FinalGaveUp, now, "")
+		}
+	case a.IsBuyTokenRefusal() && u.Kind != scenario.Bot:
+		// The page fetches a fresh token and buys again.
+	default:
+		c.r.ppl.final(u.ID, report.FinalOther, now, "")
+	}
+}
+
+// operatedBot is one shot of a bot account held by an operator: with the
+// buy token its account can fetch (as the front door asks), until the
+// account has a definite answer.
+func (c *crowd) operatedBot(u *scenario.User, intended time.Time) {
+	if c.r.ppl.settled(u.ID) {
+		return
+	}
+	if c.door == nil {
+		c.buy(u, "", "", 0, intended, false)
+		return
+	}
+	c.door.with(u.ID, intended, func(tok string, at time.Time) { c.buy(u, "", tok, 0, at, false) })
 }
 
 // backoff is exponential with full jitter, but never shorter than the

@@ -69,6 +69,9 @@ type config struct {
 	clusterDir string
 	schedule   *chaos.Schedule
 	set        map[string]bool // the flags given
+	// admissions are --admission's values: one, or open and queue side
+	// by side with --compare.
+	admissions []string
 }
 
 // chaosDefaults applies a chaos run's crowd (spike.ChaosUsers and the
@@ -99,7 +102,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	o := &c.opts
 	sets := setFlags{}
-	var mode, buyToken, logLevel, gatewayLogLevel string
+	var mode, buyToken, logLevel, gatewayLogLevel, admission string
 
 	fs.IntVar(&sc.Users, "users", sc.Users, "simulated users (humans, bots and late users)")
 	fs.Int64Var(&sc.Stock, "stock", sc.Stock, "units on sale")
@@ -111,7 +114,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.Float64Var(&sc.RequestIDShare, "request-id-share", sc.RequestIDShare, "humans and late users who send a request_id (the buyer page always does; without one the local sold-out flag can answer)")
 	fs.IntVar(&sc.Retries, "retries", sc.Retries, "retries after 429/503 per click")
 	fs.DurationVar(&sc.RetryBackoff, "retry-backoff", sc.RetryBackoff, "first retry backoff (doubles, jittered; Retry-After wins when longer)")
-	fs.Float64Var(&sc.BotShare, "bot-share", sc.BotShare, "share of users that are bots")
+	fs.Float64Var(&sc.BotShare, "bot-share", sc.BotShare, "share of users that are bots (with --admission: 0.1 unless given)")
+	fs.Float64Var(&sc.BotShare, "bots", sc.BotShare, "the same as --bot-share: the share of the accounts held by bots")
+	fs.IntVar(&sc.BotOperators, "bot-operators", sc.BotOperators, "bot operators holding the bot accounts: each starts all its accounts at one instant and uses them as the front door asks (buy token, waiting room); 0: independent scripts that skip the buy token (with --admission: 5 unless given)")
 	fs.Float64Var(&sc.BotRate, "bot-rate", sc.BotRate, "requests/s of one bot")
 	fs.DurationVar(&sc.BotDuration, "bot-duration", sc.BotDuration, "how long a bot fires")
 	fs.Float64Var(&sc.LateShare, "late-share", sc.LateShare, "share of users arriving after the sell-out")
@@ -133,7 +138,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&schedule, "chaos", "", "inject faults during the spike: a built-in schedule ("+strings.Join(chaos.Builtin(), ", ")+") or a YAML/JSON file (docs/chaos.md); needs the cluster (--cluster, default .cluster)")
 	fs.StringVar(&mode, "mode", "pipeline", "buy mode: pipeline or naive (in-process: started so; --url: what the gateway runs, for the audit)")
 	fs.StringVar(&buyToken, "buy-token", string(spike.BuyTokenRequired), "SECKILL_BUY_TOKEN: required (humans and late users fetch a buy token before their first buy; bots skip it and are refused at the door) or off (in-process: started so; --url: what the gateway runs; --compare: both modes)")
-	fs.BoolVar(&c.compare, "compare", false, "run the same spike against naive and pipeline and write a side-by-side report")
+	fs.BoolVar(&c.compare, "compare", false, "run the same spike against naive and pipeline and write a side-by-side report (with --admission open,queue: against open admission and a waiting room)")
+	fs.StringVar(&admission, "admission", spike.AdmissionOpen, "the activity's admission: open (buy at the start) or queue (a waiting room in front of the sale); open,queue with --compare runs both")
 	fs.StringVar(&o.AdminToken, "admin-token", os.Getenv("SECKILL_ADMIN_TOKEN"), "with --url: the gateway's admin token (default $SECKILL_ADMIN_TOKEN)")
 	fs.StringVar(&o.JWTSecret, "jwt-secret", os.Getenv("SECKILL_JWT_SECRET"), "with --url: mint user tokens with this secret (default $SECKILL_JWT_SECRET); empty uses the demo login")
 	fs.StringVar(&o.RedisURL, "redis-url", "", "in-process gateway: a real Redis (redis://...) instead of miniredis")
@@ -179,6 +185,21 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("--gateway-log-level: %w", err)
 	}
 	o.GatewayLog = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: glvl}))
+	c.admissions = strings.Split(admission, ",")
+	if len(c.admissions) > 1 && (!c.compare || len(c.admissions) != 2 || c.admissions[0] != spike.AdmissionOpen || c.admissions[1] != spike.AdmissionQueue) {
+		return nil, fmt.Errorf("--admission %s: two admissions are open,queue, with --compare", admission)
+	}
+	o.Admission = c.admissions[0]
+	if set["admission"] {
+		// A fairness run: bots are accounts of a few operators, a tenth
+		// of the crowd, unless the flags say otherwise.
+		if !set["bots"] && !set["bot-share"] {
+			sc.BotShare = 0.1
+		}
+		if !set["bot-operators"] {
+			sc.BotOperators = 5
+		}
+	}
 	o.Scenario = sc
 	o.Mode = audit.Mode(mode)
 	o.BuyToken = spike.BuyTokenSetting(buyToken)
@@ -215,6 +236,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		rep, err := spike.Run(ctx, c.opts)
 		return finish(stdout, stderr, c.out, []*report.Run{rep}, nil, err)
 	}
+	if len(c.admissions) == 2 {
+		return compareAdmissions(ctx, c, stdout, stderr)
+	}
 	// Both runs keep --buy-token: the naive mode sits behind the same door.
 	naive := c.opts
 	naive.Name, naive.Mode = "naive", audit.Naive
@@ -234,6 +258,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return finish(stdout, stderr, c.out, []*report.Run{nrep, prep}, nil, err)
 	}
 	return finish(stdout, stderr, c.out, []*report.Run{nrep, prep}, report.NewCompare(nrep, prep), nil)
+}
+
+// compareAdmissions runs the same spike against open admission and a
+// waiting room, and writes admission.html.
+func compareAdmissions(ctx context.Context, c *config, stdout, stderr io.Writer) int {
+	var runs []*report.Run
+	for i, adm := range c.admissions {
+		o := c.opts
+		o.Name, o.Admission = adm, adm
+		fmt.Fprintf(stderr, "spike: %d/2 %s admission\n", i+1, adm)
+		rep, err := spike.Run(ctx, o)
+		if rep != nil {
+			runs = append(runs, rep)
+		}
+		if err != nil {
+			return finish(stdout, stderr, c.out, runs, nil, err)
+		}
+	}
+	cmp, err := report.NewAdmissionCompare(runs[0], runs[1])
+	if err != nil {
+		return finish(stdout, stderr, c.out, runs, nil, err)
+	}
+	return finish(stdout, stderr, c.out, runs, cmp, nil)
 }
 
 // onCluster points the run at the cluster in a box (--cluster, or .cluster
@@ -276,7 +323,7 @@ func onCluster(c *config) error {
 }
 
 // finish prints the summaries, writes the files and picks the exit code.
-func finish(stdout, stderr io.Writer, dir string, runs []*report.Run, cmp *report.Compare, runErr error) int {
+func finish(stdout, stderr io.Writer, dir string, runs []*report.Run, cmp comparison, runErr error) int {
 	ok := true
 	for _, r := range runs {
 		if r == nil || r.Timeline == nil {
@@ -309,6 +356,13 @@ func finish(stdout, stderr io.Writer, dir string, runs []*report.Run, cmp *repor
 		return 1
 	}
 	return 0
+}
+
+// comparison is a side-by-side page of two runs (naive vs pipeline, open
+// vs queue admission).
+type comparison interface {
+	WriteSummary(io.Writer)
+	WriteFiles(dir string) (string, error)
 }
 
 // isTerminal reports whether w is a character device (a terminal), where a

@@ -34,6 +34,9 @@ func TestFlagsRefused(t *testing.T) {
 		{"chaos and compare", []string{"--chaos", "default", "--compare"}, "--chaos and --compare"},
 		{"chaos without a cluster", []string{"--chaos", "default", "--cluster", "/nonexistent/cluster"}, "no cluster state in /nonexistent/cluster: start one with make cluster-up"},
 		{"metrics urls without a deployment", []string{"--metrics-url", "http://127.0.0.1:1/metrics"}, "apply to a deployment"},
+		{"two admissions without compare", []string{"--admission", "open,queue"}, "two admissions are open,queue, with --compare"},
+		{"three admissions", []string{"--compare", "--admission", "open,queue,open"}, "two admissions are open,queue"},
+		{"unknown admission", []string{"--admission", "lottery", "--users", "10"}, "--admission must be open or queue"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
