@@ -209,3 +209,40 @@ func (q *queuer) buy(pass string, attempt int, intended time.Time) {
 		c.r.ppl.final(q.u.ID, report.FinalOther, now, "")
 	}
 }
+
+// watchSaleOver sets saleOver once the crowd has arrived (after end) and
+// the activity can sell nothing more: nothing left in Redis, nothing
+// queued, and (with the lifecycle) no unpaid order that could time out and
+// return its unit; or, at the latest, SettleTimeout after end.
+func (r *runner) watchSaleOver(activity string, end time.Time, lifecycle bool, done <-chan struct{}) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	stable := 0
+	for {
+		select {
+		case <-done:
+			return
+		case <-r.ctx.Done():
+			return
+		case now := <-t.C:
+			if now.Before(end) {
+				continue
+			}
+			st, err := r.monitor.Stats(r.ctx, activity)
+			// The database's available units too: a cancelled order
+			// returns its unit to the database with the cancel, and to
+			// Redis a moment later; between the two the rest reads over.
+			over := err == nil && st.Remaining <= 0 && st.Queued <= 0 && st.DBAvailable <= 0 && (!lifecycle || st.OrdersCreated == 0)
+			if over {
+				stable++
+			} else {
+				stable = 0
+			}
+			// Over for a whole second (four reads in a row), or bounded.
+			if stable >= 4 || now.After(end.Add(r.opts.SettleTimeout)) {
+				r.saleOver.Store(true)
+				return
+			}
+		}
+	}
+}
