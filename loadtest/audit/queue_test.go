@@ -86,3 +86,22 @@ func TestNoQueueChecksWithOpenAdmission(t *testing.T) {
 		t.Fatalf("%d checks with open admission, want 9", n)
 	}
 }
+
+// TestCancellationsBehindAWaitingRoom: with a waiting room the returned
+// units go through the queue and no resale phase runs; invariant 6 says
+// so, with the cancellations it did not check, rather than that none
+// happened.
+func TestCancellationsBehindAWaitingRoom(t *testing.T) {
+	e := goodRun()
+	e.Resale = nil
+	e.Queue = goodQueue()
+	e.Final.OrdersCancelled = 7
+	c := cancellations(e)
+	if c.Status != Skipped || len(c.Details) != 1 || !strings.Contains(c.Details[0], "7 orders were cancelled") {
+		t.Errorf("invariant 6 behind a waiting room = %s %q, want not exercised, naming the 7 cancellations", c.Status, c.Details)
+	}
+	e.Final.OrdersCancelled = 0
+	if c := cancellations(e); c.Status != Skipped || !strings.Contains(strings.Join(c.Details, " "), "no order was cancelled") {
+		t.Errorf("invariant 6 with no cancellation = %s %q, want: no order was cancelled", c.Status, c.Details)
+	}
+}
