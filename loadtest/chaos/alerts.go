@@ -51,10 +51,8 @@ func (a Alert) String() string {
 //
 // It reads the raw samples of the ALERTS series in the window (an instant
 // query of ALERTS{alertstate="firing"}[window] at to), so every rule
-// evaluation counts, however short the alert. This is the query
-// deploy/alerts.Fired makes; it is repeated here, in a few lines, because
-// importing that package would bring the deploy module's dependencies
-// (Prometheus itself, Kubernetes' API types) into the load tester's.
+// evaluation counts, however short the alert. Plain HTTP and JSON: the
+// load tester needs no Prometheus library for one query.
 func FiredAlerts(ctx context.Context, client *http.Client, promURL string, from, to time.Time) ([]Alert, error) {
 	if !to.After(from) {
 		return nil, fmt.Errorf("alerts: the window ends (%s) before it starts (%s)", to.Format(time.RFC3339), from.Format(time.RFC3339))

@@ -1,4 +1,4 @@
-package alerts
+package chaos
 
 import (
 	"context"
@@ -14,100 +14,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flashsale/seckill/loadtest/cluster"
 )
 
-func TestFired(t *testing.T) {
-	from := time.UnixMilli(1_700_000_000_000)
-	to := from.Add(time.Minute)
-	const series = `{"status":"success","data":{"resultType":"matrix","result":[
-		{"metric":{"__name__":"ALERTS","alertname":"SeckillOrderQueueBehind","alertstate":"firing","severity":"warning"},
-		 "values":[[1700000030.5,"1"],[1700000031.5,"1"]]},
-		{"metric":{"__name__":"ALERTS","alertname":"SeckillOrderDeadLetters","alertstate":"firing","severity":"critical","topic":"orders"},
-		 "values":[[1700000010,"1"],[1700000011,"1"],[1700000059.999,"1"]]},
-		{"metric":{"__name__":"ALERTS","alertname":"SeckillDeadLetters","alertstate":"firing","severity":"warning","topic":"order-events"},
-		 "values":[[1700000030.5,"1"]]}]}}`
-	for _, tc := range []struct {
-		name     string
-		status   int
-		body     string
-		from, to time.Time
-		url      string // default: the test server
-		want     []Firing
-		wantErr  string
-	}{
-		{
-			name: "alerts in the order they fired", status: 200, body: series, from: from, to: to,
-			want: []Firing{
-				{Name: "SeckillOrderDeadLetters", Severity: "critical", Labels: map[string]string{"topic": "orders"},
-					First: time.UnixMilli(1_700_000_010_000), Last: time.UnixMilli(1_700_000_059_999)},
-				{Name: "SeckillDeadLetters", Severity: "warning", Labels: map[string]string{"topic": "order-events"},
-					First: time.UnixMilli(1_700_000_030_500), Last: time.UnixMilli(1_700_000_030_500)},
-				{Name: "SeckillOrderQueueBehind", Severity: "warning", Labels: map[string]string{},
-					First: time.UnixMilli(1_700_000_030_500), Last: time.UnixMilli(1_700_000_031_500)},
-			},
-		},
-		{name: "nothing fired", status: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[]}}`, from: from, to: to, want: []Firing{}},
-		{name: "a query Prometheus refuses", status: 400, body: `{"status":"error","errorType":"bad_data","error":"1:8: parse error"}`, from: from, to: to, wantErr: "400 Bad Request: bad_data: 1:8: parse error"},
-		{name: "not Prometheus", status: 502, body: `<html>bad gateway</html>`, from: from, to: to, wantErr: "502 Bad Gateway, not Prometheus' JSON"},
-		{name: "an instant vector", status: 200, body: `{"status":"success","data":{"resultType":"vector","result":[]}}`, from: from, to: to, wantErr: `answered a "vector", want a matrix`},
-		{name: "a timestamp that is not a number", status: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"alertname":"X"},"values":[["soon","1"]]}]}}`, from: from, to: to, wantErr: "sample 0 of X: the timestamp is not a number"},
-		{name: "a window backwards", from: to, to: from, wantErr: "before it starts"},
-		{name: "no URL", from: from, to: to, url: "localhost:9090", wantErr: `Prometheus URL "localhost:9090"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var gotQuery, gotTime string
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path != "/api/v1/query" {
-					http.NotFound(w, r)
-					return
-				}
-				gotQuery, gotTime = r.URL.Query().Get("query"), r.URL.Query().Get("time")
-				w.WriteHeader(tc.status)
-				fmt.Fprint(w, tc.body)
-			}))
-			t.Cleanup(srv.Close)
-			u := srv.URL
-			if tc.url != "" {
-				u = tc.url
-			}
-			got, err := Fired(context.Background(), Config{URL: u}, tc.from, tc.to)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := `ALERTS{alertstate="firing"}[60001ms]`; gotQuery != want {
-				t.Errorf("query %q, want %q", gotQuery, want)
-			}
-			if gotTime != "1700000060.000" {
-				t.Errorf("time %q, want the window's end, 1700000060.000", gotTime)
-			}
-			if !slices.EqualFunc(got, tc.want, func(a, b Firing) bool {
-				return a.String() == b.String() && a.First.Equal(b.First) && a.Last.Equal(b.Last)
-			}) {
-				t.Errorf("got\n  %v\nwant\n  %v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestFiringString(t *testing.T) {
-	f := Firing{Name: "SeckillStockOversellRisk", Severity: "critical", Labels: map[string]string{"instance": "worker-1:8081", "activity_id": "7"}}
-	if got, want := f.String(), "SeckillStockOversellRisk (critical) activity_id=7, instance=worker-1:8081"; got != want {
-		t.Errorf("%q, want %q", got, want)
-	}
-}
-
-// TestFiredAgainstPrometheus starts the Prometheus a chaos run starts
-// (Debian's 2.42) with the repository's rules and a target that reports
-// dead letters, then reads the alert back with Fired: the rules load,
+// TestFiredAlertsAgainstPrometheus starts the Prometheus a chaos run
+// starts (Debian's 2.42) with the repository's rules and a target that
+// reports dead letters, then reads the alert back with FiredAlerts: the rules load,
 // every rule evaluates without an error, the alert fires with its topic and
 // its annotations render with it.
-func TestFiredAgainstPrometheus(t *testing.T) {
+func TestFiredAlertsAgainstPrometheus(t *testing.T) {
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -115,7 +31,7 @@ func TestFiredAgainstPrometheus(t *testing.T) {
 		}
 		t.Skip("prometheus not found: apt-get install prometheus")
 	}
-	rules, err := filepath.Abs(filepath.Join("..", "..", RulesFile))
+	rules, err := filepath.Abs(filepath.Join("..", "..", cluster.RulesFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,10 +85,10 @@ scrape_configs:
 	// The bound of the wait, not a measure: firing takes two evaluations
 	// (one second each) after the first scrape.
 	deadline := time.Now().Add(time.Minute)
-	var fired []Firing
+	var fired []Alert
 	for {
-		fired, err = Fired(context.Background(), Config{URL: promURL}, start, time.Now())
-		if err == nil && slices.ContainsFunc(fired, func(f Firing) bool { return f.Name == "SeckillOrderDeadLetters" }) {
+		fired, err = FiredAlerts(context.Background(), &http.Client{Timeout: 10 * time.Second}, promURL, start, time.Now())
+		if err == nil && slices.ContainsFunc(fired, func(f Alert) bool { return f.Name == "SeckillOrderDeadLetters" }) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -180,7 +96,7 @@ scrape_configs:
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	i := slices.IndexFunc(fired, func(f Firing) bool { return f.Name == "SeckillOrderDeadLetters" })
+	i := slices.IndexFunc(fired, func(f Alert) bool { return f.Name == "SeckillOrderDeadLetters" })
 	if f := fired[i]; f.Severity != "critical" || f.Labels["topic"] != "orders" || f.First.Before(start) || f.Last.Before(f.First) {
 		t.Errorf("fired %s from %s to %s, want critical with topic=orders, after %s", f, f.First, f.Last, start)
 	}
