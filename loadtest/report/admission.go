@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"os"
-	"path/filepath"
 )
 
 // AdmissionCompare is the same spike (same seed, same crowd) against an
@@ -111,12 +109,5 @@ func (c *AdmissionCompare) WriteHTML(w io.Writer) error {
 // WriteFiles writes admission.json and admission.html into dir (the runs
 // write their own files).
 func (c *AdmissionCompare) WriteFiles(dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("report directory: %w", err)
-	}
-	if err := writeFile(filepath.Join(dir, "admission.json"), func(w io.Writer) error { return writeJSON(w, c) }); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "admission.html")
-	return path, writeFile(path, c.WriteHTML)
+	return writePage(dir, "admission", c, c.WriteHTML)
 }

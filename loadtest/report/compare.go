@@ -154,12 +154,18 @@ func (c *Compare) WriteHTML(w io.Writer) error {
 // WriteFiles writes compare.json and compare.html into dir (the runs write
 // their own files).
 func (c *Compare) WriteFiles(dir string) (string, error) {
+	return writePage(dir, "compare", c, c.WriteHTML)
+}
+
+// writePage writes name.json (v) and name.html (html) into dir and
+// returns the HTML file's path.
+func writePage(dir, name string, v any, html func(io.Writer) error) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("report directory: %w", err)
 	}
-	if err := writeFile(filepath.Join(dir, "compare.json"), func(w io.Writer) error { return writeJSON(w, c) }); err != nil {
+	if err := writeFile(filepath.Join(dir, name+".json"), func(w io.Writer) error { return writeJSON(w, v) }); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "compare.html")
-	return path, writeFile(path, c.WriteHTML)
+	path := filepath.Join(dir, name+".html")
+	return path, writeFile(path, html)
 }
