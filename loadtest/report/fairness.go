@@ -27,9 +27,13 @@ type Person struct {
 	// who opened the page during the countdown, else the first click
 	// (open) or join (queue).
 	Arrival time.Duration `json:"arrival"`
-	// Joined, with JoinedAt: the join was answered (queue admission).
+	// Joined, with JoinedAt: the join was answered (queue admission);
+	// Prequeue: the answer put them in the pre-queue (the join reached
+	// the gateway before the start, whenever the generator meant to send
+	// it).
 	Joined   bool          `json:"joined"`
 	JoinedAt time.Duration `json:"joined_at"`
+	Prequeue bool          `json:"prequeue,omitempty"`
 	// Admitted, with AdmittedAt: first answered admitted (queue);
 	// Admissions counts the distinct passes (expiries) they were given.
 	Admitted   bool          `json:"admitted"`
@@ -67,8 +71,14 @@ type Fairness struct {
 	ChiSquare *float64    `json:"chi_square"`
 	DF        int         `json:"df"`
 	P         *float64    `json:"p"`
-	// Before and after the start: humans and how many of them won.
+	// Before and after the start: humans and how many of them won. With
+	// a waiting room, before means a join the gateway put in the
+	// pre-queue, and LateJoins counts the humans who meant to arrive
+	// before the start but whose join reached the gateway after it (the
+	// generator fell behind): they queue behind the pre-queue, which says
+	// nothing of the room's fairness, so they are counted after.
 	BeforePeople, BeforeWon, AfterPeople, AfterWon int
+	LateJoins                                      int `json:"late_joins,omitempty"`
 	// Accounts and units by bots.
 	Accounts    int `json:"accounts"`
 	BotAccounts int `json:"bot_accounts"`
@@ -153,7 +163,12 @@ func NewFairness(in FairnessInput) *Fairness {
 		if p.Bot || p.Kind != "human" {
 			continue
 		}
-		if p.Arrival < 0 {
+		before := p.Arrival < 0
+		if in.Admission == "queue" && before && !p.Prequeue {
+			before = false
+			f.LateJoins++
+		}
+		if before {
 			f.BeforePeople++
 			if won {
 				f.BeforeWon++
@@ -327,6 +342,9 @@ func (f *Fairness) WriteSummary(w io.Writer) {
 	p("  humans before the start won %d of %d (%.2f%%), after %d of %d (%.2f%%)",
 		f.BeforeWon, f.BeforePeople, 100*ratio(float64(f.BeforeWon), float64(f.BeforePeople)),
 		f.AfterWon, f.AfterPeople, 100*ratio(float64(f.AfterWon), float64(f.AfterPeople)))
+	if f.LateJoins > 0 {
+		p("  %d humans meant to join before the start but reached the gateway after it (the generator fell behind): counted after", f.LateJoins)
+	}
 	p("  bots: %d of %d units (%.1f%%) with %d of %d accounts (%.1f%%)",
 		f.BotUnits, f.Units, 100*f.BotUnitShare(), f.BotAccounts, f.Accounts, 100*f.BotAccountShare())
 	p("  arrival to final answer          p50 %.2fs, p99 %.2fs (%d answered, %d not)", f.ArrivalToFinalP50, f.ArrivalToFinalP99, f.Answered, f.Unanswered)
@@ -341,7 +359,7 @@ func (f *Fairness) WriteSummary(w io.Writer) {
 const fairnessBody = `<h2 id="fairness">Fairness ({{.Admission}} admission)</h2>
 <table>
 <tr><th class="l">pre-start arrivals: chance to win against flat</th><td class="l">{{.ChiText}}</td></tr>
-<tr><th class="l">humans before / after the start who won</th><td class="l">{{.BeforeWon}} of {{.BeforePeople}} / {{.AfterWon}} of {{.AfterPeople}}</td></tr>
+<tr><th class="l">humans before / after the start who won</th><td class="l">{{.BeforeWon}} of {{.BeforePeople}} / {{.AfterWon}} of {{.AfterPeople}}{{if .LateJoins}} ({{.LateJoins}} meant to join before the start, reached the gateway after it: counted after){{end}}</td></tr>
 <tr><th class="l">bots' units against their accounts</th><td class="l">{{.BotUnits}} of {{.Units}} units ({{pct1 .BotUnitShare}}) with {{.BotAccounts}} of {{.Accounts}} accounts ({{pct1 .BotAccountShare}})</td></tr>
 <tr><th class="l">arrival to final answer (p50 / p99)</th><td class="l">{{f2 .ArrivalToFinalP50}} s / {{f2 .ArrivalToFinalP99}} s ({{.Answered}} answered, {{.Unanswered}} not)</td></tr>
 <tr><th class="l">queue polling (GET .../queue) against SECKILL_QUEUE_POLL_BUDGET</th><td class="l">{{.PollText}}</td></tr>

@@ -44,12 +44,12 @@ func newPeople(t0 time.Time, plan scenario.Plan) *people {
 
 func (p *people) since(t time.Time) time.Duration { return t.Sub(p.t0) }
 
-// joined notes that user's join was answered.
-func (p *people) joined(user string, at time.Time) {
+// joined notes that user's join was answered, in the pre-queue or not.
+func (p *people) joined(user string, at time.Time, prequeue bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if ps := p.m[user]; ps != nil && !ps.Joined {
-		ps.Joined, ps.JoinedAt = true, p.since(at)
+		ps.Joined, ps.JoinedAt, ps.Prequeue = true, p.since(at), prequeue
 	}
 }
 
