@@ -25,9 +25,14 @@ const (
 )
 
 // Bounds that end a person's patience (the answer is then gave_up, which
-// the audit reports): no page polls for ever.
+// the audit reports): no page polls for ever. maxQueueWait outlasts the
+// sale's tail: a returned unit goes to the next person in the queue, and
+// when that one does not pay either it comes back a pay timeout later;
+// at the default 100,000 users the last unit was still going round at
+// +288 s, and a 5-minute patience turned the people still rightly told
+// "waiting" into people without an answer.
 const (
-	maxQueueWait  = 5 * time.Minute
+	maxQueueWait  = 15 * time.Minute
 	maxJoinTries  = 20
 	maxBotBuys    = 20
 	minQueuePause = 20 * time.Millisecond
@@ -78,7 +83,7 @@ func (q *queuer) join(attempt int, intended time.Time) {
 	c.r.rec.Record(epJoin, a.Outcome(), a.Status, intended, sent, now)
 	switch {
 	case a.Status == http.StatusOK && a.Err == nil:
-		c.r.ppl.joined(q.u.ID, now)
+		c.r.ppl.joined(q.u.ID, now, pl.State == "prequeue")
 		q.onPlace(pl, now)
 	case retryableQueue(a) && attempt < maxJoinTries && now.Sub(q.start) < maxQueueWait:
 		wait := backoff(c.cfg.RetryBackoff, min(attempt, 4), a.RetryAfter)
@@ -213,7 +218,11 @@ func (q *queuer) buy(pass string, attempt int, intended time.Time) {
 // watchSaleOver sets saleOver once the crowd has arrived (after end) and
 // the activity can sell nothing more: nothing left in Redis, nothing
 // queued, and (with the lifecycle) no unpaid order that could time out and
-// return its unit; or, at the latest, SettleTimeout after end.
+// return its unit; or, at the latest, maxQueueWait after end. Not sooner:
+// the people who heard sold out stop listening then, and a unit that comes
+// back after it goes to places nobody watches, each holding a pass until
+// it lapses (with SettleTimeout, 70 s, the last unit of a 100,000-user
+// crowd was still being offered to departed places at +516 s).
 func (r *runner) watchSaleOver(activity string, end time.Time, lifecycle bool, done <-chan struct{}) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -239,7 +248,7 @@ func (r *runner) watchSaleOver(activity string, end time.Time, lifecycle bool, d
 				stable = 0
 			}
 			// Over for a whole second (four reads in a row), or bounded.
-			if stable >= 4 || now.After(end.Add(r.opts.SettleTimeout)) {
+			if stable >= 4 || now.After(end.Add(maxQueueWait)) {
 				r.saleOver.Store(true)
 				return
 			}
