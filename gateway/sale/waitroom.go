@@ -368,9 +368,12 @@ func (s *Service) answer(a *order.Activity, user string, p inventory.QueuePlace,
 	case inventory.QueueExpired:
 		v.State, v.PollAfter = QueueExpired, finalPoll
 	case inventory.QueueSoldOut:
-		// Spread over [soldOutPoll, 2*soldOutPoll): the whole queue hears
-		// sold out within a moment, and must not come back in one.
-		v.State, v.PollAfter = QueueSoldOut, soldOutPoll+jitter(user, soldOutPoll)
+		// Spread over [T, 2T): the whole queue hears sold out within a
+		// moment, and must not come back in one. T is soldOutPoll, or
+		// longer when the people told sold out would ask faster than the
+		// polling budget: at 100,000 of them and 20,000/s, 5 s.
+		t := max(soldOutPoll, rm.soldOutSpan(s.cfg.QueuePollBudget))
+		v.State, v.PollAfter = QueueSoldOut, t+jitter(user, t)
 	}
 	if p.Status == inventory.QueuePrequeue || p.Status == 0 {
 		p.Rank = -1
@@ -383,6 +386,19 @@ func (s *Service) answer(a *order.Activity, user string, p inventory.QueuePlace,
 	rm.places[user] = &place{status: p.Status, rank: p.Rank, epoch: p.Epoch, view: v, next: next}
 	rm.mu.Unlock()
 	return v
+}
+
+// soldOutSpan is how long the people not admitted (those told sold out,
+// as this gateway last read the inlet) take to ask once each within
+// budget requests/s; 0 without a budget.
+func (rm *room) soldOutSpan(budget float64) time.Duration {
+	if budget <= 0 {
+		return 0
+	}
+	rm.mu.Lock()
+	w := max(rm.inlet.Total-rm.inlet.Head, 0)
+	rm.mu.Unlock()
+	return time.Duration(float64(w) / budget * float64(time.Second))
 }
 
 // pace is the admissions per second over the recent inlet samples; 0 when

@@ -40,3 +40,34 @@ func TestSoldOutReasksSpread(t *testing.T) {
 		t.Errorf("re-asks fall in %d tenths of a second over [%s, %s]; want them spread over [%s, %s)", len(seen), lo, hi, soldOutPoll, 2*soldOutPoll)
 	}
 }
+
+// TestSoldOutReasksKeepToTheBudget: when more people were told sold out
+// than the polling budget serves in soldOutPoll, their re-asks spread over
+// [T, 2T) with T the time the budget needs for all of them, so their
+// busiest second stays within the budget (with a fixed 5 s, the 98,459
+// people told sold out in a 100,000-user spike took the queue's polling to
+// 22,869/s against a budget of 20,000).
+func TestSoldOutReasksKeepToTheBudget(t *testing.T) {
+	const budget, people = 2000.0, 30000 // T = 15 s
+	now := time.Now()
+	a := &order.Activity{ID: 1, StartsAt: now.Add(-time.Second), EndsAt: now.Add(time.Hour), Admission: order.AdmissionQueue}
+	s := &Service{cfg: Config{QueuePollBudget: budget}}
+	rm := s.rooms.get(a)
+	rm.mu.Lock()
+	rm.inlet = inventory.QueueInlet{Head: 1000, Total: people + 1000, SoldOut: true}
+	rm.mu.Unlock()
+	perSecond := map[int64]int{}
+	for i := range people {
+		v := s.answer(a, fmt.Sprintf("u%05d", i), inventory.QueuePlace{Status: inventory.QueueSoldOut, Rank: int64(1000 + i)}, now)
+		perSecond[int64(v.PollAfter/time.Second)]++
+	}
+	busiest := 0
+	for _, n := range perSecond {
+		busiest = max(busiest, n)
+	}
+	// Uniform over [15 s, 30 s): 2,000 a second on average; allow the
+	// hash's unevenness, not a second twice as busy.
+	if busiest > budget*1.1 {
+		t.Errorf("the busiest second brings %d re-asks back, budget %.0f/s", busiest, budget)
+	}
+}
