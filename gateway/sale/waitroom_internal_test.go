@@ -44,9 +44,9 @@ func TestSoldOutReasksSpread(t *testing.T) {
 // TestSoldOutReasksKeepToTheBudget: when more people were told sold out
 // than the polling budget serves in soldOutPoll, their re-asks spread over
 // [T, 2T) with T the time the budget needs for all of them, so their
-// busiest second stays within the budget (with a fixed 5 s, the 98,459
-// people told sold out in a 100,000-user spike took the queue's polling to
-// 22,869/s against a budget of 20,000).
+// busiest second stays within the budget (a fixed 5 s serves at most
+// 100,000 people at the default 20,000/s; 300,000 would come back at
+// 60,000 a second).
 func TestSoldOutReasksKeepToTheBudget(t *testing.T) {
 	const budget, people = 2000.0, 30000 // T = 15 s
 	now := time.Now()
